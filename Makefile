@@ -1,0 +1,40 @@
+# DealVault. `make demo` and `make test` are the two commands a new machine needs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: setup test test-unit demo mirror clean compile
+
+setup: $(VENV)/.installed node_modules/.installed .build/__local__.json
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# The solc bridge (tools/solcx/solc-v0.8.28) answers for a native solc; compile once here.
+.build/__local__.json: $(VENV)/.installed node_modules/.installed $(shell find contracts -name '*.sol' -not -path '*/.cache/*' 2>/dev/null) ape-config.yaml
+	$(BIN)/ape compile
+	@touch $@
+
+compile: setup
+
+test: setup
+	$(BIN)/ape test tests/unit -q
+
+demo: setup
+	$(BIN)/ape run mirror --overlay --check
+
+mirror: setup
+	$(BIN)/ape run mirror --overlay
+
+clean:
+	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local

@@ -1,0 +1,73 @@
+"""The Chain 138 market kit in one call: start anvil (chain id 138), install the mirror, and
+optionally the venues overlay. Used by `ape run mirror`, the demo and the benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from web3 import Web3
+
+from .anvil import AnvilNode, start_anvil
+
+_SYMBOL_ABI = [
+    {"name": "symbol", "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"type": "string"}]},
+]
+
+
+@dataclass
+class Kit:
+    node: AnvilNode
+    w3: Web3
+    mirror: Any
+    overlay: Any | None
+    build_seconds: float
+
+    def stop(self) -> None:
+        self.node.stop()
+
+
+def start_kit(port: int | None = None, *, overlay: bool = True, dump_state: Path | None = None) -> Kit:
+    """Start a Chain 138 mirror on ``port`` (free port if None), with the overlay if asked."""
+    from .mirror import install_mirror
+
+    node = start_anvil(port, dump_state=dump_state)
+    try:
+        w3 = node.web3()
+        t0 = time.perf_counter()
+        mirror = install_mirror(w3)
+        market = None
+        if overlay:
+            from .overlay import deploy_overlay
+
+            market = deploy_overlay(w3, mirror)
+        return Kit(node, w3, mirror, market, time.perf_counter() - t0)
+    except BaseException:
+        node.stop()
+        raise
+
+
+def address_rows(w3: Web3, record: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
+    """(name, address, symbol-or-blank) for every address field of a kit record and its
+    address dicts; nested records (implementation details) are left out."""
+    for f in dataclasses.fields(record):
+        value = getattr(record, f.name)
+        name = f"{prefix}{f.name}"
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, str) and Web3.is_address(v):
+                    yield (f"{name}.{k}", v, _symbol(w3, v))
+        elif isinstance(value, str) and Web3.is_address(value):
+            yield (name, value, _symbol(w3, value))
+
+
+def _symbol(w3: Web3, address: str) -> str:
+    if not w3.eth.get_code(Web3.to_checksum_address(address)):
+        return ""
+    try:
+        return w3.eth.contract(address=Web3.to_checksum_address(address), abi=_SYMBOL_ABI).functions.symbol().call()
+    except Exception:
+        return ""
