@@ -191,7 +191,9 @@ def test_liquidation_after_eth_drops_70_percent(w3, mirror, market):
     assert abs(seized - expected) <= 10**6, (seized, expected)
     assert balance_of(w3, mirror.cusdt, liquidator) == 0
     debt_after = ov.erc20(w3, market.variable_debt_tokens["cUSDT"]).functions.balanceOf(user).call()
-    assert debt_before - debt_after == cover
+    # the liquidation repays exactly `cover`; the seconds between the two reads may add a few
+    # wei of interest (anvil's clock moves with wall time), never remove any
+    assert 0 <= debt_after - (debt_before - cover) <= 100, (debt_before, debt_after, cover)
 
 
 def test_frozen_and_paused_reserves_refuse(w3, mirror, market):

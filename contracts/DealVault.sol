@@ -1,0 +1,1004 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
+
+import {IDealVault} from "./interfaces/IDealVault.sol";
+import {IAaveV3Pool} from "./interfaces/IAaveV3Pool.sol";
+import {IUniswapV2Router} from "./interfaces/IUniswapV2Router.sol";
+import {IWETH} from "./interfaces/IWETH.sol";
+import {IAggregatorV3} from "./interfaces/IAggregatorV3.sol";
+import {IRedemptionDesk} from "./interfaces/IRedemptionDesk.sol";
+import {OracleLib} from "./libraries/OracleLib.sol";
+import {RiskLib} from "./libraries/RiskLib.sol";
+
+/// @title DealVault
+/// @notice See IDealVault for the roles, the leg x phase table, the caps and the units.
+/// @dev Every leg runs in the same order: checks (role, phase, pause, amounts against the books),
+///      state (books), event, external calls (venues), then `_finish`: one oracle read, the cap
+///      assertions of the leg and `LegCompleted`. Caps are post-conditions, so they are asserted
+///      after the external calls; a violation reverts the whole leg.
+///      Assumptions: the pool, router, desk and tokens are the configured contracts; they may fail
+///      or revert, or call back (every entry point is nonReentrant), but Aave pulls at most the
+///      approved amount and the router pays `to`. Raw balances are only used as deltas inside a
+///      leg (what a venue actually paid or took), never for caps or PnL.
+contract DealVault is IDealVault, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+    using OracleLib for OracleLib.Price;
+
+    /* CONSTANTS */
+
+    /// @notice Hard ceiling on maxLtvBps (30%).
+    uint256 public constant MAX_LTV_BPS = 3000;
+    /// @notice Hard ceiling on maxExposureBps (25% of NAV).
+    uint256 public constant MAX_EXPOSURE_BPS = 2500;
+
+    uint256 private constant BPS = 10_000;
+    uint256 private constant VARIABLE_RATE = 2;
+    uint256 private constant CHECK_LTV = 1;
+    uint256 private constant CHECK_EXPOSURE = 2;
+
+    // Phase masks (bit i = Phase i).
+    uint256 private constant M_FUNDED = 1 << uint256(Phase.FUNDED);
+    uint256 private constant M_SPLIT = 1 << uint256(Phase.SPLIT);
+    uint256 private constant M_WORKING = 1 << uint256(Phase.WORKING);
+    uint256 private constant M_POSITIONED = 1 << uint256(Phase.POSITIONED);
+    uint256 private constant M_MONETIZING = 1 << uint256(Phase.MONETIZING);
+    uint256 private constant M_HOLDING = 1 << uint256(Phase.HOLDING);
+    uint256 private constant M_ACTIVE = M_WORKING | M_POSITIONED | M_MONETIZING;
+    uint256 private constant M_REDUCE = M_ACTIVE | M_HOLDING;
+    uint256 private constant M_USDTZ = M_POSITIONED | M_MONETIZING | M_HOLDING;
+    uint256 private constant M_OPEN = M_FUNDED | M_SPLIT | M_ACTIVE;
+
+    // bucket ids of InsufficientBucket (0 = core: no leg ever takes from it)
+    uint8 private constant B_WORKING = 1;
+    uint8 private constant B_OPPORTUNISTIC = 2;
+    uint8 private constant B_COLLATERAL = 3;
+    uint8 private constant B_STABLE = 4;
+    uint8 private constant B_USDTZ = 5;
+    uint8 private constant B_SURPLUS = 6;
+
+    /* IMMUTABLES */
+
+    address internal immutable weth9;
+    address internal immutable weth10;
+    address internal immutable cusdt;
+    address internal immutable cusdc;
+    address internal immutable usdtz;
+    address internal immutable pool;
+    address internal immutable router;
+    address internal immutable desk;
+    address internal immutable ethUsdFeed;
+    address internal immutable aWeth9;
+    /// @notice address(0) when the pool has no WETH10 reserve (WETH10 is then unknown as wrapper).
+    address internal immutable aWeth10;
+    address internal immutable debtCusdt;
+    address internal immutable debtCusdc;
+    uint256 internal immutable coreBps;
+    uint256 internal immutable workingBps;
+    uint256 private immutable _rung0;
+    uint256 private immutable _rung1;
+    uint256 private immutable _rung2;
+
+    /* ROLES AND STATE (packed) */
+
+    address public owner;
+    Phase public phase;
+    Phase internal phaseBeforeHolding;
+    bool public paused;
+    uint8 internal rung;
+    /// @dev bit 0: cUSDT ever borrowed, bit 1: cUSDC ever borrowed. Debt exists only through the
+    ///      vault's own borrow (it never delegates credit), so a clear bit means a zero debt read
+    ///      can be skipped (two cold proxy calls per leg).
+    uint8 internal debtMask;
+
+    address public operator;
+    uint16 public maxLtvBps;
+    uint16 public maxExposureBps;
+    uint16 public maxDeskFeeBps;
+    uint16 public minDiscountBps;
+    uint16 public maxSlippageBps;
+
+    address public guardian;
+    uint32 public oracleMaxAge;
+
+    address public pendingOwner;
+
+    uint256 public sellFloorPrice;
+    uint256 public ethFloorPrice;
+
+    /* BOOKS */
+
+    uint256 internal fundedCapital;
+    uint256 internal coreEth;
+    uint256 internal workingEth;
+    uint256 internal opportunisticEth;
+    mapping(address wrapper => uint256 amount) public collateralOf;
+    mapping(address stable => uint256 amount) public stableOf;
+    uint256 internal usdtzHeld;
+    uint256 internal usdtzCost;
+    uint256 internal rungProgress;
+    uint256 internal redeemedTotal;
+    uint256 internal feesPaid;
+    uint256 internal ownerRepaid;
+    uint256 internal legSeq;
+    int256 internal realizedPnlEth;
+    int256 internal realizedPnlUsd;
+    uint256 internal writtenOffUsdtz;
+
+    /* CONSTRUCTOR */
+
+    constructor(Config memory cfg) {
+        _nonZero(cfg.weth9, "weth9");
+        _nonZero(cfg.weth10, "weth10");
+        _nonZero(cfg.cusdt, "cusdt");
+        _nonZero(cfg.cusdc, "cusdc");
+        _nonZero(cfg.usdtz, "usdtz");
+        _nonZero(cfg.pool, "pool");
+        _nonZero(cfg.router, "router");
+        _nonZero(cfg.desk, "desk");
+        _nonZero(cfg.ethUsdFeed, "ethUsdFeed");
+        _nonZero(cfg.owner, "owner");
+        _nonZero(cfg.operator, "operator");
+        _nonZero(cfg.guardian, "guardian");
+        if (cfg.owner == cfg.operator || cfg.owner == cfg.guardian) revert RolesNotDistinct(cfg.owner);
+        if (cfg.operator == cfg.guardian) revert RolesNotDistinct(cfg.operator);
+
+        _decimals(cfg.weth9, 18);
+        _decimals(cfg.weth10, 18);
+        _decimals(cfg.cusdt, 6);
+        _decimals(cfg.cusdc, 6);
+        _decimals(cfg.usdtz, 6);
+        uint8 feedDecimals = IAggregatorV3(cfg.ethUsdFeed).decimals();
+        if (feedDecimals != 8) revert WrongDecimals(cfg.ethUsdFeed, 8, feedDecimals);
+
+        address routerWeth = IUniswapV2Router(cfg.router).WETH();
+        if (routerWeth != cfg.weth9) revert RouterWethMismatch(routerWeth);
+
+        RiskParams memory r = cfg.risk;
+        if (uint256(r.coreBps) + r.workingBps + r.opportunisticBps != BPS) {
+            revert BucketSplitInvalid(uint256(r.coreBps) + r.workingBps + r.opportunisticBps);
+        }
+        _ceiling(r.maxLtvBps, MAX_LTV_BPS);
+        _ceiling(r.maxExposureBps, MAX_EXPOSURE_BPS);
+        _ceiling(r.maxDeskFeeBps, BPS);
+        _ceiling(r.minDiscountBps, BPS - 1);
+        _ceiling(r.maxSlippageBps, BPS - 1);
+        _ceiling(r.sellFloorPrice, 1e6);
+        if (r.rungs[0] == 0) revert RungsInvalid(0);
+        if (r.rungs[1] <= r.rungs[0]) revert RungsInvalid(1);
+        if (r.rungs[2] <= r.rungs[1]) revert RungsInvalid(2);
+
+        IAaveV3Pool p = IAaveV3Pool(cfg.pool);
+        address a9 = p.getReserveData(cfg.weth9).aTokenAddress;
+        address dT = p.getReserveData(cfg.cusdt).variableDebtTokenAddress;
+        address dC = p.getReserveData(cfg.cusdc).variableDebtTokenAddress;
+        _nonZero(a9, "weth9 reserve");
+        _nonZero(dT, "cusdt reserve");
+        _nonZero(dC, "cusdc reserve");
+
+        weth9 = cfg.weth9;
+        weth10 = cfg.weth10;
+        cusdt = cfg.cusdt;
+        cusdc = cfg.cusdc;
+        usdtz = cfg.usdtz;
+        pool = cfg.pool;
+        router = cfg.router;
+        desk = cfg.desk;
+        ethUsdFeed = cfg.ethUsdFeed;
+        aWeth9 = a9;
+        aWeth10 = p.getReserveData(cfg.weth10).aTokenAddress;
+        debtCusdt = dT;
+        debtCusdc = dC;
+        coreBps = r.coreBps;
+        workingBps = r.workingBps;
+        _rung0 = r.rungs[0];
+        _rung1 = r.rungs[1];
+        _rung2 = r.rungs[2];
+
+        owner = cfg.owner;
+        operator = cfg.operator;
+        guardian = cfg.guardian;
+        maxLtvBps = r.maxLtvBps;
+        maxExposureBps = r.maxExposureBps;
+        maxDeskFeeBps = r.maxDeskFeeBps;
+        minDiscountBps = r.minDiscountBps;
+        maxSlippageBps = r.maxSlippageBps;
+        oracleMaxAge = r.oracleMaxAge;
+        sellFloorPrice = r.sellFloorPrice;
+        ethFloorPrice = r.ethFloorPrice;
+        emit OwnershipTransferred(address(0), cfg.owner);
+        emit OperatorSet(address(0), cfg.operator);
+        emit GuardianSet(address(0), cfg.guardian);
+    }
+
+    /// @notice Accepts ETH only from the wrappers' unwraps (cheap: WETH9 sends with a 2300 stipend).
+    ///         ETH forced in by selfdestruct is simply never booked.
+    receive() external payable {
+        if (msg.sender != weth9 && msg.sender != weth10) revert EthNotAccepted(msg.sender);
+    }
+
+    /* OWNER */
+
+    function fund() external payable nonReentrant {
+        _onlyOwner();
+        _phaseIn(M_FUNDED);
+        if (msg.value == 0) revert ZeroAmount();
+        fundedCapital += msg.value;
+        emit Funded(msg.sender, msg.value, fundedCapital);
+        _finish(Leg.Fund, 0, _noPrice());
+    }
+
+    function ownerRepay(address stable, uint256 amount) external nonReentrant {
+        _onlyOwner();
+        _phaseIn(M_REDUCE);
+        address debtToken = _debtToken(stable);
+        uint256 debt = IERC20(debtToken).balanceOf(address(this));
+        if (amount > debt) amount = debt;
+        if (amount < 1) revert ZeroAmount(); // `< 1`, not `== 0`: a balance-derived value (slither incorrect-equality)
+
+        IERC20(stable).safeTransferFrom(msg.sender, address(this), amount);
+        uint256 repaid = _repay(stable, amount);
+        // repaid <= amount (the pool takes at most what it was approved for)
+        ownerRepaid += repaid;
+        if (repaid < amount) IERC20(stable).safeTransfer(msg.sender, amount - repaid);
+        emit Repaid(stable, repaid, msg.sender);
+        _finish(Leg.OwnerRepay, 0, _noPrice());
+    }
+
+    function resume() external nonReentrant {
+        _onlyOwner();
+        _phaseIn(M_HOLDING);
+        Phase to = phaseBeforeHolding;
+        phase = to;
+        emit Resumed(to);
+        _finish(Leg.Resume, 0, _noPrice());
+    }
+
+    function pause() external nonReentrant {
+        _onlyOwnerOrGuardian();
+        paused = true;
+        emit PauseChanged(true, msg.sender);
+    }
+
+    function unpause() external nonReentrant {
+        _onlyOwner();
+        paused = false;
+        emit PauseChanged(false, msg.sender);
+    }
+
+    function hold() external nonReentrant {
+        _onlyOwnerOrGuardian();
+        _phaseIn(M_OPEN);
+        _enterHolding(msg.sender == owner ? 1 : 2);
+        _finish(Leg.Hold, 0, _noPrice());
+    }
+
+    function withdraw(address token, uint256 amount) external nonReentrant {
+        _onlyOwner();
+        if (phase != Phase.CLOSED) {
+            uint256 available = _surplus(token);
+            if (amount > available) revert InsufficientBucket(B_SURPLUS, available, amount);
+        }
+        emit Withdrawn(token, amount);
+        if (token == address(0)) {
+            (bool ok,) = msg.sender.call{value: amount}("");
+            if (!ok) revert EthTransferFailed();
+        } else {
+            IERC20(token).safeTransfer(msg.sender, amount);
+        }
+    }
+
+    function setMaxLtvBps(uint16 value) external nonReentrant {
+        _tighten(Param.MaxLtvBps, maxLtvBps, value, false);
+        maxLtvBps = value;
+    }
+
+    function setMaxExposureBps(uint16 value) external nonReentrant {
+        _tighten(Param.MaxExposureBps, maxExposureBps, value, false);
+        maxExposureBps = value;
+    }
+
+    function setMaxDeskFeeBps(uint16 value) external nonReentrant {
+        _tighten(Param.MaxDeskFeeBps, maxDeskFeeBps, value, false);
+        maxDeskFeeBps = value;
+    }
+
+    function setOracleMaxAge(uint32 value) external nonReentrant {
+        _tighten(Param.OracleMaxAge, oracleMaxAge, value, false);
+        oracleMaxAge = value;
+    }
+
+    function setMinDiscountBps(uint16 value) external nonReentrant {
+        _tighten(Param.MinDiscountBps, minDiscountBps, value, true);
+        _ceiling(value, BPS - 1);
+        minDiscountBps = value;
+    }
+
+    function setMaxSlippageBps(uint16 value) external nonReentrant {
+        _tighten(Param.MaxSlippageBps, maxSlippageBps, value, false);
+        maxSlippageBps = value;
+    }
+
+    function setSellFloorPrice(uint256 value) external nonReentrant {
+        _tighten(Param.SellFloorPrice, sellFloorPrice, value, true);
+        _ceiling(value, 1e6);
+        sellFloorPrice = value;
+    }
+
+    function setEthFloorPrice(uint256 value) external nonReentrant {
+        _tighten(Param.EthFloorPrice, ethFloorPrice, value, true);
+        ethFloorPrice = value;
+    }
+
+    function setOperator(address newOperator) external nonReentrant {
+        _onlyOwner();
+        _newRole(newOperator, guardian);
+        emit OperatorSet(operator, newOperator);
+        operator = newOperator;
+    }
+
+    function setGuardian(address newGuardian) external nonReentrant {
+        _onlyOwner();
+        _newRole(newGuardian, operator);
+        emit GuardianSet(guardian, newGuardian);
+        guardian = newGuardian;
+    }
+
+    function transferOwnership(address newOwner) external nonReentrant {
+        _onlyOwner();
+        pendingOwner = newOwner;
+        emit OwnershipTransferStarted(msg.sender, newOwner);
+    }
+
+    function acceptOwnership() external nonReentrant {
+        if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
+        if (msg.sender == operator || msg.sender == guardian) revert RolesNotDistinct(msg.sender);
+        emit OwnershipTransferred(owner, msg.sender);
+        owner = msg.sender;
+        pendingOwner = address(0);
+    }
+
+    function renounceOwnership() external nonReentrant {
+        _onlyOwner();
+        emit OwnershipTransferred(msg.sender, address(0));
+        owner = address(0);
+        pendingOwner = address(0);
+    }
+
+    function renounceOperator() external nonReentrant {
+        if (msg.sender != operator) revert NotOperator(msg.sender);
+        emit OperatorSet(msg.sender, address(0));
+        operator = address(0);
+    }
+
+    function renounceGuardian() external nonReentrant {
+        if (msg.sender != guardian) revert NotGuardian(msg.sender);
+        emit GuardianSet(msg.sender, address(0));
+        guardian = address(0);
+    }
+
+    /* LEGS */
+
+    function split() external nonReentrant {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_FUNDED);
+        uint256 funded = fundedCapital;
+        if (funded == 0) revert ZeroAmount();
+
+        uint256 core = funded * coreBps / BPS;
+        uint256 working = funded * workingBps / BPS;
+        // opportunistic takes the rounding remainder so the three sum to the funded capital exactly
+        uint256 opportunistic = funded - core - working;
+        coreEth = core;
+        workingEth = working;
+        opportunisticEth = opportunistic;
+        phase = Phase.SPLIT;
+        emit Split(core, working, opportunistic);
+        _finish(Leg.Split, 0, _noPrice());
+    }
+
+    function supply(address wrapper, uint256 amount) external nonReentrant {
+        _onlyOperator();
+        _riskAdding(M_SPLIT | M_ACTIVE);
+        _aToken(wrapper);
+        uint256 available = workingEth;
+        if (amount == 0) revert ZeroAmount();
+        if (amount > available) revert InsufficientBucket(B_WORKING, available, amount);
+
+        unchecked {
+            // amount <= available checked above
+            workingEth = available - amount;
+        }
+        collateralOf[wrapper] += amount;
+        if (phase == Phase.SPLIT) phase = Phase.WORKING;
+        emit Supplied(wrapper, amount);
+
+        _wrapAndSupply(wrapper, amount);
+        _finish(Leg.Supply, CHECK_LTV, _noPrice());
+    }
+
+    function borrow(address stable, uint256 amount) external nonReentrant {
+        _onlyOperator();
+        _riskAdding(M_ACTIVE);
+        _debtToken(stable);
+        if (amount == 0) revert ZeroAmount();
+
+        stableOf[stable] += amount;
+        debtMask |= stable == cusdt ? 1 : 2;
+        emit Borrowed(stable, amount);
+
+        // Assumption: the pool pays exactly `amount` (Aave transfers the underlying as asked;
+        // FiatToken has no transfer fee), so the books take `amount` without a balance read.
+        IAaveV3Pool(pool).borrow(stable, amount, VARIABLE_RATE, 0, address(this));
+        _finish(Leg.Borrow, CHECK_LTV, _noPrice());
+    }
+
+    // slither-disable-next-line reentrancy-no-eth
+    function buy(address stable, uint256 amountIn, uint256 minOut, uint256 deadline) external nonReentrant {
+        _onlyOperator();
+        _riskAdding(M_ACTIVE);
+        _debtToken(stable);
+        uint256 available = stableOf[stable];
+        if (amountIn == 0) revert ZeroAmount();
+        if (amountIn > available) revert InsufficientBucket(B_STABLE, available, amountIn);
+
+        address[] memory path = _path(stable, usdtz);
+        uint256 limitE6 = (BPS - minDiscountBps) * 100;
+        // the quote is what the swap pays in this block: the slippage bound protects against a
+        // change between the read and the swap; the discount limit is checked on what arrived
+        uint256 quote = IUniswapV2Router(router).getAmountsOut(amountIn, path)[1];
+        uint256 bound = quote * (BPS - maxSlippageBps) / BPS;
+        if (minOut < bound) minOut = bound;
+
+        uint256 received = _swap(stable, usdtz, amountIn, minOut, deadline, path);
+        // amountIn > 0, so received 0 fails too
+        if (amountIn * 1e6 > limitE6 * received) {
+            revert PriceAboveLimit(received > 0 ? Math.ceilDiv(amountIn * 1e6, received) : type(uint256).max, limitE6);
+        }
+
+        unchecked {
+            // amountIn <= available checked above
+            stableOf[stable] = available - amountIn;
+        }
+        usdtzHeld += received;
+        usdtzCost += amountIn;
+        if (phase == Phase.WORKING) phase = Phase.POSITIONED;
+        emit Bought(stable, amountIn, received, amountIn * 1e6 / received);
+        _finish(Leg.Buy, CHECK_EXPOSURE, _noPrice());
+    }
+
+    // slither-disable-next-line reentrancy-no-eth
+    function redeem(address stable, uint256 amount) external nonReentrant returns (bool ok) {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_USDTZ);
+        _debtToken(stable);
+        uint256 held = usdtzHeld;
+        if (amount == 0) revert ZeroAmount();
+        if (amount > held) revert InsufficientBucket(B_USDTZ, held, amount);
+        uint8 k = rung;
+        uint256 size = rungSize(k);
+        if (amount > size) revert TrancheAboveRung(amount, size);
+
+        // External calls first here: the outcome decides the books. Every call is guarded, so
+        // nothing below reverts for a venue failure.
+        (bool called, bytes memory reason, uint256 delivered, uint256 received) = _redeemAtDesk(stable, amount);
+        ok = called;
+        if (delivered > held) delivered = held;
+
+        // books: what actually moved, success or not
+        usdtzCost -= RiskLib.costOut(usdtzCost, delivered, held);
+        usdtzHeld = held - delivered;
+        stableOf[stable] += received;
+        if (delivered > received) feesPaid += delivered - received;
+
+        uint256 minimum = Math.ceilDiv(amount * (BPS - maxDeskFeeBps), BPS);
+        if (ok && received < minimum) {
+            ok = false;
+            reason = abi.encodeWithSelector(ShortPayment.selector, received, minimum);
+        }
+        if (ok) {
+            redeemedTotal += delivered;
+            uint256 progress = rungProgress + amount;
+            if (progress >= size) {
+                if (k < 2) rung = k + 1;
+                progress = 0;
+            }
+            rungProgress = progress;
+            if (phase == Phase.POSITIONED) phase = Phase.MONETIZING;
+            emit Redeemed(k, stable, amount, received);
+        } else {
+            rung = 0;
+            rungProgress = 0;
+            emit RedemptionFailed(k, amount, reason);
+            if (phase != Phase.HOLDING) _enterHolding(0);
+        }
+        _finish(Leg.Redeem, 0, _noPrice());
+    }
+
+    // slither-disable-next-line reentrancy-no-eth
+    function sell(address stable, uint256 amountIn, uint256 minOut, uint256 deadline) external nonReentrant {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_USDTZ);
+        _debtToken(stable);
+        uint256 held = usdtzHeld;
+        if (amountIn == 0) revert ZeroAmount();
+        if (amountIn > held) revert InsufficientBucket(B_USDTZ, held, amountIn);
+        uint256 floorE6 = sellFloorPrice;
+
+        uint256 cost = RiskLib.costOut(usdtzCost, amountIn, held);
+        uint256 received = _swap(usdtz, stable, amountIn, minOut, deadline, _path(usdtz, stable));
+        if (received * 1e6 < floorE6 * amountIn) revert PriceBelowFloor(received * 1e6 / amountIn, floorE6);
+
+        usdtzHeld = held - amountIn;
+        usdtzCost -= cost;
+        stableOf[stable] += received;
+        emit Sold(stable, amountIn, received, received * 1e6 / amountIn);
+        _finish(Leg.Sell, 0, _noPrice());
+    }
+
+    // slither-disable-next-line reentrancy-no-eth
+    function repay(address stable, uint256 amount) external nonReentrant {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_REDUCE);
+        address debtToken = _debtToken(stable);
+        uint256 available = stableOf[stable];
+        if (amount == type(uint256).max) amount = Math.min(available, IERC20(debtToken).balanceOf(address(this)));
+        if (amount < 1) revert ZeroAmount(); // `< 1`: balance-derived (see ownerRepay)
+        if (amount > available) revert InsufficientBucket(B_STABLE, available, amount);
+
+        uint256 repaid = _repay(stable, amount);
+        // repaid <= amount <= available
+        stableOf[stable] = available - repaid;
+        emit Repaid(stable, repaid, address(this));
+        _finish(Leg.Repay, 0, _noPrice());
+    }
+
+    function addCollateral(address wrapper, uint256 amount) external nonReentrant {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_REDUCE);
+        _aToken(wrapper);
+        uint256 available = opportunisticEth;
+        if (amount == 0) revert ZeroAmount();
+        if (amount > available) revert InsufficientBucket(B_OPPORTUNISTIC, available, amount);
+
+        unchecked {
+            // amount <= available checked above
+            opportunisticEth = available - amount;
+        }
+        collateralOf[wrapper] += amount;
+        emit CollateralAdded(wrapper, amount);
+
+        _wrapAndSupply(wrapper, amount);
+        _finish(Leg.AddCollateral, 0, _noPrice());
+    }
+
+    function withdrawCollateral(address wrapper, uint256 amount) external nonReentrant {
+        _onlyOperatorOrOwner();
+        _aToken(wrapper);
+        bool withDebt = _totalDebt() != 0;
+        if (withDebt) _riskAdding(M_ACTIVE);
+        else _phaseIn(M_REDUCE);
+        uint256 available = collateralOf[wrapper];
+        if (amount == 0) revert ZeroAmount();
+        if (amount > available) revert InsufficientBucket(B_COLLATERAL, available, amount);
+
+        unchecked {
+            // amount <= available checked above
+            collateralOf[wrapper] = available - amount;
+        }
+        workingEth += amount;
+        emit CollateralWithdrawn(wrapper, amount);
+
+        // Aave withdraws exactly `amount` (not type(uint256).max)
+        uint256 withdrawn = IAaveV3Pool(pool).withdraw(wrapper, amount, address(this));
+        IWETH(wrapper).withdraw(withdrawn);
+        _finish(Leg.WithdrawCollateral, withDebt ? CHECK_LTV : 0, _noPrice());
+    }
+
+    function deleverage(address wrapper, address stable, uint256 collateralAmount, uint256 minOut, uint256 deadline)
+        external
+        nonReentrant
+    {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_REDUCE);
+        _aToken(wrapper);
+        _debtToken(stable);
+        {
+            uint256 available = collateralOf[wrapper];
+            if (collateralAmount == 0) revert ZeroAmount();
+            if (collateralAmount > available) revert InsufficientBucket(B_COLLATERAL, available, collateralAmount);
+        }
+        OracleLib.Price memory px = OracleLib.read(ethUsdFeed, oracleMaxAge);
+        uint256 price = px.status == OracleStatus.Fresh ? uint256(px.answer) : ethFloorPrice;
+        // no bound at all (floor unset): revert with the oracle's state
+        if (price == 0) price = px.fresh(oracleMaxAge);
+        {
+            // wei * USD 8 dp / 1e18 -> 8 dp; / 100 -> 6 dp stable units; minus the slippage allowance
+            uint256 bound = collateralAmount * price * (BPS - maxSlippageBps) / (1e20 * BPS);
+            if (minOut < bound) minOut = bound;
+        }
+        uint256 collBefore = _collateral(true);
+        uint256 debtBefore = _totalDebt();
+
+        collateralOf[wrapper] -= collateralAmount;
+        uint256 received = _sellCollateral(wrapper, stable, collateralAmount, minOut, deadline);
+        uint256 repaid = _repay(stable, received);
+        // repaid <= received (the pool takes at most what it was approved for)
+        stableOf[stable] += received - repaid;
+        emit Deleveraged(wrapper, stable, collateralAmount, received, repaid);
+
+        _ltvNotRaised(collBefore, collBefore > collateralAmount ? collBefore - collateralAmount : 0, debtBefore, price);
+        _finish(Leg.Deleverage, 0, px);
+    }
+
+    function close() external nonReentrant {
+        _onlyOperatorOrOwner();
+        _phaseIn(M_SPLIT | M_REDUCE);
+        uint256 debt = _totalDebt();
+        if (debt != 0) revert DebtOutstanding(debt);
+
+        phase = Phase.CLOSED;
+        uint256 credited = _closeCollateral(weth9, aWeth9) + _closeCollateral(weth10, aWeth10);
+        workingEth += credited;
+
+        OracleLib.Price memory px = OracleLib.read(ethUsdFeed, oracleMaxAge);
+        int256 pnlEth = int256(coreEth + workingEth + opportunisticEth) - int256(fundedCapital);
+        uint256 stable = stableOf[cusdt] + stableOf[cusdc];
+        int256 pnlUsd = pnlEth * int256(px.valueOrZero()) / 1e18 + (int256(stable) - int256(ownerRepaid)) * 100;
+        uint256 writtenOff = usdtzCost;
+        realizedPnlEth = pnlEth;
+        realizedPnlUsd = pnlUsd;
+        writtenOffUsdtz = writtenOff;
+        usdtzCost = 0;
+        emit Closed(pnlEth, pnlUsd, stable, writtenOff, px.status);
+        _finish(Leg.Close, 0, px);
+    }
+
+    /* VIEWS */
+
+    function rungSize(uint256 k) public view returns (uint256) {
+        return k == 0 ? _rung0 : k == 1 ? _rung1 : _rung2;
+    }
+
+    function riskView() external view returns (RiskView memory v) {
+        OracleLib.Price memory px = OracleLib.read(ethUsdFeed, oracleMaxAge);
+        Snapshot memory s = _snapshot(px, _collateral(false), _debt(false));
+        uint256 price = px.valueOrZero();
+        v.phase = s.phase;
+        v.phaseBeforeHolding = phaseBeforeHolding;
+        v.paused = paused;
+        v.coreEth = s.coreEth;
+        v.workingEth = s.workingEth;
+        v.opportunisticEth = s.opportunisticEth;
+        v.collateralWeth = s.collateralWeth;
+        v.collateralValue = RiskLib.ethValue(s.collateralWeth, price);
+        v.debt = s.debt;
+        v.debtValue = s.debt * 100;
+        v.ltvBps = s.ltvBps;
+        // slither-disable-next-line unused-return
+        try IAaveV3Pool(pool).getUserAccountData(address(this)) returns (
+            uint256 collateralBase, uint256 debtBase, uint256, uint256, uint256, uint256 healthFactor
+        ) {
+            v.poolCollateralBase = collateralBase;
+            v.poolDebtBase = debtBase;
+            v.healthFactor = healthFactor;
+        } catch {}
+        v.stableHeld = s.stableHeld;
+        v.usdtzHeld = s.usdtzHeld;
+        v.usdtzCost = usdtzCost;
+        v.nav = s.nav;
+        v.exposureValue = s.usdtzHeld * 100;
+        v.exposureBps = s.exposureBps;
+        v.rung = s.rung;
+        v.rungProgress = s.rungProgress;
+        v.redeemedTotal = s.redeemedTotal;
+        v.feesPaid = feesPaid;
+        v.realizedPnlEth = realizedPnlEth;
+        v.realizedPnlUsd = realizedPnlUsd;
+        v.writtenOffUsdtz = writtenOffUsdtz;
+        v.ethPrice = px.answer;
+        v.priceUpdatedAt = px.updatedAt;
+        v.oracleStatus = px.status;
+        v.legSeq = legSeq;
+        v.fundedCapital = fundedCapital;
+        v.ownerRepaid = ownerRepaid;
+    }
+
+    /* INTERNAL: LEG END */
+
+    /// @dev One oracle read (unless the leg already read it), the leg's cap assertions, the core
+    ///      invariant, then LegCompleted.
+    function _finish(Leg leg, uint256 checks, OracleLib.Price memory px) internal {
+        uint256 maxAge = oracleMaxAge;
+        if (!px.read) px = OracleLib.read(ethUsdFeed, maxAge);
+        uint256 coll = _collateral(true);
+        uint256 debt = _totalDebt();
+        Snapshot memory s = _snapshot(px, coll, debt);
+
+        if (checks != 0) {
+            uint256 price = px.fresh(maxAge);
+            if (checks & CHECK_LTV != 0 && debt != 0) {
+                uint256 cap = maxLtvBps;
+                if (!RiskLib.ltvWithin(debt, coll, price, cap)) revert LtvAboveCap(s.ltvBps, cap);
+                // slither-disable-next-line unused-return
+                (uint256 collateralBase, uint256 debtBase,,,,) = IAaveV3Pool(pool).getUserAccountData(address(this));
+                if (debtBase * BPS > cap * collateralBase) {
+                    revert LtvAboveCap(RiskLib.poolLtvBps(debtBase, collateralBase), cap);
+                }
+            }
+            if (checks & CHECK_EXPOSURE != 0) {
+                uint256 cap = maxExposureBps;
+                int256 nav = _navFrom(s, price);
+                if (!RiskLib.exposureWithin(s.usdtzHeld, nav, cap)) revert ExposureAboveCap(s.exposureBps, cap);
+            }
+        }
+        if (phase != Phase.CLOSED && address(this).balance < s.coreEth) {
+            revert CoreBreached(address(this).balance, s.coreEth);
+        }
+        uint256 seq;
+        unchecked {
+            // one increment per transaction: a uint256 cannot overflow
+            seq = ++legSeq;
+        }
+        emit LegCompleted(seq, leg, s);
+    }
+
+    function _snapshot(OracleLib.Price memory px, uint256 coll, uint256 debt)
+        internal
+        view
+        returns (Snapshot memory s)
+    {
+        uint256 price = px.valueOrZero();
+        s.phase = phase;
+        s.coreEth = coreEth;
+        s.workingEth = workingEth;
+        s.opportunisticEth = opportunisticEth;
+        s.collateralWeth = coll;
+        s.debt = debt;
+        s.ltvBps = RiskLib.ltvBps(debt, coll, price);
+        s.stableHeld = stableOf[cusdt] + stableOf[cusdc];
+        s.usdtzHeld = usdtzHeld;
+        int256 nav = _navFrom(s, price);
+        s.nav = RiskLib.navUsd(nav);
+        s.exposureBps = RiskLib.exposureBps(s.usdtzHeld, nav);
+        s.rung = rung;
+        s.rungProgress = rungProgress;
+        s.redeemedTotal = redeemedTotal;
+        s.ethPrice = px.answer;
+        s.oracleStatus = px.status;
+    }
+
+    function _navFrom(Snapshot memory s, uint256 price) internal view returns (int256) {
+        return RiskLib.navE26(
+            s.coreEth + s.workingEth + s.opportunisticEth + s.collateralWeth, price, s.stableHeld, usdtzCost, s.debt
+        );
+    }
+
+    /* INTERNAL: VENUES */
+
+    function _wrapAndSupply(address wrapper, uint256 amount) internal {
+        // slither-disable-next-line arbitrary-send-eth
+        IWETH(wrapper).deposit{value: amount}();
+        IERC20(wrapper).forceApprove(pool, amount);
+        IAaveV3Pool(pool).supply(wrapper, amount, address(this), 0);
+        IERC20(wrapper).forceApprove(pool, 0);
+    }
+
+    function _repay(address stable, uint256 amount) internal returns (uint256 repaid) {
+        IERC20(stable).forceApprove(pool, amount);
+        repaid = IAaveV3Pool(pool).repay(stable, amount, VARIABLE_RATE, address(this));
+        IERC20(stable).forceApprove(pool, 0);
+    }
+
+    /// @dev `to` is always this vault; the output is measured as the balance delta.
+    function _swap(
+        address tokenIn,
+        address tokenOut,
+        uint256 amountIn,
+        uint256 minOut,
+        uint256 deadline,
+        address[] memory path
+    ) internal returns (uint256 received) {
+        uint256 before = IERC20(tokenOut).balanceOf(address(this));
+        IERC20(tokenIn).forceApprove(router, amountIn);
+        // the router enforces amounts[last] >= minOut; the books take the balance delta instead
+        // slither-disable-next-line unused-return
+        IUniswapV2Router(router).swapExactTokensForTokens(amountIn, minOut, path, address(this), deadline);
+        IERC20(tokenIn).forceApprove(router, 0);
+        received = IERC20(tokenOut).balanceOf(address(this)) - before;
+    }
+
+    /// @dev approve exact -> desk.redeem -> approve 0, none of which may revert the leg; returns
+    ///      the USDTz that left and the `stable` that arrived (balance deltas).
+    function _redeemAtDesk(address stable, uint256 amount)
+        internal
+        returns (bool ok, bytes memory reason, uint256 delivered, uint256 received)
+    {
+        uint256 zBefore = IERC20(usdtz).balanceOf(address(this));
+        uint256 sBefore = IERC20(stable).balanceOf(address(this));
+        (ok, reason) = _tryApprove(desk, amount);
+        if (ok) {
+            (ok, reason) = desk.call(abi.encodeCall(IRedemptionDesk.redeem, (stable, amount)));
+            // best effort: the desk normally consumed the allowance; a failed reset leaves at most
+            // `amount` approved to the desk only, on a token that is then frozen or paused
+            _tryApprove(desk, 0);
+        }
+        uint256 zAfter = IERC20(usdtz).balanceOf(address(this));
+        uint256 sAfter = IERC20(stable).balanceOf(address(this));
+        delivered = zBefore > zAfter ? zBefore - zAfter : 0;
+        received = sAfter > sBefore ? sAfter - sBefore : 0;
+    }
+
+    /// @dev Pool withdraw, rewrap WETH10 into WETH9 (the router's WETH), sell on [WETH9, stable].
+    function _sellCollateral(address wrapper, address stable, uint256 amount, uint256 minOut, uint256 deadline)
+        internal
+        returns (uint256)
+    {
+        // Aave withdraws exactly `amount` (not type(uint256).max)
+        uint256 withdrawn = IAaveV3Pool(pool).withdraw(wrapper, amount, address(this));
+        if (wrapper != weth9) {
+            IWETH(wrapper).withdraw(withdrawn);
+            // slither-disable-next-line arbitrary-send-eth
+            IWETH(weth9).deposit{value: withdrawn}();
+        }
+        return _swap(weth9, stable, withdrawn, minOut, deadline, _path(weth9, stable));
+    }
+
+    /// @dev Price-free: debtAfter / collAfter <= debtBefore / collBefore, cross-multiplied.
+    function _ltvNotRaised(uint256 collBefore, uint256 collAfter, uint256 debtBefore, uint256 price) internal view {
+        uint256 debtAfter = _totalDebt();
+        if (debtAfter * collBefore > debtBefore * collAfter) {
+            revert LtvIncreased(
+                RiskLib.ltvBps(debtBefore, collBefore, price), RiskLib.ltvBps(debtAfter, collAfter, price)
+            );
+        }
+    }
+
+    /// @dev USDTz approve that cannot revert (FiatToken reverts when paused or the holder is blacklisted).
+    function _tryApprove(address spender, uint256 amount) internal returns (bool ok, bytes memory reason) {
+        (ok, reason) = usdtz.call(abi.encodeCall(IERC20.approve, (spender, amount)));
+        if (ok && reason.length != 0 && (reason.length < 32 || abi.decode(reason, (uint256)) != 1)) {
+            ok = false;
+            reason = abi.encodeWithSelector(ApproveFailed.selector, usdtz);
+        }
+    }
+
+    /// @dev Withdraws all of a wrapper's collateral at close and unwraps it; credits at most the
+    ///      booked amount (supply interest and donated aTokens stay as unbooked surplus ETH).
+    function _closeCollateral(address wrapper, address aToken) internal returns (uint256 credited) {
+        uint256 booked = collateralOf[wrapper];
+        if (booked == 0) return 0;
+        collateralOf[wrapper] = 0;
+        if (IERC20(aToken).balanceOf(address(this)) < 1) return 0; // fully liquidated (`< 1`: balance-derived)
+        uint256 withdrawn = IAaveV3Pool(pool).withdraw(wrapper, type(uint256).max, address(this));
+        IWETH(wrapper).withdraw(withdrawn);
+        credited = Math.min(withdrawn, booked);
+    }
+
+    /* INTERNAL: READS */
+
+    /// @dev Sum over wrappers of min(books, aToken balance). `strict` bubbles a failing read.
+    function _collateral(bool strict) internal view returns (uint256) {
+        return _collateralOf(weth9, aWeth9, strict) + _collateralOf(weth10, aWeth10, strict);
+    }
+
+    function _collateralOf(address wrapper, address aToken, bool strict) internal view returns (uint256) {
+        uint256 booked = collateralOf[wrapper];
+        if (booked == 0) return 0;
+        return Math.min(booked, _balance(aToken, strict));
+    }
+
+    function _totalDebt() internal view returns (uint256) {
+        return _debt(true);
+    }
+
+    /// @dev Sum of the variable debt token balances of the stables ever borrowed.
+    function _debt(bool strict) internal view returns (uint256 debt) {
+        uint8 mask = debtMask;
+        if (mask & 1 != 0) debt = _balance(debtCusdt, strict);
+        if (mask & 2 != 0) debt += _balance(debtCusdc, strict);
+    }
+
+    function _balance(address token, bool strict) internal view returns (uint256) {
+        if (strict) return IERC20(token).balanceOf(address(this));
+        (bool ok, bytes memory ret) = token.staticcall(abi.encodeCall(IERC20.balanceOf, (address(this))));
+        return ok && ret.length >= 32 ? abi.decode(ret, (uint256)) : 0;
+    }
+
+    function _surplus(address token) internal view returns (uint256) {
+        uint256 booked;
+        uint256 balance;
+        if (token == address(0)) {
+            booked = coreEth + workingEth + opportunisticEth;
+            balance = address(this).balance;
+        } else {
+            if (token == aWeth9 || token == aWeth10) return 0; // collateral, never surplus before CLOSED
+            booked = token == usdtz ? usdtzHeld : stableOf[token];
+            balance = IERC20(token).balanceOf(address(this));
+        }
+        return balance > booked ? balance - booked : 0;
+    }
+
+    /* INTERNAL: CHECKS */
+
+    function _aToken(address wrapper) internal view returns (address a) {
+        a = wrapper == weth9 ? aWeth9 : wrapper == weth10 ? aWeth10 : address(0);
+        if (a == address(0)) revert UnknownWrapper(wrapper);
+    }
+
+    function _debtToken(address stable) internal view returns (address) {
+        if (stable == cusdt) return debtCusdt;
+        if (stable == cusdc) return debtCusdc;
+        revert UnknownStable(stable);
+    }
+
+    function _path(address a, address b) internal pure returns (address[] memory path) {
+        path = new address[](2);
+        path[0] = a;
+        path[1] = b;
+    }
+
+    function _noPrice() internal pure returns (OracleLib.Price memory) {}
+
+    function _phaseIn(uint256 mask) internal view {
+        Phase current = phase;
+        if ((1 << uint256(current)) & mask == 0) revert WrongPhase(current, mask);
+    }
+
+    function _riskAdding(uint256 mask) internal view {
+        _phaseIn(mask);
+        if (paused) revert Paused();
+    }
+
+    function _enterHolding(uint8 reason) internal {
+        Phase from = phase;
+        phaseBeforeHolding = from;
+        phase = Phase.HOLDING;
+        emit HoldingEntered(from, reason);
+    }
+
+    function _tighten(Param param, uint256 current, uint256 proposed, bool up) internal {
+        _onlyOwner();
+        if (up ? proposed < current : proposed > current) revert NotTighter(current, proposed);
+        emit RiskParamSet(param, current, proposed);
+    }
+
+    function _newRole(address account, address other) internal view {
+        if (account == address(0)) revert ZeroAddress("role");
+        if (account == owner || account == other) revert RolesNotDistinct(account);
+    }
+
+    function _onlyOwner() internal view {
+        if (msg.sender != owner) revert NotOwner(msg.sender);
+    }
+
+    function _onlyOperator() internal view {
+        if (msg.sender != operator) revert NotOperator(msg.sender);
+    }
+
+    function _onlyOperatorOrOwner() internal view {
+        if (msg.sender != operator && msg.sender != owner) revert NotOperator(msg.sender);
+    }
+
+    function _onlyOwnerOrGuardian() internal view {
+        if (msg.sender != owner && msg.sender != guardian) revert NotGuardian(msg.sender);
+    }
+
+    function _nonZero(address a, string memory which) internal pure {
+        if (a == address(0)) revert ZeroAddress(which);
+    }
+
+    function _decimals(address token, uint256 expected) internal view {
+        uint8 actual = IERC20Metadata(token).decimals();
+        if (actual != expected) revert WrongDecimals(token, expected, actual);
+    }
+
+    function _ceiling(uint256 value, uint256 ceiling) internal pure {
+        if (value > ceiling) revert CapAboveCeiling(value, ceiling);
+    }
+}

@@ -1,0 +1,137 @@
+"""One lock per deal, across processes (and hosts, on PostgreSQL).
+
+PostgreSQL: a session-level ``pg_advisory_lock`` on a dedicated connection, plus a
+``deal_locks`` row naming the holder. SQLite: an ``fcntl.flock`` on a file beside the database
+(``<db>.locks/<deal_id>.lock``) holding the holder's pid/host. Both are released by the
+operating system / server when the holding process dies (SIGKILL included), so a crash never
+leaves a deal locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+
+class RecordError(RuntimeError):
+    """A deal-record problem (unknown deal, impossible leg transition, ...)."""
+
+
+class DealLocked(RecordError):
+    """Another process drives this deal."""
+
+    def __init__(self, deal_id: str, holder: str):
+        self.deal_id = deal_id
+        self.holder = holder
+        super().__init__(f"deal {deal_id!r} is already being driven: its lock is held by {holder}")
+
+
+def _me() -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "acquired_at": datetime.now(timezone.utc).isoformat()}
+
+
+def advisory_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(b"dealvault:" + name.encode()).digest()[:8], "big", signed=True)
+
+
+class FileLock:
+    def __init__(self, path: Path, deal_id: str):
+        self.path = path
+        self.deal_id = deal_id
+        self._fh = None
+
+    def acquire(self, timeout: float = 0.0, poll: float = 0.05) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    fh.seek(0)
+                    holder = fh.read().strip() or "holder unknown"
+                    fh.close()
+                    raise DealLocked(self.deal_id, _describe(holder)) from None
+                time.sleep(poll)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps(_me()))
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            try:
+                self._fh.seek(0)
+                self._fh.truncate()
+                self._fh.flush()
+                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+            finally:
+                self._fh.close()
+                self._fh = None
+
+
+class PgAdvisoryLock:
+    def __init__(self, engine: Engine, deal_id: str):
+        self.engine = engine
+        self.deal_id = deal_id
+        self.key = advisory_key(deal_id)
+        self._conn = None
+
+    def acquire(self, timeout: float = 0.0, poll: float = 0.1) -> None:
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        deadline = time.monotonic() + timeout
+        try:
+            while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar():
+                if time.monotonic() >= deadline:
+                    row = conn.execute(
+                        text("SELECT pid, host, acquired_at FROM deal_locks WHERE deal_id = :d"), {"d": self.deal_id}
+                    ).first()
+                    holder = (
+                        json.dumps({"pid": row.pid, "host": row.host, "acquired_at": row.acquired_at.isoformat()})
+                        if row
+                        else "holder unknown"
+                    )
+                    raise DealLocked(self.deal_id, _describe(holder))
+                time.sleep(poll)
+            me = _me()
+            conn.execute(text("DELETE FROM deal_locks WHERE deal_id = :d"), {"d": self.deal_id})
+            conn.execute(
+                text("INSERT INTO deal_locks (deal_id, pid, host, acquired_at) VALUES (:d, :pid, :host, :at)"),
+                {"d": self.deal_id, "pid": me["pid"], "host": me["host"], "at": datetime.now(timezone.utc)},
+            )
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute(
+                    text("DELETE FROM deal_locks WHERE deal_id = :d AND pid = :pid AND host = :host"),
+                    {"d": self.deal_id, "pid": os.getpid(), "host": socket.gethostname()},
+                )
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            finally:
+                self._conn.close()
+                self._conn = None
+
+
+def _describe(holder: str) -> str:
+    try:
+        h = json.loads(holder)
+        return f"pid {h['pid']} on host {h['host']} since {h['acquired_at']}"
+    except (ValueError, KeyError, TypeError):
+        return holder

@@ -1,0 +1,169 @@
+"""The deal record's tables (SQLAlchemy 2 declarative models).
+
+The schema itself is created and evolved only by the Alembic migrations in ``migrations/``;
+these models must match the head revision (``tests/unit/test_record.py`` checks it).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+LEG_STATUSES = ("planned", "signed", "broadcast", "confirmed", "failed", "reverted")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UInt256(TypeDecorator):
+    """An exact non-negative or negative integer of any size (token amounts, wei).
+
+    PostgreSQL: NUMERIC(78, 0). SQLite: text (SQLite's NUMERIC would turn big values into REAL).
+    Python side: ``int``.
+    """
+
+    impl = String(80)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(78, 0))
+        return dialect.type_descriptor(String(80))
+
+    def process_bind_param(self, value: Any, dialect):
+        if value is None:
+            return None
+        if isinstance(value, bool) or isinstance(value, float):
+            raise TypeError(f"an integer amount is required, got {type(value).__name__} {value!r}")
+        v = int(value)
+        if isinstance(value, Decimal) and value != v:
+            raise TypeError(f"an integer amount is required, got {value!r}")
+        return Decimal(v) if dialect.name == "postgresql" else str(v)
+
+    def process_result_value(self, value: Any, dialect):
+        if value is None:
+            return None
+        return int(value)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Deal(Base):
+    __tablename__ = "deals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    network: Mapped[str] = mapped_column(String(128), nullable=False)
+    chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    genesis_hash: Mapped[str | None] = mapped_column(String(66))
+    vault_address: Mapped[str | None] = mapped_column(String(42))
+    status: Mapped[str] = mapped_column(String(32), nullable=False, default="created")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Leg(Base):
+    __tablename__ = "legs"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "leg_seq", name="uq_legs_deal_leg_seq"),
+        UniqueConstraint("tx_hash", name="uq_legs_tx_hash"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in LEG_STATUSES) + ")", name="ck_legs_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), nullable=False, index=True)
+    leg_seq: Mapped[int | None] = mapped_column(BigInteger)
+    step: Mapped[int] = mapped_column(Integer, nullable=False)
+    leg: Mapped[str] = mapped_column(String(32), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="planned")
+    args: Mapped[dict | None] = mapped_column(JSON)
+    raw_tx: Mapped[str | None] = mapped_column(Text)
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    sender: Mapped[str | None] = mapped_column(String(42))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    effective_gas_price: Mapped[int | None] = mapped_column(UInt256)
+    risk_before: Mapped[dict | None] = mapped_column(JSON)
+    risk_after: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    broadcast_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+class Tranche(Base):
+    __tablename__ = "tranches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), nullable=False, index=True)
+    leg_id: Mapped[int | None] = mapped_column(ForeignKey("legs.id", ondelete="SET NULL"))
+    rung: Mapped[int] = mapped_column(Integer, nullable=False)
+    size: Mapped[int] = mapped_column(UInt256, nullable=False)
+    received: Mapped[int] = mapped_column(UInt256, nullable=False)
+    fee: Mapped[int] = mapped_column(UInt256, nullable=False)
+    ok: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class DealLock(Base):
+    """Who holds a deal's lock (informational: the lock itself is a PostgreSQL advisory lock or a
+    file lock; this row only names the holder in the error the other process gets)."""
+
+    __tablename__ = "deal_locks"
+
+    deal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for the record's JSON columns: Decimals as strings, bytes as 0x hex, ints exact."""
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return str(v)
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(v).hex()
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if hasattr(v, "_asdict"):
+        return v._asdict()
+    if hasattr(v, "__dataclass_fields__"):
+        import dataclasses
+
+        return dataclasses.asdict(v)
+    if isinstance(v, (set, frozenset, tuple)):
+        return list(v)
+    if hasattr(v, "model_dump"):
+        return v.model_dump()
+    raise TypeError(f"not JSON serializable: {type(v).__name__}")

@@ -1,0 +1,445 @@
+"""The deal spec: the example loads; every kind of bad input is a SpecError naming the key, the
+bad value and the allowed range; the vault's on-chain parameters rule (spec only tighter)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dealvault.spec import (
+    RISK_PARAMS_FIELDS,
+    DealSpec,
+    NetworkSpec,
+    SpecError,
+    VaultParams,
+    check_against_vault,
+    load_spec,
+    parse_spec,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "deals" / "example.yaml"
+
+A1 = "0x1111111111111111111111111111111111111111"
+A2 = "0x2222222222222222222222222222222222222222"
+A3 = "0x3333333333333333333333333333333333333333"
+CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 test vector
+
+
+def base() -> dict:
+    """A minimal valid spec (mainnet, addresses)."""
+    return {
+        "deal_id": "deal-1",
+        "network": "chain138:mainnet:node",
+        "roles": {"owner": A1, "operator": A2, "guardian": A3},
+        "vault": {"eth_floor_price": "1500"},
+        "vault_address": "deploy",
+        "capital": "10",
+        "wrapper": "WETH9",
+        "stablecoin": "cUSDT",
+        "target_ltv_bps": 2500,
+    }
+
+
+def with_(path: str, value, spec: dict | None = None) -> dict:
+    spec = copy.deepcopy(spec or base())
+    *parents, last = path.split(".")
+    node = spec
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[last] = value
+    return spec
+
+
+def without(path: str) -> dict:
+    spec = base()
+    *parents, last = path.split(".")
+    node = spec
+    for p in parents:
+        node = node[p]
+    del node[last]
+    return spec
+
+
+def err(spec: dict) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        parse_spec(spec)
+    return info.value
+
+
+# ------------------------------------------------------------------------------- good input
+
+
+def test_example_loads():
+    spec = load_spec(EXAMPLE)
+    assert isinstance(spec, DealSpec)
+    assert spec.deal_id == "demo-001"
+    assert spec.network.local and spec.network.chain_id == 138
+    assert spec.roles.operator.is_alias and spec.roles.operator.value == "TEST::1"
+    assert spec.deploy and spec.vault_address is None
+    assert spec.capital_wei == 5000 * 10**18
+    assert spec.target_ltv_bps <= spec.vault.max_ltv_bps <= 3000
+    assert spec.vault.rungs == (50_000 * 10**6, 250_000 * 10**6, 1_000_000 * 10**6)
+    assert spec.vault.sell_floor_price == Decimal("0.85")
+
+
+def test_example_climbs_all_three_rungs_within_the_caps():
+    """The demo arithmetic: at ETH $3000 and USDTz at $0.80 the borrowed cUSDT buys more USDTz
+    than the three rungs together, and the exposure stays under its cap."""
+    spec = load_spec(EXAMPLE)
+    eth_usd = Decimal(3000)
+    working_eth = Decimal(spec.bucket_wei()["working"]) / Decimal(10**18)
+    collateral_usd = working_eth * eth_usd
+    borrow_usd = collateral_usd * spec.target_ltv_bps / 10_000
+    usdtz = borrow_usd / Decimal("0.80")
+    ladder_total = Decimal(sum(spec.vault.rungs)) / 10**6
+    assert usdtz * spec.monetize.monetize_bps / 10_000 > ladder_total
+    nav = spec.capital_eth * eth_usd - borrow_usd + borrow_usd  # ETH at price - debt + USDTz at cost
+    assert usdtz * 10_000 <= spec.vault.max_exposure_bps * nav
+    assert 1 - Decimal("0.80") >= Decimal(spec.min_discount_bps) / 10_000
+
+
+def test_risk_params_tuple_matches_the_struct_order():
+    spec = load_spec(EXAMPLE)
+    t = spec.risk_params_tuple()
+    assert len(t) == len(RISK_PARAMS_FIELDS) == 12
+    d = dict(zip(RISK_PARAMS_FIELDS, t))
+    assert d == spec.vault.risk_params_dict()
+    assert (d["maxLtvBps"], d["maxExposureBps"]) == (3000, 2500)
+    assert (d["coreBps"], d["workingBps"], d["opportunisticBps"]) == (5000, 3000, 2000)
+    assert d["rungs"] == [50_000_000_000, 250_000_000_000, 1_000_000_000_000]
+    assert d["sellFloorPrice"] == 850_000  # 6 dp
+    assert d["ethFloorPrice"] == 1500 * 10**8  # 8 dp
+    assert all(isinstance(v, int) for k, v in d.items() if k != "rungs")
+
+
+def test_risk_params_order_matches_idealvault_sol():
+    src = ROOT / "contracts" / "interfaces" / "IDealVault.sol"
+    if not src.exists():
+        pytest.skip("contracts/interfaces/IDealVault.sol not written yet")
+    body = re.search(r"struct RiskParams \{(.*?)\}", src.read_text(), re.S).group(1)
+    names = re.findall(r"^\s*[\w\[\]0-9]+\s+(\w+);", body, re.M)
+    assert tuple(names) == RISK_PARAMS_FIELDS
+
+
+def test_defaults_and_conversions():
+    spec = parse_spec(base())
+    v = spec.vault
+    assert (v.max_ltv_bps, v.max_exposure_bps) == (3000, 2500)
+    assert (v.core_bps, v.working_bps, v.opportunistic_bps) == (5000, 3000, 2000)
+    assert spec.min_discount_bps == v.min_discount_bps and spec.max_slippage_bps == v.max_slippage_bps
+    assert spec.confirmations == 1 and spec.gas.is_auto
+    assert spec.ladder.rungs == 3 and spec.monetize.monetize_bps == 10_000 and spec.monetize.keep_bps == 0
+    assert spec.capital_wei == 10 * 10**18
+    assert parse_spec(with_("capital", "0.000000000000000001")).capital_wei == 1
+    assert parse_spec(with_("capital", Decimal("1.5"))).capital_wei == 15 * 10**17
+    assert parse_spec(with_("capital", 7)).capital_wei == 7 * 10**18
+    assert parse_spec(with_("vault.eth_floor_price", "1500.12345678")).vault.eth_floor_price_e8 == 150_012_345_678
+    gas = parse_spec(with_("gas", {"max_fee_gwei": "1.5", "priority_fee_gwei": 0})).gas
+    assert (gas.mode, gas.max_fee_wei, gas.priority_fee_wei) == ("fixed", 1_500_000_000, 0)
+    assert parse_spec(with_("vault_address", CHECKSUMMED.lower())).vault_address == CHECKSUMMED
+    assert spec.roles.resolve(lambda a: pytest.fail("no alias here")) == {"owner": A1, "operator": A2, "guardian": A3}
+
+
+def test_yaml_numbers_are_decimals_and_unquoted_addresses_stay_text(tmp_path):
+    text = yaml.safe_dump(base()).replace("'10'", "10.25").replace(f"'{A1}'", A1).replace(f"'1500'", "1500.5")
+    assert f"owner: {A1}" in text  # unquoted: plain YAML 1.1 would make it a hex int
+    p = tmp_path / "d.yaml"
+    p.write_text(text)
+    spec = load_spec(p)
+    assert spec.capital_wei == 10_250_000_000_000_000_000
+    assert spec.roles.owner.address == A1
+    assert spec.vault.eth_floor_price == Decimal("1500.5")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=1, max_value=10**40))
+def test_capital_round_trips_exactly(wei):
+    text = f"{wei // 10**18}.{wei % 10**18:018d}"
+    assert parse_spec(with_("capital", text)).capital_wei == wei
+
+
+def test_aliases_on_a_local_chain_resolve():
+    spec = parse_spec(
+        with_("roles", {"owner": "alias:TEST::0", "operator": "alias:op", "guardian": A3}, with_("network", "chain138-local"))
+    )
+    addrs = spec.roles.resolve({"TEST::0": A1, "op": A2}.__getitem__)
+    assert addrs == {"owner": A1, "operator": A2, "guardian": A3}
+    with pytest.raises(SpecError, match="roles.operator"):
+        spec.roles.resolve({"TEST::0": A1, "op": A1.upper().replace("0X", "0x")}.__getitem__)
+
+
+def test_network_identity():
+    net = parse_spec(
+        with_("network", {"name": "mirror", "chain_id": 138, "genesis_hash": "0x" + "ab" * 32, "ape": "ethereum:local:foundry"})
+    ).network
+    assert net.local and net.ape == "ethereum:local:foundry"
+    assert net.identity_errors(138, "0x" + "AB" * 32) == []
+    assert net.identity_errors(138, bytes.fromhex("ab" * 32)) == []
+    errors = net.identity_errors(1, "0x" + "cd" * 32)
+    assert any("chain id is 1" in e and "138" in e for e in errors)
+    assert any("genesis hash" in e for e in errors)
+    main = parse_spec(base()).network
+    assert main == NetworkSpec("chain138-mainnet", 138, "chain138:mainnet:node", None, False)
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "spec, key, words",
+    [
+        (with_("captial", "10"), "captial", ["unknown key", "did you mean 'capital'"]),
+        (with_("vault.max_ltv", 100), "vault.max_ltv", ["unknown key", "did you mean 'max_ltv_bps'"]),
+        (with_("ladder.tranche", 5), "ladder.tranche", ["unknown key", "did you mean 'tranche_bps'"]),
+        (with_("roles.admin", A1), "roles.admin", ["unknown key", "allowed keys here: owner, operator, guardian"]),
+        (with_("vault.buckets", {"core": 5000, "working": 3000, "opportunistc": 2000}), "vault.buckets.opportunistc",
+         ["did you mean 'opportunistic'"]),
+        (with_("zzz", 1), "zzz", ["unknown key"]),
+    ],
+)
+def test_unknown_keys(spec, key, words):
+    e = err(spec)
+    assert e.key == key
+    for w in words:
+        assert w in str(e)
+
+
+@pytest.mark.parametrize("key", ["deal_id", "network", "roles", "vault", "vault_address", "capital", "wrapper",
+                                 "stablecoin", "target_ltv_bps", "roles.guardian", "vault.eth_floor_price"])
+def test_missing_keys(key):
+    e = err(without(key))
+    assert e.key == key and "missing required key" in str(e)
+
+
+@pytest.mark.parametrize(
+    "path, value, words",
+    [
+        ("target_ltv_bps", "2900", ["expected an integer", "'2900'"]),
+        ("target_ltv_bps", Decimal("2900.0"), ["expected an integer"]),
+        ("confirmations", True, ["expected an integer", "True"]),
+        ("capital", 1.5, ["float", "string or Decimal"]),
+        ("capital", "ten", ["not a number"]),
+        ("capital", [1], ["expected a number"]),
+        ("vault.sell_floor_price", 0.85, ["float"]),
+        ("deal_id", 42, ["expected a string"]),
+        ("roles", [A1, A2, A3], ["expected a mapping"]),
+        ("vault.rungs", 50000, ["exactly 3"]),
+        ("wrapper", "WETH", ["not allowed", "WETH9 | WETH10", "did you mean"]),
+        ("stablecoin", "USDT", ["cUSDT | cUSDC"]),
+        ("monetize.via", "swap", ["redeem | sell | redeem-then-sell"]),
+        ("gas", "fast", ['"auto"']),
+        ("gas", {"max_fee_gwei": 1}, ["gas.priority_fee_gwei"]),
+        ("network.local", "yes", ["true or false"]),
+    ],
+)
+def test_wrong_types(path, value, words):
+    spec = with_("network", {"name": "n", "chain_id": 1}) if path.startswith("network.") else base()
+    e = err(with_(path, value, spec))
+    assert e.key.startswith(path.split(".")[0])
+    for w in words:
+        assert w in str(e), str(e)
+
+
+@pytest.mark.parametrize(
+    "path, value, allowed",
+    [
+        ("vault.max_ltv_bps", 3001, "1..3000"),
+        ("vault.max_ltv_bps", 0, "1..3000"),
+        ("vault.max_exposure_bps", 2501, "1..2500"),
+        ("vault.max_desk_fee_bps", 1001, "0..1000"),
+        ("vault.oracle_max_age", 0, "1..604800"),
+        ("vault.min_discount_bps", 10_000, "0..9999"),
+        ("vault.max_slippage_bps", 5001, "0..5000"),
+        ("vault.sell_floor_price", "1.01", "0.000001..1"),
+        ("vault.sell_floor_price", "0", "0.000001..1"),
+        ("vault.eth_floor_price", "-1", "0.00000001.."),
+        ("target_ltv_bps", 3001, "1..3000"),
+        ("target_ltv_bps", 0, "1..3000"),
+        ("min_discount_bps", 499, "500..9999"),
+        ("max_slippage_bps", 101, "0..100"),
+        ("confirmations", -1, "0..64"),
+        ("confirmations", 65, "0..64"),
+        ("capital", "0", ">= 0.000000000000000001"),
+        ("ladder.rungs", 4, "1..3"),
+        ("ladder.tranche_bps", 0, "1..10000"),
+        ("ladder.max_tranches", 0, "1..1000"),
+        ("monetize.monetize_bps", 10_001, "0..10000"),
+        ("network", {"name": "n", "chain_id": 0}, "1..")
+    ],
+)
+def test_out_of_range(path, value, allowed):
+    e = err(with_(path, value))
+    assert e.key.startswith(path)
+    assert "out of range" in str(e) and allowed in str(e), str(e)
+    assert isinstance(value, dict) or str(value) in str(e)
+
+
+def test_target_ltv_bounded_by_a_tighter_vault():
+    e = err(with_("vault.max_ltv_bps", 2000))  # target 2500 > the spec's own vault cap
+    assert e.key == "target_ltv_bps" and "1..2000" in str(e) and "vault.max_ltv_bps" in str(e)
+
+
+@pytest.mark.parametrize(
+    "path, value, words",
+    [
+        ("capital", "1.0000000000000000001", ["more than 18 decimals"]),
+        ("vault.sell_floor_price", "0.8500001", ["more than 6 decimals"]),
+        ("vault.eth_floor_price", "1500.000000001", ["more than 8 decimals"]),
+        ("vault.rungs", [1, "2.0000001", 3], ["vault.rungs[1]", "more than 6 decimals"]),
+        ("vault.rungs", [100, 100, 300], ["vault.rungs[1]", "strictly increasing"]),
+        ("vault.rungs", [0, 100, 300], ["vault.rungs[0]", "out of range"]),
+        ("gas", {"max_fee_gwei": 1, "priority_fee_gwei": 2}, ["gas.priority_fee_gwei", "above gas.max_fee_gwei 1"]),
+        ("deal_id", "Deal 1", ["not a slug"]),
+        ("deal_id", "-x", ["not a slug"]),
+        ("network", "chain138:mainet:node", ["unknown network", "did you mean 'chain138:mainnet:node'"]),
+        ("network", {"name": "n", "chain_id": 1, "genesis_hash": "0x12"}, ["network.genesis_hash", "64 hex"]),
+        ("network", {"name": "n", "chain_id": 1, "ape": "local"}, ["network.ape", "ecosystem:network"]),
+    ],
+)
+def test_bad_values(path, value, words):
+    e = err(with_(path, value))
+    for w in words:
+        assert w in str(e), str(e)
+
+
+@pytest.mark.parametrize(
+    "buckets, total",
+    [({"core": 5000, "working": 3000, "opportunistic": 1000}, 9000),
+     ({"core": 6000, "working": 3000, "opportunistic": 2000}, 11000)],
+)
+def test_bucket_split_must_sum_to_10000(buckets, total):
+    e = err(with_("vault.buckets", buckets))
+    assert e.key == "vault.buckets" and f"= {total} bps" in str(e) and "10000" in str(e)
+
+
+def test_bucket_split_accepted():
+    v = parse_spec(with_("vault.buckets", {"core": 4000, "working": 4000, "opportunistic": 2000})).vault
+    assert (v.core_bps, v.working_bps, v.opportunistic_bps) == (4000, 4000, 2000)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("0x123", ["not a 0x address", "40 hex"]),
+        ("1111111111111111111111111111111111111111", ["not a 0x address"]),
+        ("0x" + "g" * 40, ["not a 0x address"]),
+        ("0x" + "0" * 40, ["zero address"]),
+        (CHECKSUMMED.replace("a", "A", 1), ["bad EIP-55 checksum", CHECKSUMMED]),
+        (0x1111111111111111111111111111111111111111, ["quote it"]),
+        ("alias:TEST::0", ["only allowed on a local chain"]),
+    ],
+)
+def test_bad_addresses(value, words):
+    e = err(with_("roles.operator", value))
+    assert e.key == "roles.operator"
+    for w in words:
+        assert w in str(e), str(e)
+
+
+def test_bad_vault_address():
+    e = err(with_("vault_address", "deploy-it"))
+    assert e.key == "vault_address" and '"deploy"' in str(e)
+
+
+def test_bad_alias():
+    e = err(with_("roles.owner", "alias:", with_("network", "chain138-local")))
+    assert e.key == "roles.owner" and "alias" in str(e)
+
+
+@pytest.mark.parametrize(
+    "roles, dup",
+    [
+        ({"owner": A1, "operator": A1, "guardian": A3}, "roles.operator"),
+        ({"owner": A1, "operator": A2, "guardian": A1.upper().replace("0X", "0x")}, "roles.guardian"),
+        ({"owner": CHECKSUMMED, "operator": CHECKSUMMED.lower(), "guardian": A3}, "roles.operator"),
+    ],
+)
+def test_duplicate_roles(roles, dup):
+    e = err(with_("roles", roles))
+    assert e.key == dup and "distinct" in str(e)
+
+
+def test_duplicate_aliases():
+    spec = with_("roles", {"owner": "alias:a", "operator": "alias:b", "guardian": "alias:a"}, with_("network", "chain138-local"))
+    e = err(spec)
+    assert e.key == "roles.guardian" and "also roles.owner" in str(e)
+
+
+def test_load_spec_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("deal_id: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(SpecError, match="a deal spec is a YAML mapping"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="cannot read deal spec"):
+        load_spec(tmp_path / "missing.yaml")
+
+
+# ------------------------------------------------------------------------------- the vault rules
+
+
+def onchain(**changes) -> tuple:
+    v = parse_spec(base()).vault
+    d = v.risk_params_dict()
+    d.update(changes)
+    return tuple(d[k] for k in RISK_PARAMS_FIELDS)
+
+
+def test_spec_equal_or_tighter_than_vault_passes():
+    spec = parse_spec(base())
+    assert check_against_vault(spec, onchain()) == []
+    tighter = parse_spec(
+        with_("vault", {"eth_floor_price": "2000", "max_ltv_bps": 2600, "max_exposure_bps": 2000,
+                        "rungs": [10_000, 20_000, 30_000], "max_desk_fee_bps": 10, "oracle_max_age": 60,
+                        "min_discount_bps": 800, "max_slippage_bps": 50, "sell_floor_price": "0.9"})
+    )
+    assert check_against_vault(tighter, onchain()) == []
+
+
+@pytest.mark.parametrize(
+    "field, chain_value, words",
+    [
+        ("maxLtvBps", 2000, ["vault.max_ltv_bps 3000", "maxLtvBps 2000", "target_ltv_bps 2500"]),
+        ("maxExposureBps", 1000, ["vault.max_exposure_bps 2500", "maxExposureBps 1000"]),
+        ("rungs", [50_000_000_000, 100_000_000_000, 1_000_000_000_000], ["vault.rungs[1] 250000", "rungs[1] 100000"]),
+        ("maxDeskFeeBps", 20, ["vault.max_desk_fee_bps 50", "maxDeskFeeBps 20"]),
+        ("oracleMaxAge", 600, ["vault.oracle_max_age 3600", "oracleMaxAge 600"]),
+        ("minDiscountBps", 900, ["vault.min_discount_bps 500", "minDiscountBps 900", "min_discount_bps 500"]),
+        ("maxSlippageBps", 30, ["vault.max_slippage_bps 100", "maxSlippageBps 30"]),
+        ("sellFloorPrice", 900_000, ["vault.sell_floor_price 0.85", "sellFloorPrice 0.9"]),
+        ("ethFloorPrice", 2000 * 10**8, ["vault.eth_floor_price 1500", "ethFloorPrice 2000"]),
+        ("coreBps", 4000, ["vault.buckets.core 5000 differs", "coreBps 4000"]),
+    ],
+)
+def test_spec_looser_than_vault_is_an_error_naming_both_values(field, chain_value, words):
+    errors = check_against_vault(parse_spec(base()), onchain(**{field: chain_value}))
+    text = "\n".join(errors)
+    assert errors
+    for w in words:
+        assert w in text, text
+    if field != "coreBps":
+        assert all("looser" in e for e in errors)
+
+
+def test_check_against_vault_accepts_mapping_object_and_vaultparams():
+    spec = parse_spec(base())
+    as_map = dict(zip(RISK_PARAMS_FIELDS, onchain(maxLtvBps=2000)))
+
+    class Struct:  # like an ape struct
+        pass
+
+    obj = Struct()
+    for k, v in as_map.items():
+        setattr(obj, k, v)
+    for params in (as_map, obj, VaultParams.from_onchain(as_map)):
+        assert any("maxLtvBps 2000" in e for e in check_against_vault(spec, params))
