@@ -46,6 +46,10 @@ def cli(port: int, overlay: bool, dump_state: Path | None, check: bool) -> None:
                     table.add_row(name, address, symbol)
         Console(width=140).print(table)
         console.print(f"built in {kit.build_seconds:.2f} s")
+        if kit.overlay is not None:
+            from dealvault.netconfig import write_local_config
+
+            console.print(f"network config: {write_local_config(kit.w3, kit.mirror, kit.overlay)}")
         if check:
             return
         console.print("up; Ctrl-C to stop")

@@ -1,0 +1,412 @@
+"""The deployment pipeline (dealvault.deploy): preflight, deploy, verify, record, idempotency.
+
+Runs on the session's Chain 138 mirror + overlay (conftest) and on anvil forks of it. Records go
+to tmp_path. Every refusal is checked to send nothing: the deployer's nonce and the block number
+are unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+import ape
+import pytest
+import yaml
+
+from dealvault import deploy as D
+from dealvault import opcodes
+from dealvault.anvil import start_anvil
+from dealvault.evm import role_address, set_balance
+from dealvault.netconfig import (
+    CHAIN138_CONFIG,
+    ConfigError,
+    load_netconfig,
+    local_config_data,
+    parse_netconfig,
+    write_local_config,
+)
+from dealvault.paths import ROOT
+from dealvault.spec import load_spec
+
+EXAMPLE = ROOT / "deals" / "example.yaml"
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures
+
+
+@pytest.fixture(scope="session")
+def build():
+    return D.build_contract()  # also checks it equals ape's build byte for byte
+
+
+@pytest.fixture(scope="session")
+def shanghai_build():
+    """DealVault compiled for shanghai: it uses PUSH0."""
+    return D.build_contract(settings={**D._settings(), "evmVersion": "shanghai"}, check_ape=False)
+
+
+@pytest.fixture(scope="session")
+def cfg_data(w3, mirror, market):
+    return local_config_data(w3, mirror, market, name="mirror")
+
+
+@pytest.fixture
+def local_cfg(w3, mirror, market, tmp_path):
+    return write_local_config(w3, mirror, market, tmp_path / "local" / "mirror.config.yaml")
+
+
+@pytest.fixture
+def deployments(tmp_path):
+    d = tmp_path / "deployments"
+    d.mkdir()
+    return d
+
+
+def _resolver(alias: str) -> str:
+    return str(ape.accounts.test_accounts[int(alias.split("::")[1])].address)
+
+
+def _deal(path: Path = EXAMPLE):
+    return D.deal_params(load_spec(path), resolver=_resolver, path=path)
+
+
+def _spec_variant(tmp_path: Path, **changes) -> Path:
+    data = yaml.safe_load(EXAMPLE.read_text())
+    for k, v in changes.items():
+        if "." in k:
+            a, b = k.split(".")
+            data[a][b] = v
+        else:
+            data[k] = v
+    p = tmp_path / f"{data['deal_id']}.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+def _cfg_variant(tmp_path: Path, data: dict, name: str = "variant", **edits) -> Path:
+    data = copy.deepcopy(data)
+    for k, v in edits.items():
+        node = data
+        *parents, last = k.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = v
+    p = tmp_path / "local" / f"{name}.config.yaml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(data, sort_keys=False))
+    return p
+
+
+@pytest.fixture
+def deployer(w3):
+    who = role_address("test.deployer")
+    set_balance(w3, who, 100 * 10**18)
+    return D.AnvilSigner(w3, who, impersonate=True)
+
+
+class Unchanged:
+    """Asserts the block number and the deployer's nonce did not move (nothing was sent)."""
+
+    def __init__(self, w3, who: str):
+        self.w3, self.who = w3, who
+
+    def __enter__(self):
+        self.block = self.w3.eth.block_number
+        self.nonce = self.w3.eth.get_transaction_count(self.who)
+        return self
+
+    def __exit__(self, *exc):
+        assert self.w3.eth.block_number == self.block, "a block was mined: something was sent"
+        assert self.w3.eth.get_transaction_count(self.who) == self.nonce, "the deployer's nonce moved"
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# the build and its standard-JSON input
+
+
+def test_standard_json_input_reproduces_the_build(build):
+    """What an auditor does: feed the recorded input to solc 0.8.28 --standard-json."""
+    std = build.standard_json_input
+    assert std["settings"]["evmVersion"] == "paris"
+    assert std["settings"]["optimizer"] == {"enabled": True, "runs": 200}
+    assert "contracts/DealVault.sol" in std["sources"]
+    assert any(k.startswith("contracts/.cache/openzeppelin/5.4.0/") for k in std["sources"])
+    assert not any(k.startswith("contracts/test/") for k in std["sources"])
+    proc = subprocess.run([str(D.SOLC_BRIDGE), "--standard-json"], input=json.dumps(std).encode(),
+                          capture_output=True, check=True, cwd=ROOT)
+    out = json.loads(proc.stdout)
+    c = out["contracts"]["contracts/DealVault.sol"]["DealVault"]["evm"]
+    assert bytes.fromhex(c["deployedBytecode"]["object"]) == build.runtime
+    assert bytes.fromhex(c["bytecode"]["object"]) == build.creation
+    assert build.compiler_version.startswith("0.8.28+commit.7893614a")
+    assert {"weth9", "pool", "coreBps"} <= set(build.immutable_names.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# opcodes
+
+
+def test_opcode_scan_skips_push_data_and_metadata():
+    code = bytes.fromhex("605f" "5f" "7f" + "5f" * 32 + "5e" "00")  # PUSH1 0x5f, PUSH0, PUSH32 5f.., MCOPY
+    assert opcodes.scan(code, strip=False) == {"PUSH0": [2], "MCOPY": [36]}
+    meta = bytes.fromhex("a2" + "5f" * 10) + (11).to_bytes(2, "big")  # CBOR-ish tail with 5f bytes
+    assert opcodes.scan(bytes.fromhex("6001") + meta) == {}
+
+
+def test_probe_and_check_build_by_hardfork(shanghai_build, build):
+    assert "PUSH0" in opcodes.scan_build(shanghai_build.creation, shanghai_build.runtime).get("runtime", {})
+    assert opcodes.scan_build(build.creation, build.runtime) == {}
+    with start_anvil(hardfork="london") as node:
+        w3 = node.web3()
+        assert opcodes.probe(w3, ["PUSH0"])["PUSH0"][0] is False
+        with pytest.raises(opcodes.UnsupportedOpcode, match="PUSH0"):
+            opcodes.check_build(w3, shanghai_build.creation, shanghai_build.runtime)
+        assert opcodes.check_build(w3, build.creation, build.runtime)["used"] == {}
+    with start_anvil(hardfork="shanghai") as node:
+        report = opcodes.check_build(node.web3(), shanghai_build.creation, shanghai_build.runtime)
+        assert report["probed"] == {"PUSH0": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# network configs
+
+
+def test_chain138_config_is_valid_and_marks_unknowns():
+    net = load_netconfig(CHAIN138_CONFIG)
+    assert net.name == "chain138" and net.chain_id == 138 and net.genesis_hash is None and not net.ephemeral
+    assert net.tokens["weth9"].address == "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
+    assert net.tokens["cusdt"].decimals == 6
+    assert set(net.missing_for_vault()) == {"tokens.usdtz.address", "venues.pool (or venues.pool_addresses_provider)",
+                                            "venues.router", "venues.desk"}
+
+
+def test_config_errors_name_the_key(cfg_data):
+    bad = copy.deepcopy(cfg_data)
+    bad["tokens"]["weth10"]["address"] = "0xf4BB2e28688e89fCcE3c0580D37d36A7672E8A9f"  # bad EIP-55
+    with pytest.raises(ConfigError, match=r"tokens\.weth10\.address: .*checksum"):
+        parse_netconfig(bad)
+    bad = copy.deepcopy(cfg_data)
+    bad["venues"]["routr"] = None
+    with pytest.raises(ConfigError, match=r"venues\.routr: unknown key"):
+        parse_netconfig(bad)
+    bad = copy.deepcopy(cfg_data)
+    bad["network"]["chain_id"] = "138"
+    with pytest.raises(ConfigError, match=r"network\.chain_id"):
+        parse_netconfig(bad)
+
+
+def test_local_config_is_written_only_under_local(w3, mirror, market, tmp_path):
+    p = write_local_config(w3, mirror, market, tmp_path / "local" / "mirror.config.yaml")
+    net = load_netconfig(p)
+    assert net.name == "local/mirror" and net.ephemeral and net.missing_for_vault() == []
+    assert net.venues.router == market.uniswap_router and net.venues.desk == market.desk
+    with pytest.raises(ConfigError, match="outside a 'local' folder"):
+        write_local_config(w3, mirror, market, tmp_path / "chain138.config.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy on the mirror
+
+
+def test_deploy_rerun_second_deal_and_reverify(w3, build, local_cfg, deployments, deployer, tmp_path):
+    net = load_netconfig(local_cfg)
+    deal = _deal()
+    res = D.deploy_vault(w3, deployer, net, deal, build=build, deployments_dir=deployments)
+    assert res.status == "deployed"
+    path = deployments / "local" / "mirror" / "demo-001.json"
+    assert res.record_path == path
+    rec = json.loads(path.read_text())
+    for key in ("address", "transaction_hash", "block_number", "deployer", "constructor_args", "compiler", "standard_json_input",
+                "source_hash", "runtime_bytecode_hash", "abi", "timestamp", "configs"):
+        assert key in rec, key
+    assert rec["deployer"] == deployer.address
+    assert rec["constructor_args"]["decoded"]["owner"] == _resolver("TEST::0")
+    assert rec["constructor_args"]["raw"] == "0x" + D.encode_constructor(build, res.plan.config).hex()
+    assert D.decode_constructor(build.abi, bytes.fromhex(rec["constructor_args"]["raw"][2:]))["risk"]["rungs"] == list(deal.risk["rungs"])
+    assert rec["compiler"]["settings"]["evmVersion"] == "paris"
+    assert rec["runtime_bytecode_hash"] == build.runtime_hash
+    assert rec["configs"]["network"]["sha256"] == net.sha256
+    assert w3.eth.get_code(res.address)
+    print(f"\ndeploy gas {res.gas_used}, {res.seconds:.2f} s")
+
+    # a re-run is a no-op
+    with Unchanged(w3, deployer.address):
+        again = D.deploy_vault(w3, deployer, net, deal, build=build, deployments_dir=deployments)
+    assert again.status == "existing" and again.address == res.address
+    assert json.loads(path.read_text()) == rec
+
+    # a second deal gets its own record; the first is untouched
+    deal2 = _deal(_spec_variant(tmp_path, deal_id="demo-002"))
+    res2 = D.deploy_vault(w3, deployer, net, deal2, build=build, deployments_dir=deployments)
+    assert res2.status == "deployed" and res2.address != res.address
+    assert (deployments / "local" / "mirror" / "demo-002.json").exists()
+    assert json.loads(path.read_text()) == rec
+
+    # verify_deployment against the record
+    assert D.run_verify(w3, record_file=path, build=build, out=lambda m: None) == 0
+    report = D.reverify(w3, path)  # without the build: the record's own hash and immutable map
+    assert report.code_hash == rec["runtime_bytecode_hash"]
+
+
+def test_changed_config_needs_redeploy_and_keeps_history(w3, build, local_cfg, deployments, deployer, tmp_path):
+    net = load_netconfig(local_cfg)
+    first = D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    tighter = _deal(_spec_variant(tmp_path, **{"vault.max_ltv_bps": 2950}))
+    with Unchanged(w3, deployer.address), pytest.raises(D.RecordError, match=r"maxLtvBps 3000 -> 2950.*--redeploy"):
+        D.deploy_vault(w3, deployer, net, tighter, build=build, deployments_dir=deployments)
+    res = D.deploy_vault(w3, deployer, net, tighter, build=build, deployments_dir=deployments, redeploy=True)
+    assert res.status == "deployed" and res.address != first.address
+    rec = json.loads(res.record_path.read_text())
+    assert [h["address"] for h in rec["history"]] == [first.address]
+    assert "maxLtvBps" in rec["history"][0]["superseded"]["reason"]
+
+
+def test_deploy_with_an_ape_account(w3, build, local_cfg, deployments):
+    account = ape.accounts.test_accounts[5]
+    signer = D.ApeSigner(account, w3)
+    res = D.deploy_vault(w3, signer, load_netconfig(local_cfg), _deal(), build=build, deployments_dir=deployments)
+    assert res.status == "deployed" and res.record["deployer"] == account.address
+
+
+# ---------------------------------------------------------------------------------------------
+# refusals: each names the item and sends nothing
+
+
+def test_tampered_record_is_refused(w3, build, local_cfg, deployments, deployer):
+    net = load_netconfig(local_cfg)
+    res = D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    rec = json.loads(res.record_path.read_text())
+    rec["runtime_bytecode_hash"] = "0x" + "ab" * 32
+    res.record_path.write_text(json.dumps(rec))
+    with Unchanged(w3, deployer.address), pytest.raises(D.RecordError, match="runtime_bytecode_hash: the record says 0xabab"):
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deployer.address), pytest.raises(D.RecordError):
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments, redeploy=True)
+    assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=lambda m: None) == 1
+
+
+def test_wrong_chain_id(w3, build, cfg_data, deployments, deployer, tmp_path):
+    net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"network.chain_id": 1}))
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    assert ei.value.items() == ["network.chain_id"]
+    assert "chain id 138" in str(ei.value) and "expects 1" in str(ei.value)
+
+
+def test_wrong_genesis_hash(w3, build, cfg_data, deployments, deployer, tmp_path):
+    net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"network.genesis_hash": "0x" + "11" * 32}))
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    assert ei.value.items() == ["network.genesis_hash"] and "different chain" in str(ei.value)
+
+
+def test_null_genesis_needs_accept_genesis(w3, build, cfg_data, deployments, deployer, tmp_path):
+    """The Chain 138 placeholder: a non-ephemeral network with genesis_hash null."""
+    net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"network.genesis_hash": None, "network.ephemeral": False}))
+    seen = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError, match=f"--accept-genesis {seen}"):
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError, match="network.genesis_hash"):
+        D.check_identity(w3, net, accept_genesis="0x" + "22" * 32)
+    plan = D.preflight(w3, net, _deal(), build, deployer.address, accept_genesis=seen)
+    assert plan.identity["genesis_accepted_by_flag"] is True
+
+
+def test_real_chain138_config_refused_on_the_mirror(w3, build, deployments, deployer):
+    """deployments/chain138.config.yaml as checked in: placeholder genesis and null venues."""
+    net = load_netconfig(CHAIN138_CONFIG)
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    assert ei.value.items() == ["network.genesis_hash"]
+    seen = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
+    with pytest.raises(D.PreflightError) as ei:
+        D.preflight(w3, net, _deal(), build, deployer.address, accept_genesis=seen)
+    assert {"tokens.usdtz.address", "venues.router", "venues.desk"} <= set(ei.value.items())
+
+
+def test_missing_contract_at_configured_address(w3, build, cfg_data, deployments, deployer, tmp_path):
+    empty = role_address("test.no-code-here")
+    net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"venues.desk": empty}))
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    assert ei.value.items() == ["venues.desk"] and f"no contract at {empty}" in str(ei.value)
+    assert not (deployments / "local").exists()
+
+
+def test_wrong_token_decimals_and_symbol(w3, build, cfg_data, deployments, deployer, tmp_path):
+    net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"tokens.cusdc.decimals": 18, "tokens.weth10.symbol": "WETH"}))
+    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    assert set(ei.value.items()) == {"tokens.cusdc.decimals", "tokens.weth10.symbol"}
+
+
+def test_poor_deployer(w3, build, local_cfg, deployments):
+    poor = role_address("test.poor-deployer")
+    set_balance(w3, poor, 10**12)
+    signer = D.AnvilSigner(w3, poor, impersonate=True)
+    with Unchanged(w3, poor), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, signer, load_netconfig(local_cfg), _deal(), build=build, deployments_dir=deployments)
+    assert ei.value.items() == ["deployer"]
+
+
+def test_run_deploy_exit_code_2_names_the_item(w3, build, cfg_data, deployments, deployer, tmp_path):
+    cfg = _cfg_variant(tmp_path, cfg_data, **{"network.chain_id": 5})
+    errors: list[str] = []
+    with Unchanged(w3, deployer.address):
+        code = D.run_deploy(w3, deal_path=EXAMPLE, config_path=cfg, signer=deployer, deployments_dir=deployments,
+                            resolver=_resolver, build=build, out=errors.append, err=errors.append)
+    assert code == 2 and "network.chain_id" in errors[-1]
+    bad_spec = tmp_path / "bad.yaml"
+    bad_spec.write_text(EXAMPLE.read_text().replace("max_ltv_bps: 3000", "max_ltv_bps: 4000"))
+    code = D.run_deploy(w3, deal_path=bad_spec, config_path=cfg, signer=deployer, deployments_dir=deployments,
+                        resolver=_resolver, build=build, out=errors.append, err=errors.append)
+    assert code == 2 and "vault.max_ltv_bps" in errors[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# forks of the mirror
+
+
+def test_deploy_on_a_fork_of_the_mirror(w3, build, local_cfg, deployments):
+    url = w3.provider.endpoint_uri
+    with start_anvil(fork_url=url) as node:
+        fw3 = node.web3()
+        assert "0x" + bytes(fw3.eth.get_block(0)["hash"]).hex() == "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
+        who = role_address("test.fork-deployer")
+        set_balance(fw3, who, 100 * 10**18)
+        res = D.deploy_vault(fw3, D.AnvilSigner(fw3, who, impersonate=True), load_netconfig(local_cfg), _deal(),
+                             build=build, deployments_dir=deployments)
+        assert res.status == "deployed" and fw3.eth.get_code(res.address)
+    assert not w3.eth.get_code(res.address)  # the upstream saw nothing
+
+
+def test_dry_run_sends_nothing(w3, build, local_cfg, deployments, deployer):
+    net = load_netconfig(local_cfg)
+    with Unchanged(w3, deployer.address):
+        res = D.dry_run(w3, w3.provider.endpoint_uri, net, _deal(), deployer.address, build=build, deployments_dir=deployments)
+    assert res.status == "dry-run" and res.gas_used and res.record_path is None
+    assert not w3.eth.get_code(res.address)
+    assert not (deployments / "local").exists()
+    # after a real deployment, the dry run finds the record and is a no-op
+    D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deployer.address):
+        assert D.dry_run(w3, w3.provider.endpoint_uri, net, _deal(), deployer.address, build=build,
+                         deployments_dir=deployments).status == "existing"
+
+
+def test_unsupported_opcode_on_a_pre_shanghai_fork(w3, shanghai_build, local_cfg, deployments):
+    """anvil with --hardfork london, a build for shanghai (PUSH0): refused, nothing sent."""
+    with start_anvil(fork_url=w3.provider.endpoint_uri, hardfork="london") as node:
+        fw3 = node.web3()
+        who = role_address("test.fork-deployer")
+        set_balance(fw3, who, 100 * 10**18)
+        with Unchanged(fw3, who), pytest.raises(D.PreflightError) as ei:
+            D.deploy_vault(fw3, D.AnvilSigner(fw3, who, impersonate=True), load_netconfig(local_cfg), _deal(),
+                           build=shanghai_build, deployments_dir=deployments)
+    assert ei.value.items() == ["build.evm_version"]
+    assert "PUSH0 (0x5f, shanghai)" in str(ei.value) and "NotActivated" in str(ei.value)
