@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test test-unit demo mirror clean compile
+.PHONY: setup test test-unit demo mirror clean compile bench
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json
 
@@ -31,10 +31,14 @@ test: setup
 	$(BIN)/ape test tests/unit -q
 
 demo: setup
-	$(BIN)/ape run mirror --overlay --check
+	$(BIN)/ape run demo
 
 mirror: setup
 	$(BIN)/ape run mirror --overlay
+
+# Gas (vault vs direct EOA loop, tranche scaling); not part of `make test`. Writes bench/results.json.
+bench: setup
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local
