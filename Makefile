@@ -29,6 +29,7 @@ compile: setup
 
 test: setup
 	$(BIN)/ape test tests/unit -q
+	$(BIN)/python tools/slither/run.py
 
 demo: setup
 	$(BIN)/ape run demo
