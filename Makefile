@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test test-unit demo mirror clean compile bench
+.PHONY: setup test test-unit demo mirror clean compile bench fuzz
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json
 
@@ -29,6 +29,7 @@ compile: setup
 
 test: setup
 	$(BIN)/ape test tests/unit -q
+	$(BIN)/pytest tests/fuzz -p no:ape_test -q
 	$(BIN)/python tools/slither/run.py
 
 demo: setup
@@ -40,6 +41,10 @@ mirror: setup
 # Gas (vault vs direct EOA loop, tranche scaling); not part of `make test`. Writes bench/results.json.
 bench: setup
 	$(BIN)/python -m bench.run
+
+# The long invariant-fuzzing profile (5,000 sequences x 30 steps; about an hour here).
+fuzz: setup
+	DEALVAULT_FUZZ_PROFILE=long $(BIN)/pytest tests/fuzz -p no:ape_test -q
 
 clean:
 	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local
