@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test test-unit demo mirror clean compile bench fuzz
+.PHONY: setup test test-fork demo mirror clean compile bench fuzz
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json
 
@@ -31,6 +31,12 @@ test: setup
 	$(BIN)/ape test tests/unit -q
 	$(BIN)/pytest tests/fuzz -p no:ape_test -q
 	$(BIN)/python tools/slither/run.py
+	bash tools/test_fork.sh -q
+	bash tools/test_fork.sh --real-upstream -q
+
+# The fork suite alone. Against the real chain: CHAIN138_RPC_URL=https://... make test-fork
+test-fork: setup
+	bash tools/test_fork.sh -q
 
 demo: setup
 	$(BIN)/ape run demo

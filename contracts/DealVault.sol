@@ -469,7 +469,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         usdtzCost += amountIn;
         if (phase == Phase.WORKING) phase = Phase.POSITIONED;
         emit Bought(stable, amountIn, received, amountIn * 1e6 / received);
-        _finish(Leg.Buy, CHECK_EXPOSURE, _noPrice());
+        _finish(Leg.Buy, CHECK_LTV | CHECK_EXPOSURE, _noPrice());
     }
 
     // slither-disable-next-line reentrancy-no-eth

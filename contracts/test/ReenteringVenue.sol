@@ -14,6 +14,9 @@ contract ReenteringVenue {
     address public target;
     /// @notice Calldata of the callback.
     bytes public data;
+    /// @notice What `WETH()` answers, for callers that check a router's WETH (e.g. DealVault's
+    ///         constructor); zero until set.
+    address public WETH;
 
     /// @notice The venue was called but no callback is armed.
     error NotArmed();
@@ -28,6 +31,20 @@ contract ReenteringVenue {
         target = target_;
         data = data_;
         emit Armed(target_, data_);
+    }
+
+    /// @notice Sets what `WETH()` answers (the router's wrapped ETH).
+    function setWETH(address weth_) external {
+        WETH = weth_;
+    }
+
+    /// @notice Uniswap V2 router quote: 1:1 along the path, no callback (it is a view), so a
+    ///         caller that quotes first reaches the swap, where the callback happens.
+    function getAmountsOut(uint256 amountIn, address[] calldata path) external pure returns (uint256[] memory amounts) {
+        amounts = new uint256[](path.length);
+        for (uint256 i; i < path.length; ++i) {
+            amounts[i] = amountIn;
+        }
     }
 
     /// @notice Uniswap V2 router entry point; only calls back.

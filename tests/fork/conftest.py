@@ -1,0 +1,379 @@
+"""Fork suite: the whole loop on a fork of Chain 138, upstream taken as found.
+
+Run: ``ape test --network chain138:mainnet-fork:foundry tests/fork`` (``-s`` prints a risk
+snapshot table after each leg).
+
+* ``CHAIN138_RPC_URL`` set: that chain is forked as it is; nothing is started here.
+* not set: an upstream mirror (anvil, chain id 138, the mirror contracts only: no overlay, no
+  vault) is started on a free port in ``pytest_configure`` (ape connects the network when
+  collection finishes, before any fixture runs) and ``CHAIN138_RPC_URL`` points at it; it is
+  stopped in ``pytest_unconfigure``.
+
+Either way the fixtures below treat the upstream the same: they *find* WETH9, WETH10, cUSDT,
+cUSDC and the feed (:func:`dealvault.upstream.find_upstream`, which fails naming the address and
+what was found), deploy the venues overlay on the fork (liquidity funded with the funding helper,
+never minted), and deploy DealVault through the deployment pipeline (:func:`dealvault.deploy.deploy_vault`).
+
+These fixtures override ``w3``, ``mirror`` and ``market`` of ``tests/conftest.py`` (which install
+the mirror on ape's local provider); the role accounts and ``DEFAULT_RISK`` are shared.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from decimal import Decimal
+
+import ape
+import pytest
+from eth_utils import to_checksum_address
+
+from dealvault.chain138 import CHAIN_ID
+
+_STARTED = "_dealvault_fork_upstream"
+FORK_NETWORK = "chain138:mainnet-fork"
+
+
+def _network_choice(config) -> str:
+    try:
+        return str(config.getoption("--network") or "")
+    except ValueError:
+        return ""
+
+
+def pytest_configure(config):
+    """Start the upstream mirror before ape connects, unless CHAIN138_RPC_URL is set."""
+    if os.environ.get("CHAIN138_RPC_URL"):
+        config._dealvault_upstream_mode = f"as found at CHAIN138_RPC_URL={os.environ['CHAIN138_RPC_URL']}"
+        return
+    if FORK_NETWORK not in _network_choice(config):
+        return  # not a fork run: the fork tests skip themselves (see `w3`)
+    from dealvault.kit import start_kit
+
+    kit = start_kit(overlay=False)  # mirror only: the overlay is deployed on the fork, by the fixtures
+    os.environ["CHAIN138_RPC_URL"] = kit.node.url
+    setattr(config, _STARTED, kit)
+    config._dealvault_upstream_mode = f"embedded mirror started by tests/fork at {kit.node.url}"
+
+
+def pytest_unconfigure(config):
+    kit = getattr(config, _STARTED, None)
+    if kit is not None:
+        kit.stop()
+        os.environ.pop("CHAIN138_RPC_URL", None)
+        setattr(config, _STARTED, None)
+
+
+def pytest_report_header(config):
+    mode = getattr(config, "_dealvault_upstream_mode", None)
+    return [f"chain 138 upstream: {mode}"] if mode else []
+
+
+# --- the fork ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def w3():
+    provider = ape.chain.provider
+    net = provider.network
+    if not (net.ecosystem.name == "chain138" and net.name == "mainnet-fork"):
+        pytest.skip(f"fork tests run on {FORK_NETWORK}:foundry, not {net.ecosystem.name}:{net.name}")
+    web3 = provider.web3
+    assert web3.eth.chain_id == CHAIN_ID, f"the fork reports chain id {web3.eth.chain_id}, expected {CHAIN_ID}"
+    web3.provider.make_request("anvil_autoImpersonateAccount", [True])
+    return web3
+
+
+@pytest.fixture(scope="session")
+def upstream(w3):
+    """The canonical contracts, found (and checked) on the forked upstream."""
+    from dealvault.upstream import UpstreamError, find_upstream
+
+    try:
+        return find_upstream(w3)
+    except UpstreamError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def mirror(upstream):
+    """Shared fixtures (vault_config...) take the mirror's addresses: here, the upstream's."""
+    return upstream
+
+
+@pytest.fixture(scope="session")
+def market(w3, upstream):
+    from dealvault.overlay import deploy_overlay
+
+    return deploy_overlay(w3, upstream)
+
+
+@pytest.fixture(scope="session")
+def fork_netconfig(w3, upstream, market):
+    from dealvault.netconfig import local_config_data, parse_netconfig
+
+    return parse_netconfig(local_config_data(w3, upstream, market, name="fork"))
+
+
+@pytest.fixture(scope="session")
+def vault_build():
+    from dealvault.deploy import build_contract
+
+    return build_contract()
+
+
+@pytest.fixture(scope="session")
+def deploy_fork_vault(w3, fork_netconfig, vault_build, deployer, owner, operator, guardian, project, tmp_path_factory):
+    """Deploys a DealVault through the deployment pipeline (preflight, deploy, verify, record);
+    returns the ape contract instance. ``deploy_fork_vault(maxLtvBps=2500, stablecoin="cusdc")``."""
+    from dealvault import deploy as D
+    from tests.conftest import DEFAULT_RISK
+
+    records = tmp_path_factory.mktemp("deployments")
+    ids = itertools.count(1)
+
+    def deploy(stablecoin: str = "cusdt", **risk):
+        unknown = set(risk) - set(DEFAULT_RISK)
+        assert not unknown, f"unknown risk params {unknown}"
+        deal = D.DealParams(
+            deal_id=f"fork-{next(ids):03d}",
+            roles={"owner": str(owner.address), "operator": str(operator.address), "guardian": str(guardian.address)},
+            risk={**DEFAULT_RISK, **risk},
+            stablecoin=stablecoin,
+        )
+        res = D.deploy_vault(w3, D.ApeSigner(deployer, w3), fork_netconfig, deal, build=vault_build, deployments_dir=records)
+        assert res.status == "deployed", res.status
+        return project.DealVault.at(res.address)
+
+    return deploy
+
+
+@pytest.fixture(scope="session")
+def fork_vault(deploy_fork_vault):
+    """A default vault on the fork (unfunded, FUNDED); ape reverts it between tests."""
+    return deploy_fork_vault()
+
+
+@pytest.fixture(scope="session")
+def rich(w3, owner):
+    """Give the owner enough ETH for a large deal (anvil_setBalance)."""
+    from dealvault.evm import set_balance
+
+    set_balance(w3, str(owner.address), 100_000 * 10**18)
+    return owner
+
+
+# --- raw reads (independent of the vault's math) ------------------------------------------------
+
+ERC20_ABI = [
+    {"type": "function", "name": "balanceOf", "stateMutability": "view", "inputs": [{"type": "address", "name": "a"}], "outputs": [{"type": "uint256", "name": ""}]},
+    {"type": "function", "name": "approve", "stateMutability": "nonpayable", "inputs": [{"type": "address", "name": "s"}, {"type": "uint256", "name": "v"}], "outputs": [{"type": "bool", "name": ""}]},
+]
+
+
+class Raw:
+    """Raw on-chain reads for one vault: balances, debt, aTokens, feed, pool account data."""
+
+    def __init__(self, w3, vault, market, upstream):
+        from dealvault.mirror import feed
+
+        self.w3, self.vault, self.market, self.up = w3, str(vault.address), market, upstream
+        self.feed = feed(w3, upstream.eth_usd_feed)
+        self.pool = market.pool_contract(w3)
+
+    def bal(self, token, who=None) -> int:
+        c = self.w3.eth.contract(address=to_checksum_address(str(token)), abi=ERC20_ABI)
+        return c.functions.balanceOf(to_checksum_address(str(who or self.vault))).call()
+
+    def eth(self, who=None) -> int:
+        return self.w3.eth.get_balance(who or self.vault)
+
+    def debt(self, symbol="cUSDT") -> int:
+        return self.bal(self.market.variable_debt_tokens[symbol])
+
+    def atoken(self, symbol="WETH") -> int:
+        return self.bal(self.market.a_tokens[symbol])
+
+    def price(self) -> tuple[int, int]:
+        _r, answer, _s, updated, _a = self.feed.functions.latestRoundData().call()
+        return answer, updated
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def rate(self, stable: str | None = None) -> int:
+        """The reserve's current variable borrow rate (ray, per year)."""
+        return self.pool.functions.getReserveData(stable or self.up.cusdt).call()[4]
+
+    def interest_bound(self, debt: int, since: int, rate: int) -> int:
+        """Upper bound on the interest ``debt`` accrues from ``since`` to the latest block at
+        ``rate`` (read before; linear, rounded up, +2 wei for ray rounding)."""
+        dt = self.now() - since
+        return -(-debt * rate * dt // (10**27 * 365 * 86_400)) + 2
+
+    def account(self) -> tuple:
+        return tuple(self.pool.functions.getUserAccountData(self.vault).call())
+
+
+# --- the deal driver, with a snapshot table after each leg -------------------------------------
+
+PHASES = ("FUNDED", "SPLIT", "WORKING", "POSITIONED", "MONETIZING", "HOLDING", "CLOSED")
+ORACLE = ("fresh", "stale", "invalid")
+DEADLINE = 2**64
+
+
+def _eth(wei: int) -> str:
+    return f"{Decimal(wei) / Decimal(10**18):,.2f}"
+
+
+def _usd6(x: int) -> str:
+    return f"{Decimal(x) / Decimal(10**6):,.0f}"
+
+
+def _usd8(x: int) -> str:
+    return f"{Decimal(x) / Decimal(10**8):,.0f}"
+
+
+def _bps(x: int) -> str:
+    return "max" if x >= 2**255 else f"{x}"
+
+
+class Deal:
+    """Runs legs on a vault and prints (with -s) one risk-snapshot row per leg."""
+
+    HEADER = ("leg", "phase", "core", "work", "opp", "coll ETH", "debt $", "LTV", "HF", "NAV $", "exp", "stable $", "USDTz", "rung", "oracle")
+
+    def __init__(self, w3, vault, market, upstream, owner, operator, guardian, title: str):
+        self.w3, self.vault, self.market, self.up = w3, vault, market, upstream
+        self.owner, self.operator, self.guardian = owner, operator, guardian
+        self.raw = Raw(w3, vault, market, upstream)
+        self.weth9, self.weth10 = upstream.weth9, upstream.weth10
+        self.cusdt, self.cusdc, self.usdtz = upstream.cusdt, upstream.cusdc, market.usdtz
+        self.core_eth: int | None = None
+        self.core_checks = 0
+        self.rows = 0
+        self._out(f"\n== {title} ==")
+        self._out(self._fmt(self.HEADER))
+
+    @staticmethod
+    def _fmt(cols) -> str:
+        widths = (22, 10, 9, 8, 8, 9, 11, 5, 6, 12, 5, 11, 11, 5, 7)
+        return " ".join(str(c)[:w].rjust(w) if i else str(c)[:w].ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
+
+    def _out(self, line: str) -> None:
+        sys.stdout.write(line + "\n")
+
+    def view(self):
+        return self.vault.riskView()
+
+    def row(self, label: str) -> None:
+        v = self.view()
+        hf = "-" if v.debt == 0 else f"{Decimal(v.healthFactor) / Decimal(10**18):.2f}"
+        self._out(self._fmt((
+            label, PHASES[v.phase], _eth(v.coreEth), _eth(v.workingEth), _eth(v.opportunisticEth), _eth(v.collateralWeth),
+            _usd6(v.debt), _bps(v.ltvBps), hf, _usd8(v.nav), _bps(v.exposureBps), _usd6(v.stableHeld), _usd6(v.usdtzHeld),
+            f"{v.rung}", ORACLE[v.oracleStatus],
+        )))
+        self.rows += 1
+        self._check_core(v)
+
+    def _check_core(self, v) -> None:
+        """Core ETH never moves: booked core constant from split on, and held in ETH by the vault."""
+        if v.phase == 6:  # CLOSED: the owner may take it now
+            return
+        if self.core_eth is None and v.coreEth:
+            self.core_eth = v.coreEth
+        if self.core_eth is not None:
+            assert v.coreEth == self.core_eth, f"core bucket moved: {v.coreEth} != {self.core_eth}"
+            assert self.raw.eth() >= self.core_eth, f"vault holds {self.raw.eth()} wei < core {self.core_eth}"
+            self.core_checks += 1
+
+    def leg(self, name: str, *args, sender=None, label: str | None = None, **kw):
+        tx = getattr(self.vault, name)(*args, sender=sender or self.operator, **kw)
+        self.row(label or name)
+        return tx
+
+    def refused(self, error, name: str, *args, sender=None, label: str | None = None, **kw):
+        """The leg reverts with ``error`` (an ape custom-error class or a message); state unchanged."""
+        before = self.view()
+        with (ape.reverts() if error is None else ape.reverts(error)):
+            getattr(self.vault, name)(*args, sender=sender or self.operator, **kw)
+        after = self.view()
+        assert before.legSeq == after.legSeq and before.phase == after.phase and before.debt <= after.debt
+        why = "reverts" if error is None else getattr(error, "__name__", None) or str(error)
+        self._out(f"x {label or name:<20} refused: {why}")
+
+    # -- common sequences
+    def open(self, funded_wei: int) -> None:
+        self.leg("fund", sender=self.owner, value=funded_wei)
+        self.leg("split")
+
+    def position(self, funded: int, ltv_bps: int, *, wrapper: str | None = None, stable: str | None = None,
+                 buy: bool = True, keep_working: int = 0) -> dict:
+        """fund -> split -> supply all working -> borrow ``ltv_bps`` of the collateral at the raw
+        feed price -> buy USDTz with all of it. Returns the amounts (independently computed)."""
+        wrapper, stable = wrapper or self.weth9, stable or self.cusdt
+        self.open(funded)
+        working = funded * 3000 // 10_000 - keep_working
+        self.leg("supply", wrapper, working)
+        price, _ = self.raw.price()
+        borrow = working * price * ltv_bps // (10**20 * 10_000)
+        self.leg("borrow", stable, borrow)
+        out = {"funded": funded, "working": working, "price": price, "borrow": borrow, "usdtz": 0}
+        if buy:
+            before = self.raw.bal(self.usdtz)
+            self.leg("buy", stable, borrow, 0, DEADLINE)
+            out["usdtz"] = self.raw.bal(self.usdtz) - before
+        return out
+
+    def redeem_all(self, stable: str | None = None, rungs=(50_000 * 10**6, 250_000 * 10**6, 1_000_000 * 10**6)) -> int:
+        """Redeem every booked USDTz up the ladder from where it stands; returns the stablecoin received."""
+        stable = stable or self.cusdt
+        got = 0
+        while True:
+            v = self.view()
+            if v.usdtzHeld == 0:
+                return got
+            amount = min(v.usdtzHeld, rungs[v.rung] - v.rungProgress)
+            before = self.raw.bal(stable)
+            tx = self.leg("redeem", stable, amount, label=f"redeem r{v.rung} {amount // 10**6:,}")
+            assert not [e for e in tx.events if e.event_name == "RedemptionFailed"], "a tranche failed"
+            got += self.raw.bal(stable) - before
+
+    def reopen_discount(self, stable: str | None = None, price: Decimal = Decimal("0.80")) -> int:
+        """A third party sells USDTz into [USDTz, stable] until the pair is back at ``price``
+        stable per USDTz (the vault's own buys pushed it up). Returns the USDTz sold."""
+        from dealvault.overlay import swap_on_pair
+
+        stable = stable or self.cusdt
+        pair = self.market.pair_usdtz_cusdt if stable == self.cusdt else self.market.pair_usdtz_cusdc
+        pc = self.market.pair_contract(self.w3, pair)
+        r0, r1, _ = pc.functions.getReserves().call()
+        rz, rs = (r0, r1) if pc.functions.token0().call().lower() == self.usdtz.lower() else (r1, r0)
+        target_z = int((Decimal(rz) * Decimal(rs) / price).sqrt())
+        if target_z <= rz:
+            return 0
+        amount = (target_z - rz) * 1000 // 997
+        swap_on_pair(self.w3, self.market, self.usdtz, stable, amount)
+        self.note(f"a third party sells {amount / 1e6:,.0f} USDTz: the pair is back at {price} per USDTz")
+        return amount
+
+    def note(self, text: str) -> None:
+        self._out(f"   # {text}")
+
+
+@pytest.fixture
+def make_deal(w3, market, upstream, owner, operator, guardian, rich):
+    def make(vault, title: str) -> Deal:
+        return Deal(w3, vault, market, upstream, owner, operator, guardian, title)
+
+    return make
+
+
+@pytest.fixture
+def raw_reads(w3, market, upstream):
+    def make(vault) -> Raw:
+        return Raw(w3, vault, market, upstream)
+
+    return make
