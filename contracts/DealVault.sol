@@ -4,7 +4,7 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Metadata} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Metadata.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {IDealVault} from "./interfaces/IDealVault.sol";
@@ -26,7 +26,7 @@ import {RiskLib} from "./libraries/RiskLib.sol";
 ///      or revert, or call back (every entry point is nonReentrant), but Aave pulls at most the
 ///      approved amount and the router pays `to`. Raw balances are only used as deltas inside a
 ///      leg (what a venue actually paid or took), never for caps or PnL.
-contract DealVault is IDealVault, ReentrancyGuard {
+contract DealVault is IDealVault {
     using SafeERC20 for IERC20;
     using OracleLib for OracleLib.Price;
 
@@ -41,6 +41,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
     uint256 private constant VARIABLE_RATE = 2;
     uint256 private constant CHECK_LTV = 1;
     uint256 private constant CHECK_EXPOSURE = 2;
+    uint256 private constant NO_DEBT_READ = type(uint256).max;
 
     // Phase masks (bit i = Phase i).
     uint256 private constant M_FUNDED = 1 << uint256(Phase.FUNDED);
@@ -86,6 +87,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
 
     /* ROLES AND STATE (packed) */
 
+    /// @dev Slot 0 is read and written by every leg anyway (phase, legSeq), so the reentrancy
+    ///      guard lives there too: no extra cold slot per leg (OpenZeppelin's guard has its own).
     address public owner;
     Phase public phase;
     Phase internal phaseBeforeHolding;
@@ -95,16 +98,18 @@ contract DealVault is IDealVault, ReentrancyGuard {
     ///      vault's own borrow (it never delegates credit), so a clear bit means a zero debt read
     ///      can be skipped (two cold proxy calls per leg).
     uint8 internal debtMask;
+    bool private entered;
+    uint48 internal legSeq;
 
     address public operator;
     uint16 public maxLtvBps;
     uint16 public maxExposureBps;
     uint16 public maxDeskFeeBps;
-    uint16 public minDiscountBps;
     uint16 public maxSlippageBps;
+    uint32 public oracleMaxAge;
 
     address public guardian;
-    uint32 public oracleMaxAge;
+    uint16 public minDiscountBps;
 
     address public pendingOwner;
 
@@ -113,22 +118,42 @@ contract DealVault is IDealVault, ReentrancyGuard {
 
     /* BOOKS */
 
-    uint256 internal fundedCapital;
-    uint256 internal coreEth;
-    uint256 internal workingEth;
-    uint256 internal opportunisticEth;
-    mapping(address wrapper => uint256 amount) public collateralOf;
-    mapping(address stable => uint256 amount) public stableOf;
-    uint256 internal usdtzHeld;
-    uint256 internal usdtzCost;
-    uint256 internal rungProgress;
-    uint256 internal redeemedTotal;
-    uint256 internal feesPaid;
+    // Packed two (or three) to a slot, grouped by the legs that write them together. Each slot
+    // also holds a `keep` word set to 1 at deployment, so a book slot is never zero and no leg
+    // pays the 20,000-gas zero -> non-zero SSTORE. Widths: uint120 holds 1.3e18 ETH or 1.3e30 USD;
+    // uint80 1.2e18 USD; every write is a checked downcast (SafeCast).
+    uint120 internal coreEth;
+    uint120 internal fundedCapital;
+    uint16 private keep1 = 1;
+    uint120 internal workingEth;
+    uint120 internal collateral9;
+    uint16 private keep2 = 1;
+    uint120 internal opportunisticEth;
+    uint120 internal collateral10;
+    uint16 private keep3 = 1;
+    uint120 internal stableT;
+    uint120 internal stableC;
+    uint16 private keep4 = 1;
+    uint120 internal usdtzHeld;
+    uint120 internal usdtzCost;
+    uint16 private keep5 = 1;
+    uint80 internal rungProgress;
+    uint80 internal redeemedTotal;
+    uint80 internal feesPaid;
+    uint16 private keep6 = 1;
     uint256 internal ownerRepaid;
-    uint256 internal legSeq;
     int256 internal realizedPnlEth;
     int256 internal realizedPnlUsd;
     uint256 internal writtenOffUsdtz;
+
+    /// @notice Reentrancy (OpenZeppelin's error, same selector).
+    error ReentrancyGuardReentrantCall();
+
+    modifier nonReentrant() {
+        _enter();
+        _;
+        _exit();
+    }
 
     /* CONSTRUCTOR */
 
@@ -171,7 +196,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _ceiling(r.sellFloorPrice, 1e6);
         if (r.rungs[0] == 0) revert RungsInvalid(0);
         if (r.rungs[1] <= r.rungs[0]) revert RungsInvalid(1);
-        if (r.rungs[2] <= r.rungs[1]) revert RungsInvalid(2);
+        // < 2**79: the ladder's progress (below two top rungs) fits its uint80 book
+        if (r.rungs[2] <= r.rungs[1] || r.rungs[2] >= 1 << 79) revert RungsInvalid(2);
 
         IAaveV3Pool p = IAaveV3Pool(cfg.pool);
         address a9 = p.getReserveData(cfg.weth9).aTokenAddress;
@@ -228,16 +254,17 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _onlyOwner();
         _phaseIn(M_FUNDED);
         if (msg.value == 0) revert ZeroAmount();
-        fundedCapital += msg.value;
-        emit Funded(msg.sender, msg.value, fundedCapital);
-        _finish(Leg.Fund, 0, _noPrice());
+        uint256 funded = fundedCapital + msg.value;
+        fundedCapital = _u120(funded);
+        emit Funded(msg.sender, msg.value, funded);
+        _finish(Leg.Fund, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function ownerRepay(address stable, uint256 amount) external nonReentrant {
         _onlyOwner();
         _phaseIn(M_REDUCE);
         address debtToken = _debtToken(stable);
-        uint256 debt = IERC20(debtToken).balanceOf(address(this));
+        uint256 debt = _selfBalance(debtToken);
         if (amount > debt) amount = debt;
         if (amount < 1) revert ZeroAmount(); // `< 1`, not `== 0`: a balance-derived value (slither incorrect-equality)
 
@@ -247,7 +274,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         ownerRepaid += repaid;
         if (repaid < amount) IERC20(stable).safeTransfer(msg.sender, amount - repaid);
         emit Repaid(stable, repaid, msg.sender);
-        _finish(Leg.OwnerRepay, 0, _noPrice());
+        _finish(Leg.OwnerRepay, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function resume() external nonReentrant {
@@ -256,7 +283,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         Phase to = phaseBeforeHolding;
         phase = to;
         emit Resumed(to);
-        _finish(Leg.Resume, 0, _noPrice());
+        _finish(Leg.Resume, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function pause() external nonReentrant {
@@ -275,7 +302,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _onlyOwnerOrGuardian();
         _phaseIn(M_OPEN);
         _enterHolding(msg.sender == owner ? 1 : 2);
-        _finish(Leg.Hold, 0, _noPrice());
+        _finish(Leg.Hold, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function withdraw(address token, uint256 amount) external nonReentrant {
@@ -394,12 +421,13 @@ contract DealVault is IDealVault, ReentrancyGuard {
         uint256 working = funded * workingBps / BPS;
         // opportunistic takes the rounding remainder so the three sum to the funded capital exactly
         uint256 opportunistic = funded - core - working;
-        coreEth = core;
-        workingEth = working;
-        opportunisticEth = opportunistic;
+        // each <= funded, a uint120
+        coreEth = uint120(core);
+        workingEth = uint120(working);
+        opportunisticEth = uint120(opportunistic);
         phase = Phase.SPLIT;
         emit Split(core, working, opportunistic);
-        _finish(Leg.Split, 0, _noPrice());
+        _finish(Leg.Split, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function supply(address wrapper, uint256 amount) external nonReentrant {
@@ -412,14 +440,14 @@ contract DealVault is IDealVault, ReentrancyGuard {
 
         unchecked {
             // amount <= available checked above
-            workingEth = available - amount;
+            workingEth = uint120(available - amount);
         }
-        collateralOf[wrapper] += amount;
+        _setCollateral(wrapper, collateralOf(wrapper) + amount);
         if (phase == Phase.SPLIT) phase = Phase.WORKING;
         emit Supplied(wrapper, amount);
 
         _wrapAndSupply(wrapper, amount);
-        _finish(Leg.Supply, CHECK_LTV, _noPrice());
+        _finish(Leg.Supply, CHECK_LTV | CHECK_EXPOSURE, _noPrice(), NO_DEBT_READ);
     }
 
     function borrow(address stable, uint256 amount) external nonReentrant {
@@ -428,14 +456,14 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _debtToken(stable);
         if (amount == 0) revert ZeroAmount();
 
-        stableOf[stable] += amount;
+        _setStable(stable, stableOf(stable) + amount);
         debtMask |= stable == cusdt ? 1 : 2;
         emit Borrowed(stable, amount);
 
         // Assumption: the pool pays exactly `amount` (Aave transfers the underlying as asked;
         // FiatToken has no transfer fee), so the books take `amount` without a balance read.
         IAaveV3Pool(pool).borrow(stable, amount, VARIABLE_RATE, 0, address(this));
-        _finish(Leg.Borrow, CHECK_LTV, _noPrice());
+        _finish(Leg.Borrow, CHECK_LTV | CHECK_EXPOSURE, _noPrice(), NO_DEBT_READ);
     }
 
     // slither-disable-next-line reentrancy-no-eth
@@ -443,7 +471,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _onlyOperator();
         _riskAdding(M_ACTIVE);
         _debtToken(stable);
-        uint256 available = stableOf[stable];
+        uint256 available = stableOf(stable);
         if (amountIn == 0) revert ZeroAmount();
         if (amountIn > available) revert InsufficientBucket(B_STABLE, available, amountIn);
 
@@ -461,15 +489,13 @@ contract DealVault is IDealVault, ReentrancyGuard {
             revert PriceAboveLimit(received > 0 ? Math.ceilDiv(amountIn * 1e6, received) : type(uint256).max, limitE6);
         }
 
-        unchecked {
-            // amountIn <= available checked above
-            stableOf[stable] = available - amountIn;
-        }
-        usdtzHeld += received;
-        usdtzCost += amountIn;
+        // amountIn <= available checked above
+        _setStable(stable, available - amountIn);
+        usdtzHeld = _u120(usdtzHeld + received);
+        usdtzCost = _u120(usdtzCost + amountIn);
         if (phase == Phase.WORKING) phase = Phase.POSITIONED;
         emit Bought(stable, amountIn, received, amountIn * 1e6 / received);
-        _finish(Leg.Buy, CHECK_LTV | CHECK_EXPOSURE, _noPrice());
+        _finish(Leg.Buy, CHECK_LTV | CHECK_EXPOSURE, _noPrice(), NO_DEBT_READ);
     }
 
     // slither-disable-next-line reentrancy-no-eth
@@ -491,10 +517,14 @@ contract DealVault is IDealVault, ReentrancyGuard {
         if (delivered > held) delivered = held;
 
         // books: what actually moved, success or not
-        usdtzCost -= RiskLib.costOut(usdtzCost, delivered, held);
-        usdtzHeld = held - delivered;
-        stableOf[stable] += received;
-        if (delivered > received) feesPaid += delivered - received;
+        {
+            uint256 cost = usdtzCost;
+            // costOut <= cost; delivered <= held
+            usdtzCost = uint120(cost - RiskLib.costOut(cost, delivered, held));
+            usdtzHeld = uint120(held - delivered);
+        }
+        _setStable(stable, stableOf(stable) + received);
+        if (delivered > received) feesPaid = _u80(feesPaid + delivered - received);
 
         uint256 minimum = Math.ceilDiv(amount * (BPS - maxDeskFeeBps), BPS);
         if (ok && received < minimum) {
@@ -502,13 +532,14 @@ contract DealVault is IDealVault, ReentrancyGuard {
             reason = abi.encodeWithSelector(ShortPayment.selector, received, minimum);
         }
         if (ok) {
-            redeemedTotal += delivered;
+            redeemedTotal = _u80(redeemedTotal + delivered);
             uint256 progress = rungProgress + amount;
             if (progress >= size) {
                 if (k < 2) rung = k + 1;
                 progress = 0;
             }
-            rungProgress = progress;
+            // progress < size + size <= 2 * rung2, checked at deployment to fit
+            rungProgress = uint80(progress);
             if (phase == Phase.POSITIONED) phase = Phase.MONETIZING;
             emit Redeemed(k, stable, amount, received);
         } else {
@@ -517,7 +548,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
             emit RedemptionFailed(k, amount, reason);
             if (phase != Phase.HOLDING) _enterHolding(0);
         }
-        _finish(Leg.Redeem, 0, _noPrice());
+        _finish(Leg.Redeem, 0, _noPrice(), NO_DEBT_READ);
     }
 
     // slither-disable-next-line reentrancy-no-eth
@@ -534,11 +565,12 @@ contract DealVault is IDealVault, ReentrancyGuard {
         uint256 received = _swap(usdtz, stable, amountIn, minOut, deadline, _path(usdtz, stable));
         if (received * 1e6 < floorE6 * amountIn) revert PriceBelowFloor(received * 1e6 / amountIn, floorE6);
 
-        usdtzHeld = held - amountIn;
-        usdtzCost -= cost;
-        stableOf[stable] += received;
+        // amountIn <= held, cost <= usdtzCost
+        usdtzHeld = uint120(held - amountIn);
+        usdtzCost = uint120(usdtzCost - cost);
+        _setStable(stable, stableOf(stable) + received);
         emit Sold(stable, amountIn, received, received * 1e6 / amountIn);
-        _finish(Leg.Sell, 0, _noPrice());
+        _finish(Leg.Sell, 0, _noPrice(), NO_DEBT_READ);
     }
 
     // slither-disable-next-line reentrancy-no-eth
@@ -546,16 +578,16 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _onlyOperatorOrOwner();
         _phaseIn(M_REDUCE);
         address debtToken = _debtToken(stable);
-        uint256 available = stableOf[stable];
-        if (amount == type(uint256).max) amount = Math.min(available, IERC20(debtToken).balanceOf(address(this)));
+        uint256 available = stableOf(stable);
+        if (amount == type(uint256).max) amount = Math.min(available, _selfBalance(debtToken));
         if (amount < 1) revert ZeroAmount(); // `< 1`: balance-derived (see ownerRepay)
         if (amount > available) revert InsufficientBucket(B_STABLE, available, amount);
 
         uint256 repaid = _repay(stable, amount);
         // repaid <= amount <= available
-        stableOf[stable] = available - repaid;
+        _setStable(stable, available - repaid);
         emit Repaid(stable, repaid, address(this));
-        _finish(Leg.Repay, 0, _noPrice());
+        _finish(Leg.Repay, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function addCollateral(address wrapper, uint256 amount) external nonReentrant {
@@ -568,36 +600,38 @@ contract DealVault is IDealVault, ReentrancyGuard {
 
         unchecked {
             // amount <= available checked above
-            opportunisticEth = available - amount;
+            opportunisticEth = uint120(available - amount);
         }
-        collateralOf[wrapper] += amount;
+        _setCollateral(wrapper, collateralOf(wrapper) + amount);
         emit CollateralAdded(wrapper, amount);
 
         _wrapAndSupply(wrapper, amount);
-        _finish(Leg.AddCollateral, 0, _noPrice());
+        _finish(Leg.AddCollateral, 0, _noPrice(), NO_DEBT_READ);
     }
 
     function withdrawCollateral(address wrapper, uint256 amount) external nonReentrant {
         _onlyOperatorOrOwner();
         _aToken(wrapper);
-        bool withDebt = _totalDebt() != 0;
+        uint256 debt = _totalDebt();
+        bool withDebt = debt != 0;
         if (withDebt) _riskAdding(M_ACTIVE);
         else _phaseIn(M_REDUCE);
-        uint256 available = collateralOf[wrapper];
+        uint256 available = collateralOf(wrapper);
         if (amount == 0) revert ZeroAmount();
         if (amount > available) revert InsufficientBucket(B_COLLATERAL, available, amount);
 
         unchecked {
             // amount <= available checked above
-            collateralOf[wrapper] = available - amount;
+            _setCollateral(wrapper, available - amount);
         }
-        workingEth += amount;
+        workingEth = _u120(workingEth + amount);
         emit CollateralWithdrawn(wrapper, amount);
 
         // Aave withdraws exactly `amount` (not type(uint256).max)
         uint256 withdrawn = IAaveV3Pool(pool).withdraw(wrapper, amount, address(this));
         IWETH(wrapper).withdraw(withdrawn);
-        _finish(Leg.WithdrawCollateral, withDebt ? CHECK_LTV : 0, _noPrice());
+        // the debt read above still holds: an Aave withdraw of WETH does not move the stable's index
+        _finish(Leg.WithdrawCollateral, withDebt ? CHECK_LTV | CHECK_EXPOSURE : 0, _noPrice(), debt);
     }
 
     function deleverage(address wrapper, address stable, uint256 collateralAmount, uint256 minOut, uint256 deadline)
@@ -609,7 +643,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         _aToken(wrapper);
         _debtToken(stable);
         {
-            uint256 available = collateralOf[wrapper];
+            uint256 available = collateralOf(wrapper);
             if (collateralAmount == 0) revert ZeroAmount();
             if (collateralAmount > available) revert InsufficientBucket(B_COLLATERAL, available, collateralAmount);
         }
@@ -625,15 +659,17 @@ contract DealVault is IDealVault, ReentrancyGuard {
         uint256 collBefore = _collateral(true);
         uint256 debtBefore = _totalDebt();
 
-        collateralOf[wrapper] -= collateralAmount;
+        // collateralAmount <= collateralOf(wrapper) checked above
+        _setCollateral(wrapper, collateralOf(wrapper) - collateralAmount);
         uint256 received = _sellCollateral(wrapper, stable, collateralAmount, minOut, deadline);
         uint256 repaid = _repay(stable, received);
         // repaid <= received (the pool takes at most what it was approved for)
-        stableOf[stable] += received - repaid;
+        _setStable(stable, stableOf(stable) + received - repaid);
         emit Deleveraged(wrapper, stable, collateralAmount, received, repaid);
 
-        _ltvNotRaised(collBefore, collBefore > collateralAmount ? collBefore - collateralAmount : 0, debtBefore, price);
-        _finish(Leg.Deleverage, 0, px);
+        uint256 debtAfter =
+            _ltvNotRaised(collBefore, collBefore > collateralAmount ? collBefore - collateralAmount : 0, debtBefore, price);
+        _finish(Leg.Deleverage, 0, px, debtAfter);
     }
 
     function close() external nonReentrant {
@@ -644,11 +680,11 @@ contract DealVault is IDealVault, ReentrancyGuard {
 
         phase = Phase.CLOSED;
         uint256 credited = _closeCollateral(weth9, aWeth9) + _closeCollateral(weth10, aWeth10);
-        workingEth += credited;
+        workingEth = _u120(workingEth + credited);
 
         OracleLib.Price memory px = OracleLib.read(ethUsdFeed, oracleMaxAge);
-        int256 pnlEth = int256(coreEth + workingEth + opportunisticEth) - int256(fundedCapital);
-        uint256 stable = stableOf[cusdt] + stableOf[cusdc];
+        int256 pnlEth = int256(uint256(coreEth) + workingEth + opportunisticEth) - int256(uint256(fundedCapital));
+        uint256 stable = uint256(stableT) + stableC;
         int256 pnlUsd = pnlEth * int256(px.valueOrZero()) / 1e18 + (int256(stable) - int256(ownerRepaid)) * 100;
         uint256 writtenOff = usdtzCost;
         realizedPnlEth = pnlEth;
@@ -656,7 +692,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
         writtenOffUsdtz = writtenOff;
         usdtzCost = 0;
         emit Closed(pnlEth, pnlUsd, stable, writtenOff, px.status);
-        _finish(Leg.Close, 0, px);
+        // the debt is zero (checked above) and close does not borrow
+        _finish(Leg.Close, 0, px, 0);
     }
 
     /* VIEWS */
@@ -713,11 +750,12 @@ contract DealVault is IDealVault, ReentrancyGuard {
 
     /// @dev One oracle read (unless the leg already read it), the leg's cap assertions, the core
     ///      invariant, then LegCompleted.
-    function _finish(Leg leg, uint256 checks, OracleLib.Price memory px) internal {
+    /// @param debt the debt if the leg already read it after its last pool call, else NO_DEBT_READ.
+    function _finish(Leg leg, uint256 checks, OracleLib.Price memory px, uint256 debt) internal {
         uint256 maxAge = oracleMaxAge;
         if (!px.read) px = OracleLib.read(ethUsdFeed, maxAge);
         uint256 coll = _collateral(true);
-        uint256 debt = _totalDebt();
+        if (debt >= NO_DEBT_READ) debt = _totalDebt(); // the sentinel (`>=`: a balance-derived value)
         Snapshot memory s = _snapshot(px, coll, debt);
 
         if (checks != 0) {
@@ -740,11 +778,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
         if (phase != Phase.CLOSED && address(this).balance < s.coreEth) {
             revert CoreBreached(address(this).balance, s.coreEth);
         }
-        uint256 seq;
-        unchecked {
-            // one increment per transaction: a uint256 cannot overflow
-            seq = ++legSeq;
-        }
+        // checked: a uint48 overflows after 2.8e14 legs, never
+        uint256 seq = ++legSeq;
         emit LegCompleted(seq, leg, s);
     }
 
@@ -761,7 +796,7 @@ contract DealVault is IDealVault, ReentrancyGuard {
         s.collateralWeth = coll;
         s.debt = debt;
         s.ltvBps = RiskLib.ltvBps(debt, coll, price);
-        s.stableHeld = stableOf[cusdt] + stableOf[cusdc];
+        s.stableHeld = uint256(stableT) + stableC;
         s.usdtzHeld = usdtzHeld;
         int256 nav = _navFrom(s, price);
         s.nav = RiskLib.navUsd(nav);
@@ -786,13 +821,13 @@ contract DealVault is IDealVault, ReentrancyGuard {
         IWETH(wrapper).deposit{value: amount}();
         IERC20(wrapper).forceApprove(pool, amount);
         IAaveV3Pool(pool).supply(wrapper, amount, address(this), 0);
-        IERC20(wrapper).forceApprove(pool, 0);
+        _resetAllowance(wrapper, pool);
     }
 
     function _repay(address stable, uint256 amount) internal returns (uint256 repaid) {
         IERC20(stable).forceApprove(pool, amount);
         repaid = IAaveV3Pool(pool).repay(stable, amount, VARIABLE_RATE, address(this));
-        IERC20(stable).forceApprove(pool, 0);
+        _resetAllowance(stable, pool);
     }
 
     /// @dev `to` is always this vault; the output is measured as the balance delta.
@@ -804,13 +839,13 @@ contract DealVault is IDealVault, ReentrancyGuard {
         uint256 deadline,
         address[] memory path
     ) internal returns (uint256 received) {
-        uint256 before = IERC20(tokenOut).balanceOf(address(this));
+        uint256 before = _selfBalance(tokenOut);
         IERC20(tokenIn).forceApprove(router, amountIn);
         // the router enforces amounts[last] >= minOut; the books take the balance delta instead
         // slither-disable-next-line unused-return
         IUniswapV2Router(router).swapExactTokensForTokens(amountIn, minOut, path, address(this), deadline);
-        IERC20(tokenIn).forceApprove(router, 0);
-        received = IERC20(tokenOut).balanceOf(address(this)) - before;
+        _resetAllowance(tokenIn, router);
+        received = _selfBalance(tokenOut) - before;
     }
 
     /// @dev approve exact -> desk.redeem -> approve 0, none of which may revert the leg; returns
@@ -819,8 +854,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
         internal
         returns (bool ok, bytes memory reason, uint256 delivered, uint256 received)
     {
-        uint256 zBefore = IERC20(usdtz).balanceOf(address(this));
-        uint256 sBefore = IERC20(stable).balanceOf(address(this));
+        uint256 zBefore = _selfBalance(usdtz);
+        uint256 sBefore = _selfBalance(stable);
         (ok, reason) = _tryApprove(desk, amount);
         if (ok) {
             (ok, reason) = desk.call(abi.encodeCall(IRedemptionDesk.redeem, (stable, amount)));
@@ -828,8 +863,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
             // `amount` approved to the desk only, on a token that is then frozen or paused
             _tryApprove(desk, 0);
         }
-        uint256 zAfter = IERC20(usdtz).balanceOf(address(this));
-        uint256 sAfter = IERC20(stable).balanceOf(address(this));
+        uint256 zAfter = _selfBalance(usdtz);
+        uint256 sAfter = _selfBalance(stable);
         delivered = zBefore > zAfter ? zBefore - zAfter : 0;
         received = sAfter > sBefore ? sAfter - sBefore : 0;
     }
@@ -850,13 +885,23 @@ contract DealVault is IDealVault, ReentrancyGuard {
     }
 
     /// @dev Price-free: debtAfter / collAfter <= debtBefore / collBefore, cross-multiplied.
-    function _ltvNotRaised(uint256 collBefore, uint256 collAfter, uint256 debtBefore, uint256 price) internal view {
-        uint256 debtAfter = _totalDebt();
+    function _ltvNotRaised(uint256 collBefore, uint256 collAfter, uint256 debtBefore, uint256 price)
+        internal
+        view
+        returns (uint256 debtAfter)
+    {
+        debtAfter = _totalDebt();
         if (debtAfter * collBefore > debtBefore * collAfter) {
             revert LtvIncreased(
                 RiskLib.ltvBps(debtBefore, collBefore, price), RiskLib.ltvBps(debtAfter, collAfter, price)
             );
         }
+    }
+
+    /// @dev The venue normally pulled exactly what it was approved for: reset only a leftover
+    ///      (the same end state as an unconditional approve(0), without its SSTORE and event).
+    function _resetAllowance(address token, address spender) internal {
+        if (IERC20(token).allowance(address(this), spender) != 0) IERC20(token).forceApprove(spender, 0);
     }
 
     /// @dev USDTz approve that cannot revert (FiatToken reverts when paused or the holder is blacklisted).
@@ -871,13 +916,54 @@ contract DealVault is IDealVault, ReentrancyGuard {
     /// @dev Withdraws all of a wrapper's collateral at close and unwraps it; credits at most the
     ///      booked amount (supply interest and donated aTokens stay as unbooked surplus ETH).
     function _closeCollateral(address wrapper, address aToken) internal returns (uint256 credited) {
-        uint256 booked = collateralOf[wrapper];
-        if (booked == 0) return 0;
-        collateralOf[wrapper] = 0;
-        if (IERC20(aToken).balanceOf(address(this)) < 1) return 0; // fully liquidated (`< 1`: balance-derived)
+        uint256 booked = collateralOf(wrapper);
+        if (booked < 1) return 0; // `< 1`: slither taints the books written from measured deltas
+        _setCollateral(wrapper, 0);
+        if (_selfBalance(aToken) < 1) return 0; // fully liquidated (`< 1`: balance-derived)
         uint256 withdrawn = IAaveV3Pool(pool).withdraw(wrapper, type(uint256).max, address(this));
         IWETH(wrapper).withdraw(withdrawn);
         credited = Math.min(withdrawn, booked);
+    }
+
+    /* INTERNAL: BOOKS */
+
+    /// @notice Booked collateral of `wrapper` (WETH9/WETH10), wei.
+    function collateralOf(address wrapper) public view returns (uint256) {
+        return wrapper == weth9 ? collateral9 : wrapper == weth10 ? collateral10 : 0;
+    }
+
+    /// @notice Booked stablecoin (cUSDT/cUSDC), 6 dp.
+    function stableOf(address stable) public view returns (uint256) {
+        return stable == cusdt ? stableT : stable == cusdc ? stableC : 0;
+    }
+
+    /// @dev `wrapper` was checked by _aToken.
+    function _setCollateral(address wrapper, uint256 amount) internal {
+        if (wrapper == weth9) collateral9 = _u120(amount);
+        else collateral10 = _u120(amount);
+    }
+
+    /// @dev `stable` was checked by _debtToken.
+    function _setStable(address stable, uint256 amount) internal {
+        if (stable == cusdt) stableT = _u120(amount);
+        else stableC = _u120(amount);
+    }
+
+    function _u120(uint256 v) internal pure returns (uint120) {
+        return SafeCast.toUint120(v);
+    }
+
+    function _u80(uint256 v) internal pure returns (uint80) {
+        return SafeCast.toUint80(v);
+    }
+
+    function _enter() internal {
+        if (entered) revert ReentrancyGuardReentrantCall();
+        entered = true;
+    }
+
+    function _exit() internal {
+        entered = false;
     }
 
     /* INTERNAL: READS */
@@ -888,8 +974,8 @@ contract DealVault is IDealVault, ReentrancyGuard {
     }
 
     function _collateralOf(address wrapper, address aToken, bool strict) internal view returns (uint256) {
-        uint256 booked = collateralOf[wrapper];
-        if (booked == 0) return 0;
+        uint256 booked = collateralOf(wrapper);
+        if (booked < 1) return 0; // `< 1`: see _closeCollateral
         return Math.min(booked, _balance(aToken, strict));
     }
 
@@ -904,8 +990,12 @@ contract DealVault is IDealVault, ReentrancyGuard {
         if (mask & 2 != 0) debt += _balance(debtCusdc, strict);
     }
 
+    function _selfBalance(address token) internal view returns (uint256) {
+        return IERC20(token).balanceOf(address(this));
+    }
+
     function _balance(address token, bool strict) internal view returns (uint256) {
-        if (strict) return IERC20(token).balanceOf(address(this));
+        if (strict) return _selfBalance(token);
         (bool ok, bytes memory ret) = token.staticcall(abi.encodeCall(IERC20.balanceOf, (address(this))));
         return ok && ret.length >= 32 ? abi.decode(ret, (uint256)) : 0;
     }
@@ -914,12 +1004,12 @@ contract DealVault is IDealVault, ReentrancyGuard {
         uint256 booked;
         uint256 balance;
         if (token == address(0)) {
-            booked = coreEth + workingEth + opportunisticEth;
+            booked = uint256(coreEth) + workingEth + opportunisticEth;
             balance = address(this).balance;
         } else {
             if (token == aWeth9 || token == aWeth10) return 0; // collateral, never surplus before CLOSED
-            booked = token == usdtz ? usdtzHeld : stableOf[token];
-            balance = IERC20(token).balanceOf(address(this));
+            booked = token == usdtz ? usdtzHeld : stableOf(token);
+            balance = _selfBalance(token);
         }
         return balance > booked ? balance - booked : 0;
     }

@@ -281,7 +281,14 @@ class DealReport:
 
 
 def _contract(w3: Web3, address: str):
-    return w3.eth.contract(address=to_checksum_address(address), abi=vault_abi())
+    # building a Contract from the vault's ABI costs ~5-10 ms of Python (bench/harness.py) and
+    # read_risk runs it twice a leg: cache it on the Web3 instance (same lifetime, no chain state)
+    cache = w3.__dict__.setdefault("_dealvault_contracts", {})
+    address = to_checksum_address(address)
+    c = cache.get(address)
+    if c is None:
+        c = cache[address] = w3.eth.contract(address=address, abi=vault_abi())
+    return c
 
 
 def _struct(abi_outputs: Sequence[Mapping[str, Any]], value: Any) -> dict[str, Any]:
@@ -988,15 +995,17 @@ def run_deal(
     last = parse_until(until)
     if record is None:
         record = open_record()
-    if dry_run:
-        return _dry_run(spec, w3=w3, operator=operator, owner=owner, venues=venues, last=last, resume=resume,
-                        console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0)
-    run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg)
-    try:
-        with record.lock(spec.deal_id, timeout=lock_timeout):
-            return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0)
-    except DealLocked as exc:
-        raise InputError(str(exc)) from exc
+    # any RPC failure not caught closer to its call (connection refused, timeout) is a ChainError (exit 5)
+    with _rpc_guard(f"deal {spec.deal_id}"):
+        if dry_run:
+            return _dry_run(spec, w3=w3, operator=operator, owner=owner, venues=venues, last=last, resume=resume,
+                            console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0)
+        run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg)
+        try:
+            with record.lock(spec.deal_id, timeout=lock_timeout):
+                return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0)
+        except DealLocked as exc:
+            raise InputError(str(exc)) from exc
 
 
 def _drive(run: DealRun, *, last: int | None, resume: bool, mainnet_genesis: str | None, t0: float, dry: bool = False) -> DealReport:
@@ -1081,8 +1090,9 @@ def run_leg(spec: DealSpec, leg: str, *, w3: Web3, sender: Any, record: Record, 
             value: int = 0, step: int = -1) -> LegResult:
     """Run one vault function as a recorded leg (``leg`` = the function name, e.g. ``"repay"``),
     with the same simulate / sign / persist / broadcast / LegCompleted checks as a deal run."""
-    run = DealRun(spec, w3=w3, operator=sender, record=record, venues=venues)
-    with record.lock(spec.deal_id):
+    with _rpc_guard("chain id"):
+        run = DealRun(spec, w3=w3, operator=sender, record=record, venues=venues)
+    with record.lock(spec.deal_id), _rpc_guard(f"{leg} leg"):
         record.create_deal(spec, chain_id=run.chain_id, genesis_hash=genesis_hash(w3), vault_address=venues.vault, exist_ok=True)
         rv = run.risk()
         if leg in _MASK:

@@ -15,7 +15,6 @@ Exit codes: 0 (no flag in --once mode; always 0 otherwise), 1 a flag is raised (
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -128,7 +127,8 @@ def main(deal_id, rebuild_id, vault, watch, once, rpc, network_choice, db_url, a
          interest_share_bps, from_block, iterations) -> int:
     from rich.console import Console
 
-    from dealvault.orchestrator import ChainError, _rpc_guard
+    from dealvault.cli import connect
+    from dealvault.orchestrator import ChainError, InputError, _rpc_guard
     from dealvault.record import RecordError, open_record
     from dealvault.report import jsonable
 
@@ -166,21 +166,10 @@ def main(deal_id, rebuild_id, vault, watch, once, rpc, network_choice, db_url, a
         vault = to_checksum_address(vault)
     if not deal_id and not vault:
         return fail("give DEAL_ID (its vault comes from the record) or --vault ADDR")
-    if rpc:
-        from web3 import Web3
-
-        provider_ctx = contextlib.nullcontext(Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60})))
-    elif network_choice:
-        from ape import networks
-
-        @contextlib.contextmanager
-        def _ape():
-            with networks.parse_network_choice(network_choice) as provider:
-                yield provider.web3
-
-        provider_ctx = _ape()
-    else:
-        return fail("give --network <ecosystem:network:provider> or --rpc URL")
+    try:
+        provider_ctx = connect(rpc, network_choice)
+    except InputError as exc:
+        return fail(str(exc))
 
     try:
         record = open_record(db_url) if (deal_id or db_url) else None

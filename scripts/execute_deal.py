@@ -1,7 +1,7 @@
 """`ape run execute_deal`: run a deal's legs (step 0 to step 4) against its vault.
 
     ape run execute_deal --network <ecosystem:network:provider> --account <alias> --deal deals/example.yaml \
-        [--dry-run] [--until STEP] [--resume DEAL_ID] [--json] [--yes]
+        [--dry-run] [--until STEP] [--resume DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS]
     ape run execute_deal --rpc http://127.0.0.1:8545 --account TEST::1 --owner-account TEST::0 --deal ... \
         --deployment deployments/local/mirror/demo-001.json
 
@@ -37,13 +37,18 @@ import click
 @click.option("--resume", "resume_id", default=None, help="continue this deal from the record and the chain")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
 @click.option("--yes", is_flag=True, help="no confirmation prompt on non-local networks")
-def cli(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes):
-    sys.exit(main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes))
+@click.option("--rpc-timeout", "rpc_timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="--rpc: seconds per JSON-RPC request before giving up (exit 5)")
+def cli(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes, rpc_timeout):
+    sys.exit(main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes,
+                  rpc_timeout))
 
 
-def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes) -> int:
+def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes,
+         rpc_timeout=60.0) -> int:
     from rich.console import Console
 
+    from dealvault.cli import connect
     from dealvault.deploy import DEPLOYMENTS_DIR, DeployError, ape_account, load_record, record_path
     from dealvault.netconfig import CHAIN138_CONFIG, ConfigError, load_netconfig
     from dealvault.orchestrator import EXIT_INPUT, DealError, InputError, Venues, parse_until, run_deal
@@ -94,21 +99,10 @@ def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_
         return fail(f"vault addresses: {exc}")
 
     # ---- connect
-    if rpc:
-        from web3 import Web3
-
-        provider_ctx = contextlib.nullcontext(Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 60})))
-    elif network_choice:
-        from ape import networks
-
-        @contextlib.contextmanager
-        def _ape():
-            with networks.parse_network_choice(network_choice) as provider:
-                yield provider.web3
-
-        provider_ctx = _ape()
-    else:
-        return fail("give --network <ecosystem:network:provider> or --rpc URL")
+    try:
+        provider_ctx = connect(rpc, network_choice, timeout=rpc_timeout)
+    except InputError as exc:
+        return fail(str(exc))
 
     try:
         with provider_ctx as w3:

@@ -16,10 +16,19 @@ pragma solidity 0.8.28;
 /// Leg kinds:
 /// - Risk-adding (`supply`, `borrow`, `buy`, `withdrawCollateral` while debt remains): operator
 ///   only (`withdrawCollateral`: operator or owner), refused while paused or in HOLDING, need a
-///   Fresh oracle, and must end within every cap.
+///   Fresh oracle, and must end within every cap: each asserts both the LTV (with the pool
+///   cross-check while debt exists) and the exposure after it runs.
 /// - Risk-reducing (`redeem`, `sell`, `repay`, `ownerRepay`, `addCollateral`, `deleverage`,
 ///   `close`): operator or owner (`ownerRepay`: owner), need no oracle, run while paused and in
-///   HOLDING. They never raise debt, exposure or LTV.
+///   HOLDING. They never raise the debt, the LTV, or the exposure, i.e. the USDTz held (at face):
+///   none of them adds USDTz. The exposure's SHARE of NAV is another matter for `deleverage`: it
+///   sells collateral on the router below the oracle price (within `minOut`), so NAV falls while
+///   the USDTz stays, and the share may rise by at most that NAV loss, from usdtz / NAV to at most
+///   usdtz / (NAV - loss), where loss <= collateralAmount * price * maxSlippageBps / 10_000 in
+///   E26 USD (wei x 8-dp price; plus Aave's 1-wei roundings) when the bound's price is the Fresh
+///   oracle; with a non-Fresh oracle the bound's price is ethFloorPrice, and the loss is measured
+///   against that price. `redeem` and `sell` lower the USDTz and lose at most its cost basis per
+///   unit (below 1: bought at a discount), so they lower the share whenever USDTz is below NAV.
 ///
 /// Leg x phase table (x = allowed; phase after the leg in brackets when it changes;
 /// mask bit i = Phase i, as reported by `WrongPhase(current, allowedMask)`):

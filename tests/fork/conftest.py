@@ -377,3 +377,35 @@ def raw_reads(w3, market, upstream):
         return Raw(w3, vault, market, upstream)
 
     return make
+
+
+# --- RedemptionFailed.reason, decoded ------------------------------------------------------------
+
+_REASONS = {
+    "Error": ["string"],
+    "RedemptionsHalted": [],
+    "InsufficientLiquidity": ["address", "uint256", "uint256"],
+    "ShortPayment": ["uint256", "uint256"],
+    "ApproveFailed": ["address"],
+    "ReentrancyGuardReentrantCall": [],
+}
+
+
+def decode_reason(reason) -> tuple[str, tuple]:
+    """Decode a ``RedemptionFailed.reason``: ``("Error", (message,))`` or a custom error with its
+    arguments (addresses checksummed). Raises KeyError on an unknown selector."""
+    from eth_abi import decode
+    from eth_utils import keccak
+
+    reason = bytes(reason)
+    for name, types in _REASONS.items():
+        sig = "{}({})".format(name, ",".join(types)) if name != "Error" else "Error(string)"
+        if reason[:4] == keccak(text=sig)[:4]:
+            args = tuple(decode(types, reason[4:])) if types else ()
+            return name, tuple(to_checksum_address(a) if t == "address" else a for a, t in zip(args, types))
+    raise KeyError(f"unknown revert selector 0x{reason[:4].hex()} in {reason.hex()}")
+
+
+@pytest.fixture
+def reason_of():
+    return decode_reason

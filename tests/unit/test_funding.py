@@ -7,34 +7,17 @@ from eth_utils import keccak
 
 from dealvault import fiattoken as ft
 from dealvault.artifacts import own
-from dealvault.evm import TxFailed, deploy, impersonating, get_storage, role_address, send, set_code
+from dealvault.evm import TxFailed, deploy, get_storage, role_address, send, set_code
 from dealvault.funding import FundingError, balance_of, find_balance_slot, fund, fund_eth
 from dealvault.mirror import weth9, weth10
+from tests.conftest import gas_cost as _gas_cost
 
 ETH = 10**18
 USD6 = 10**6
 
 
-def _actor(w3, index):
-    # anvil_setChainId (conftest) does not reach anvil's dev-account signer, which keeps signing
-    # for 31337, so eth_sendTransaction from a dev account fails; impersonated senders are not
-    # signed, so act for the dev account by impersonation (the kit's roles work the same way).
-    with impersonating(w3, w3.eth.accounts[index]) as who:
-        yield who
-
-
-@pytest.fixture
-def alice(w3):
-    yield from _actor(w3, 3)
-
-
-@pytest.fixture
-def bob(w3):
-    yield from _actor(w3, 4)
-
-
-def _gas_cost(receipt) -> int:
-    return receipt["gasUsed"] * receipt["effectiveGasPrice"]
+# alice and bob (tests/conftest.py): impersonated dev accounts 3 and 4
+ALICE_INDEX, BOB_INDEX = 3, 4
 
 
 @pytest.mark.parametrize("which", ["weth9", "weth10"])

@@ -13,7 +13,7 @@ from eth_utils import keccak, to_checksum_address
 from dealvault import chain138
 from dealvault import fiattoken as ft
 from dealvault.artifacts import own
-from dealvault.evm import TxFailed, deploy, impersonating, send, set_code
+from dealvault.evm import TxFailed, deploy, send, set_code
 from dealvault.funding import fund, fund_eth
 from dealvault.mirror import (
     DEFAULT_ETH_USD,
@@ -26,31 +26,13 @@ from dealvault.mirror import (
     weth9,
     weth10,
 )
+from tests.conftest import gas_cost as _gas_cost
 
 ETH = 10**18
 USD6 = 10**6
 
 
-def _actor(w3, index):
-    # anvil_setChainId (conftest) does not reach anvil's dev-account signer, which keeps signing
-    # for 31337, so eth_sendTransaction from a dev account fails; impersonated senders are not
-    # signed, so act for the dev account by impersonation (the kit's roles work the same way).
-    with impersonating(w3, w3.eth.accounts[index]) as who:
-        yield who
-
-
-@pytest.fixture
-def alice(w3):
-    yield from _actor(w3, 1)
-
-
-@pytest.fixture
-def bob(w3):
-    yield from _actor(w3, 2)
-
-
-def _gas_cost(receipt) -> int:
-    return receipt["gasUsed"] * receipt["effectiveGasPrice"]
+# alice and bob: impersonated dev accounts 1 and 2 (tests/conftest.py)
 
 
 # --- where and what --------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.signer import ApeAccountSigner
 from dealvault.spec import load_spec, parse_spec
+from helpers_db import BACKENDS, db_factory
 
 EXAMPLE = ROOT / "deals" / "example.yaml"
 APE = ROOT / ".venv" / "bin" / "ape"
@@ -75,9 +76,22 @@ def chain(kit, deployed):
     revert(kit.w3, snap)
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The deal record's backend: SQLite, and PostgreSQL when DATABASE_URL is set (else skipped)."""
+    return request.param
+
+
 @pytest.fixture
-def rec(tmp_path):
-    r = open_record(f"sqlite:///{tmp_path}/deals.db")
+def fresh_db(backend, tmp_path):
+    """``fresh_db(name)``: the URL of a new empty record database of the test's backend."""
+    with db_factory(backend, tmp_path) as make:
+        yield make
+
+
+@pytest.fixture
+def rec(fresh_db):
+    r = open_record(fresh_db())
     yield r
     r.close()
 
@@ -180,7 +194,7 @@ def _no_send(w3, fn):
     return str(ei.value)
 
 
-def test_bad_input_nothing_sent(chain, deployed, rec):
+def test_bad_input_nothing_sent(chain, deployed, rec, fresh_db):
     w3, v = chain, deployed.venues
     op, owner = signers(w3)
     run = lambda spec, **kw: run_deal(spec, w3=w3, operator=kw.get("op", op), owner=owner, record=rec, venues=v)  # noqa: E731
@@ -196,7 +210,7 @@ def test_bad_input_nothing_sent(chain, deployed, rec):
     # a vault in the wrong phase: run step 0, then start the deal afresh (not --resume)
     r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until=0)
     assert r.status == "stopped" and read_risk(w3, v.vault)["phaseName"] == "SPLIT"
-    other = open_record(str(rec.url).replace("deals.db", "other.db"))
+    other = open_record(fresh_db("other"))
     try:
         msg = _no_send(w3, lambda: run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=other, venues=v))
     finally:
@@ -224,9 +238,9 @@ def test_until_then_resume_never_twice(chain, deployed, rec):
 # ---- real processes -------------------------------------------------------------------------
 
 
-def _cli(kit, deployed, db, *extra, env=None, wait=True):
-    args = [str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
-            "--deal", str(EXAMPLE), "--deployment", str(deployed.record_file), "--db", f"sqlite:///{db}", *extra]
+def _cli(kit, deployed, db_url, *extra, env=None, wait=True, rpc=None):
+    args = [str(APE), "run", "execute_deal", "--rpc", rpc or kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
+            "--deal", str(EXAMPLE), "--deployment", str(deployed.record_file), "--db", db_url, *extra]
     e = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx"), **(env or {})}
     if wait:
         return subprocess.run(args, cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
@@ -234,9 +248,9 @@ def _cli(kit, deployed, db, *extra, env=None, wait=True):
 
 
 @pytest.mark.parametrize("hook,leg_no", [("after-broadcast", 3), ("before-broadcast", 5)])
-def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, hook, leg_no):
+def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, fresh_db, hook, leg_no):
     w3 = chain
-    db = tmp_path / "deals.db"
+    db = fresh_db()
     gate = tmp_path / "gate"
     n0 = nonces(w3)
     p = _cli(kit, deployed, db, env={"DEALVAULT_TEST_HOOK": f"{hook}:{gate}", "DEALVAULT_TEST_HOOK_LEG": str(leg_no)}, wait=False)
@@ -249,7 +263,7 @@ def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, hook, leg_no)
     crashed_hash = reached.read_text()
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
-    r = open_record(f"sqlite:///{db}")
+    r = open_record(db)
     try:
         pend = r.pending_legs("demo-001")
         assert [l.tx_hash for l in pend] == [crashed_hash]
@@ -267,7 +281,7 @@ def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, hook, leg_no)
     assert j["status"] == "completed" and j["phase"] == "CLOSED"
     assert nonces(w3) == (n0[0] + 1, n0[1] + 9)  # exactly one per leg
     assert w3.eth.get_transaction_receipt(crashed_hash)["status"] == 1  # the same raw tx, mined once
-    r = open_record(f"sqlite:///{db}")
+    r = open_record(db)
     try:
         legs = r.legs("demo-001")
         assert [l.leg_seq for l in legs] == list(range(1, 11)) and all(l.status == "confirmed" for l in legs)
@@ -280,7 +294,7 @@ def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
     block = w3.eth.block_number
     bad = tmp_path / "bad.yaml"
     bad.write_text(EXAMPLE.read_text().replace("target_ltv_bps: 2900", "target_ltv_bps: 3500"))
-    out = _cli(kit, deployed, tmp_path / "d.db", "--deal", str(bad))
+    out = _cli(kit, deployed, f"sqlite:///{tmp_path}/d.db", "--deal", str(bad))
     assert out.returncode == 2 and "target_ltv_bps" in out.stderr and "1..3000" in out.stderr
     out = subprocess.run([str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", "no-such-alias", "--deal", str(EXAMPLE),
                           "--deployment", str(deployed.record_file), "--db", f"sqlite:///{tmp_path}/e.db"],

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect
 
 from dealvault.record import (
     DealLocked,
@@ -30,38 +30,19 @@ from dealvault.record import (
 )
 from dealvault.record.models import Base
 from dealvault.spec import load_spec
+from helpers_db import BACKENDS, PG_SKIP_REASON, db_factory, pg_enabled
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("DATABASE_URL", "")
-PG_SKIP_REASON = (
-    "PostgreSQL record tests skipped: DATABASE_URL is unset "
-    "(run `eval \"$(.ci/postgres.sh)\"` to start a local server and set it)"
-)
 
-if not PG_URL.startswith(("postgres", "postgresql")):
+if not pg_enabled():
     print(f"\n{PG_SKIP_REASON}", file=sys.stderr)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path):
     """An empty database: a fresh SQLite file, or a fresh schema on the PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'deals.db'}"
-        return
-    if not PG_URL.startswith(("postgres", "postgresql")):
-        pytest.skip(PG_SKIP_REASON)
-    base = normalize_url(PG_URL)
-    schema = f"dv_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with db_factory(request.param, tmp_path) as make:
+        yield make()
 
 
 @pytest.fixture

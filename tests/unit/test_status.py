@@ -22,7 +22,7 @@ from dealvault.overlay import halt_desk
 from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.status import Flag, rebuild_record, status_flags
-from test_orchestrator import APE, chain, deployed, kit, rec, signers  # noqa: F401  (fixtures)
+from test_orchestrator import APE, backend, chain, deployed, fresh_db, kit, rec, signers  # noqa: F401  (fixtures)
 
 UINT_MAX = 2**256 - 1
 
@@ -49,14 +49,14 @@ def _tranche_rows(r, deal="demo-001"):
 # ---- rebuild from logs -----------------------------------------------------------------------
 
 
-def test_rebuild_completed_deal_from_logs(chain, deployed, rec, tmp_path):
+def test_rebuild_completed_deal_from_logs(chain, deployed, rec, fresh_db):
     w3, v = chain, deployed.venues
     op, owner = signers(w3)
     report = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v)
     assert report.status == "completed"
     original = _leg_rows(rec)
     assert len(original) == 10
-    lost = open_record(f"sqlite:///{tmp_path}/lost.db")  # the record is gone: a fresh database
+    lost = open_record(fresh_db("lost"))  # the record is gone: a fresh database
     try:
         res = rebuild_record(w3, v.vault, lost, "demo-001", from_block=v.deploy_block)
         assert res.added == list(range(1, 11)) and res.skipped == [] and res.tranches_added == 3
@@ -80,7 +80,7 @@ def test_rebuild_completed_deal_from_logs(chain, deployed, rec, tmp_path):
         lost.close()
 
 
-def test_rebuild_partial_record_and_failed_tranche(chain, deployed, rec, kit, tmp_path):
+def test_rebuild_partial_record_and_failed_tranche(chain, deployed, rec, kit, fresh_db):
     """A deal stopped in HOLDING (the desk halted: a RedemptionFailed tranche); the rebuild fills
     in a record that lost its last legs, and a fresh one equals the original."""
     w3, v = chain, deployed.venues
@@ -92,7 +92,7 @@ def test_rebuild_partial_record_and_failed_tranche(chain, deployed, rec, kit, tm
     assert r2.status == "holding" and r2.exit_code == 3
     tr = _tranche_rows(rec)
     assert len(tr) == 1 and tr[0][4] is False and tr[0][2] == 0
-    lost = open_record(f"sqlite:///{tmp_path}/lost.db")
+    lost = open_record(fresh_db("lost"))
     try:
         res = rebuild_record(w3, v.vault, lost, "demo-001", from_block=v.deploy_block)
         assert _leg_rows(lost) == _leg_rows(rec)
@@ -189,6 +189,7 @@ def test_flag_holding_and_combined():
     assert sorted(codes(f)) == ["holding", "ltv-near-cap", "oracle-stale"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the record is incidental here
 def test_flags_on_the_live_vault(chain, deployed, rec, kit):
     """The live risk view in HOLDING raises the holding flag; the spec's section works as params."""
     from dealvault.orchestrator import read_risk
@@ -212,6 +213,7 @@ def test_flags_on_the_live_vault(chain, deployed, rec, kit):
     assert [x for x in c if x != "interest-vs-spread"] == c2
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the record is incidental here
 def test_deal_status_cli_rebuild_and_once(chain, deployed, rec, kit, tmp_path):
     """Real processes: --rebuild then --once on a HOLDING deal exits 1 with the holding flag."""
     w3, v = chain, deployed.venues

@@ -160,6 +160,104 @@ def test_buy_exposure_edge(w3, mk, market, stable_name):
     assert_no_allowances(w3, v, deal.vault)
 
 
+# --- exposure on supply, borrow and withdrawCollateral (they end within EVERY cap) -----------------
+
+
+def exposure_bound_after_drop(w3, mk):
+    """A 20/60/20 split, maxExposureBps 500, ~4.6% exposure at $3,000 (11k cUSDT buys ~13.7k USDTz);
+    then ETH at $2,500 lifts the exposure above 5% while the LTV (20k on 30 ETH = 26.7%) stays
+    within 30%."""
+    deal = mk(maxExposureBps=500, coreBps=2000, workingBps=6000, opportunisticBps=2000)
+    deal.run("split")
+    assert deal.books.working == 60 * ETH and deal.books.core == 20 * ETH
+    deal.supply(30 * ETH)
+    deal.borrow(20_000 * E6)
+    deal.buy(11_000 * E6)
+    price, _ = feed(w3, deal.mirror)
+    d, coll = debt(w3, deal.v, deal.vault), coll_wei(deal.books, abal(w3, deal.v, deal.vault))
+    assert deal.books.usdtz_held * 10**24 <= 500 * nav_e26(deal.books, coll, price, d)  # within at $3,000
+    set_eth_price(w3, deal.mirror, 2_500 * 10**8)
+    return deal
+
+
+def raw_risk(w3, deal, t: int | None = None) -> tuple[int, int, int, int]:
+    """(debt, collateral wei, price, NAV E26) from raw reads (debt compounded to ``t`` if given)."""
+    v = deal.v
+    price, _ = feed(w3, deal.mirror)
+    d = debt(w3, v, deal.vault) if t is None else debt_at(w3, deal.market, v.cusdt, v.debt_cusdt, deal.vault, t)
+    coll = coll_wei(deal.books, abal(w3, v, deal.vault))
+    return d, coll, price, nav_e26(deal.books, coll, price, d)
+
+
+def test_exposure_binds_on_borrow_supply_and_withdraw_collateral(w3, mk, market):
+    deal = exposure_bound_after_drop(w3, mk)
+    v, op, vault = deal.v, deal.operator, deal.vault
+    d, coll, price, n26 = raw_risk(w3, deal)
+    held = deal.books.usdtz_held
+    assert held * 10**24 > 500 * n26  # exposure above its cap, computed from raw reads
+    # the LTV after each attempted leg stays within 30% (so the refusal is the exposure's)
+    assert (d + 100 * E6 + 10**6) * 10**24 <= 3000 * coll * price
+    assert (d + 10**6) * 10**24 <= 3000 * (coll - ETH) * price
+    coll_base = account_data(w3, market, vault)[0]
+    assert (d + 100 * E6 + 10**6) * 100 * BPS <= 3000 * coll_base
+    before = (bal(w3, v.cusdt, vault), bal(w3, v.a_weth9, vault), debt(w3, v, vault))
+    with ape.reverts(vault.ExposureAboveCap, capBps=500):
+        vault.borrow(v.cusdt, 100 * E6, sender=op)
+    with ape.reverts(vault.ExposureAboveCap, capBps=500):
+        vault.supply(v.weth9, ETH, sender=op)
+    with ape.reverts(vault.ExposureAboveCap, capBps=500):
+        vault.withdrawCollateral(v.weth9, ETH, sender=op)
+    assert (bal(w3, v.cusdt, vault), bal(w3, v.a_weth9, vault)) == before[:2]
+    assert debt(w3, v, vault) >= before[2]  # only interest, no new borrow
+    assert_books(vault, deal.books, v)
+    # risk-reducing legs still run: repay lowers debt, and the exposure check does not apply
+    deal.repay(1_000 * E6)
+    # back at $3,000 the exposure is within the cap again and the same legs pass
+    set_eth_price(w3, deal.mirror, 3_000 * 10**8)
+    deal.supply(ETH)
+    deal.borrow(100 * E6)
+    deal.withdraw_collateral(ETH)
+    d, coll, price, n26 = raw_risk(w3, deal)
+    assert deal.books.usdtz_held * 10**24 <= 500 * n26
+    assert_no_allowances(w3, v, vault)
+
+
+def test_supply_exposure_edge_on_price(w3, mk):
+    """supply moves working ETH into collateral at the same price (NAV unchanged), so its edge is a
+    price: the lowest ETH price with USDTz*1e24 <= 500*NAV26 passes, one unit (1e-8 $) lower reverts."""
+    deal = exposure_bound_after_drop(w3, mk)
+    v, b = deal.v, deal.books
+
+    def edge_price(t: int) -> int:
+        d = debt_at(w3, deal.market, v.cusdt, v.debt_cusdt, deal.vault, t)
+        coll = coll_wei(b, abal(w3, v, deal.vault))
+        eth = b.eth + coll
+        # smallest p with held*1e24 <= 500*(eth*p + (stable + cost - d)*1e20)
+        need = b.usdtz_held * 10**24 - 500 * (b.stable_held + b.usdtz_cost - d) * 10**20
+        return -(-need // (500 * eth))
+
+    # the price update mines a block first; the leg's block is pinned after it (the debt's time)
+    t = block_ts(w3) + 20
+    p = edge_price(t)
+    assert 2_500 * 10**8 < p < 3_000 * 10**8
+    set_eth_price(w3, deal.mirror, p - 1)
+    assert block_ts(w3) < t
+    rpc(w3, "evm_setNextBlockTimestamp", [t])
+    with ape.reverts(deal.vault.ExposureAboveCap, capBps=500):
+        deal.vault.supply(v.weth9, ETH, sender=deal.operator)
+    rpc(w3, "evm_mine", [])  # the refused leg mined nothing: this block takes the pending pin
+    t = block_ts(w3) + 20
+    p = edge_price(t)
+    set_eth_price(w3, deal.mirror, p)
+    assert block_ts(w3) < t
+    rpc(w3, "evm_setNextBlockTimestamp", [t])
+    deal.supply(ETH)
+    assert block_ts(w3) == t
+    d, coll, price, n26 = raw_risk(w3, deal)
+    assert price == p
+    assert b.usdtz_held * 10**24 <= 500 * n26 < b.usdtz_held * 10**24 + 500 * (b.eth + coll)
+
+
 # --- oracle -------------------------------------------------------------------------------------
 
 

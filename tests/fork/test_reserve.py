@@ -1,0 +1,202 @@
+"""Scenario 8: the Aave admin freezes or pauses a reserve mid-deal (the overlay's aave admin).
+
+Mid-deal (MONETIZING: collateral, debt, USDTz and cUSDT on the books) every leg is *probed* under
+each reserve state (simulated with eth_call from its sender at the latest block, so nothing
+moves), so one deal shows exactly which legs fail, with which error, for:
+
+* WETH frozen / cUSDT frozen (Aave error '28' RESERVE_FROZEN: no new supply or borrow);
+* WETH paused / cUSDT paused (Aave error '29' RESERVE_PAUSED: nothing moves on that reserve).
+
+The failing legs on the exit path are then sent for real and revert cleanly (state unchanged). The legs that do not touch the pool (redeem,
+sell, buy) and riskView keep working. Then the deal closes once the reserves are unfrozen /
+unpaused; a frozen reserve never blocks the exit (repay, withdraw, close run while frozen),
+a paused one does until it is unpaused.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import ape
+import pytest
+
+from dealvault.funding import fund
+from dealvault.overlay import erc20, set_reserve_frozen, set_reserve_paused
+
+DEADLINE = 2**64
+ETH = 10**18
+USD = 10**6
+MONETIZING, CLOSED = 4, 6
+OK = "ok"
+FROZEN, PAUSED = "28", "29"  # Aave V3 Errors.RESERVE_FROZEN / RESERVE_PAUSED
+
+# leg -> (method, args builder, sender role)
+LEGS = {
+    "supply": ("supply", lambda d: (d.weth9, ETH), "operator"),
+    "addCollateral": ("addCollateral", lambda d: (d.weth9, ETH), "operator"),
+    "borrow": ("borrow", lambda d: (d.cusdt, 1_000 * USD), "operator"),
+    "buy": ("buy", lambda d: (d.cusdt, 1_000 * USD, 0, DEADLINE), "operator"),
+    "redeem": ("redeem", lambda d: (d.cusdt, 10_000 * USD), "operator"),
+    "sell": ("sell", lambda d: (d.cusdt, 1_000 * USD, 0, DEADLINE), "operator"),
+    "repay": ("repay", lambda d: (d.cusdt, 1_000 * USD), "operator"),
+    "ownerRepay": ("ownerRepay", lambda d: (d.cusdt, 1_000 * USD), "owner"),
+    "withdrawCollateral": ("withdrawCollateral", lambda d: (d.weth9, ETH), "operator"),
+    "deleverage": ("deleverage", lambda d: (d.weth9, d.cusdt, ETH, 0, DEADLINE), "operator"),
+}
+
+# What each reserve state does to each leg (from Aave V3 ValidationLogic: supply/borrow check
+# frozen and paused of their reserve; repay, withdraw check paused only).
+EXPECTED = {
+    ("WETH", "frozen"): {"supply": FROZEN, "addCollateral": FROZEN},
+    ("cUSDT", "frozen"): {"borrow": FROZEN},
+    ("WETH", "paused"): {"supply": PAUSED, "addCollateral": PAUSED, "withdrawCollateral": PAUSED, "deleverage": PAUSED},
+    ("cUSDT", "paused"): {"borrow": PAUSED, "repay": PAUSED, "ownerRepay": PAUSED, "deleverage": PAUSED},
+}
+
+
+def _set(w3, market, asset: str, mode: str, on: bool) -> None:
+    (set_reserve_frozen if mode == "frozen" else set_reserve_paused)(w3, market, asset, on)
+
+
+def _flags(market, w3, asset: str) -> tuple[bool, bool]:
+    """(frozen, paused) read from the data provider (raw)."""
+    dp = market.data_provider_contract(w3)
+    frozen = dp.functions.getReserveConfigurationData(asset).call()[-1]
+    paused = dp.functions.getPaused(asset).call()
+    return bool(frozen), bool(paused)
+
+
+def _web3_vault(deal):
+    """The vault as a web3 contract (eth_call probes: no mining, no ape trace on a revert)."""
+    import json
+
+    abi, seen = [], set()
+    for a in deal.vault.contract_type.abi:  # the compiler's ABI may list a getter twice: web3 refuses that
+        entry = a.model_dump(mode="json", by_alias=True)
+        key = (entry["type"], entry.get("name"), json.dumps([i["type"] for i in entry.get("inputs", [])]))
+        if key not in seen:
+            seen.add(key)
+            abi.append(entry)
+    return deal.w3.eth.contract(address=str(deal.vault.address), abi=abi)
+
+
+def _errors_by_selector(deal) -> dict[bytes, str]:
+    from eth_utils import keccak
+
+    out = {}
+    for a in deal.vault.contract_type.abi:
+        if a.type == "error":
+            out[keccak(text=a.selector)[:4]] = a.name
+    return out
+
+
+def probe(deal, leg: str) -> str:
+    """Simulate ``leg`` (eth_call from its sender at the latest block): "ok" or its revert reason
+    (Aave's string, or the vault's custom error name). Nothing is sent, so nothing can change."""
+    from eth_abi import decode
+    from web3.exceptions import ContractLogicError
+
+    method, args, role = LEGS[leg]
+    sender = str((deal.owner if role == "owner" else deal.operator).address)
+    fn = getattr(_web3_vault(deal).functions, method)(*args(deal))
+    try:
+        fn.call({"from": sender})
+        return OK
+    except ContractLogicError as exc:
+        data = exc.data if isinstance(exc.data, (bytes, str)) else None
+        raw = bytes.fromhex(data[2:]) if isinstance(data, str) else (data or b"")
+        if raw[:4] == bytes.fromhex("08c379a0"):
+            return decode(["string"], raw[4:])[0]
+        return _errors_by_selector(deal).get(raw[:4], f"0x{raw.hex()}")
+
+
+def _mid_deal(deal, w3, market, owner):
+    pos = deal.position(5_000 * ETH, 2900, keep_working=10 * ETH)
+    deal.leg("redeem", deal.cusdt, 50_000 * USD, label="redeem r0 50,000")
+    # the pair at 0.90: a buy passes the discount limit (<= 0.95) and a sell the floor (>= 0.85), so
+    # a refusal of either would be the reserve's
+    deal.reopen_discount(price=Decimal("0.90"))
+    fund(w3, deal.cusdt, str(owner.address), 100_000 * USD)
+    erc20(w3, deal.cusdt).functions.approve(str(deal.vault.address), 2**256 - 1).transact({"from": str(owner.address)})
+    assert deal.view().phase == MONETIZING
+    return pos
+
+
+def _matrix(deal, w3, market, mode: str) -> None:
+    # baseline: every leg passes with the reserves open
+    base = {leg: probe(deal, leg) for leg in LEGS}
+    assert base == {leg: OK for leg in LEGS}, base
+    for symbol in ("WETH", "cUSDT"):
+        asset = deal.weth9 if symbol == "WETH" else deal.cusdt
+        _set(w3, market, asset, mode, True)
+        assert _flags(market, w3, asset) == ((True, False) if mode == "frozen" else (False, True))
+        got = {leg: probe(deal, leg) for leg in LEGS}
+        want = {leg: EXPECTED[(symbol, mode)].get(leg, OK) for leg in LEGS}
+        deal.note(f"{symbol} {mode}: " + ", ".join(f"{k} {'ok' if v == OK else 'x ' + v}" for k, v in got.items()))
+        assert got == want, (symbol, mode, got)
+        s = deal.view()  # the risk view still answers, with the pool's account data
+        assert s.debt == deal.raw.debt() and (s.poolCollateralBase, s.poolDebtBase) == deal.raw.account()[:2]
+        _set(w3, market, asset, mode, False)
+        assert _flags(market, w3, asset) == (False, False)
+
+
+def _close_and_check(deal, pos):
+    raw = deal.raw
+    tx = deal.leg("close")
+    s = deal.view()
+    assert s.phase == CLOSED and s.realizedPnlEth == 0 and raw.eth() == 5_000 * ETH
+    assert s.realizedPnlUsd == (raw.bal(deal.cusdt) - s.ownerRepaid) * 100
+    assert s.writtenOffUsdtz == 0
+    return tx
+
+
+def test_reserve_frozen_mid_deal(fork_vault, make_deal, w3, market, owner):
+    deal = make_deal(fork_vault, "scenario 8a: Aave reserves frozen mid-deal")
+    pos = _mid_deal(deal, w3, market, owner)
+    _matrix(deal, w3, market, "frozen")
+
+    # both frozen: the exit runs (redeem, repay, even close); the deal closes after the unfreeze
+    set_reserve_frozen(w3, market, deal.weth9, True)
+    set_reserve_frozen(w3, market, deal.cusdt, True)
+    deal.row("WETH+cUSDT frozen")
+    deal.redeem_all()
+    deal.leg("repay", deal.cusdt, 2**256 - 1, label="repay all (frozen)")
+    assert deal.raw.debt() == 0
+    assert probe_close(deal) == OK  # a frozen reserve does not block close
+    set_reserve_frozen(w3, market, deal.weth9, False)
+    set_reserve_frozen(w3, market, deal.cusdt, False)
+    deal.note("the admin unfreezes both reserves")
+    _close_and_check(deal, pos)
+
+
+def probe_close(deal) -> str:
+    LEGS["close"] = ("close", lambda d: (), "operator")
+    try:
+        return probe(deal, "close")
+    finally:
+        del LEGS["close"]
+
+
+def test_reserve_paused_mid_deal(fork_vault, make_deal, w3, market, owner):
+    deal = make_deal(fork_vault, "scenario 8b: Aave reserves paused mid-deal")
+    v, raw = deal.vault, deal.raw
+    pos = _mid_deal(deal, w3, market, owner)
+    _matrix(deal, w3, market, "paused")
+
+    # both paused: monetizing still works (no pool), repaying does not
+    set_reserve_paused(w3, market, deal.weth9, True)
+    set_reserve_paused(w3, market, deal.cusdt, True)
+    deal.row("WETH+cUSDT paused")
+    deal.redeem_all()
+    deal.refused(PAUSED, "repay", deal.cusdt, 2**256 - 1)
+    deal.refused(v.DebtOutstanding, "close")
+    # cUSDT unpaused: the debt is repaid; close still needs the WETH reserve
+    set_reserve_paused(w3, market, deal.cusdt, False)
+    deal.note("the admin unpauses cUSDT")
+    deal.leg("repay", deal.cusdt, 2**256 - 1, label="repay all")
+    assert raw.debt() == 0
+    deal.refused(PAUSED, "close")  # the collateral cannot leave a paused reserve
+    assert raw.atoken("WETH") >= pos["working"]
+    set_reserve_paused(w3, market, deal.weth9, False)
+    deal.note("the admin unpauses WETH")
+    _close_and_check(deal, pos)
