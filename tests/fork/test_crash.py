@@ -78,10 +78,10 @@ def test_eth_down_70_pool_liquidates_only_supplied_weth(fork_vault, make_deal, w
         debt0, a0 = raw.debt(), raw.atoken("WETH")
         cover = debt0 // 2
         fund(w3, deal.cusdt, liq, cover)
-        erc20(w3, deal.cusdt).functions.approve(market.pool, cover).transact({"from": liq})
+        w3.eth.wait_for_transaction_receipt(erc20(w3, deal.cusdt).functions.approve(market.pool, cover).transact({"from": liq}))  # mined before ape picks this sender's next nonce
         weth_before = raw.bal(deal.weth9, liq)
         pool = market.pool_contract(w3)
-        pool.functions.liquidationCall(deal.weth9, deal.cusdt, str(v.address), cover, False).transact({"from": liq})
+        w3.eth.wait_for_transaction_receipt(pool.functions.liquidationCall(deal.weth9, deal.cusdt, str(v.address), cover, False).transact({"from": liq}))  # mined before ape picks this sender's next nonce
         seized = raw.bal(deal.weth9, liq) - weth_before
         deal.row("liquidated")
         a1, debt1 = raw.atoken("WETH"), raw.debt()

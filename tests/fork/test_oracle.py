@@ -89,7 +89,7 @@ def test_oracle_stale_or_zero(fork_vault, make_deal, w3, market, upstream, owner
         if raw.debt():
             need = raw.debt() + 10**6
             fund(w3, deal.cusdt, str(owner.address), need)
-            erc20(w3, deal.cusdt).functions.approve(str(v.address), need).transact({"from": str(owner.address)})
+            w3.eth.wait_for_transaction_receipt(erc20(w3, deal.cusdt).functions.approve(str(v.address), need).transact({"from": str(owner.address)}))  # mined before ape picks this sender's next nonce
             before = raw.bal(deal.cusdt, str(owner.address))
             deal.leg("ownerRepay", deal.cusdt, 2**256 - 1, sender=owner)
             owner_paid = before - raw.bal(deal.cusdt, str(owner.address))

@@ -117,7 +117,7 @@ def _mid_deal(deal, w3, market, owner):
     # a refusal of either would be the reserve's
     deal.reopen_discount(price=Decimal("0.90"))
     fund(w3, deal.cusdt, str(owner.address), 100_000 * USD)
-    erc20(w3, deal.cusdt).functions.approve(str(deal.vault.address), 2**256 - 1).transact({"from": str(owner.address)})
+    w3.eth.wait_for_transaction_receipt(erc20(w3, deal.cusdt).functions.approve(str(deal.vault.address), 2**256 - 1).transact({"from": str(owner.address)}))  # mined before ape picks this sender's next nonce
     assert deal.view().phase == MONETIZING
     return pos
 

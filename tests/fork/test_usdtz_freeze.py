@@ -119,7 +119,7 @@ def test_usdtz_frozen_permanently_deleverage_owner_repay_write_off(fork_vault, m
     # 3. the owner repays the rest with its own cUSDT (funded by the helper, never minted)
     debt = raw.debt()
     fund(w3, deal.cusdt, str(owner.address), debt + 10**6)
-    erc20(w3, deal.cusdt).functions.approve(str(v.address), 2**256 - 1).transact({"from": str(owner.address)})
+    w3.eth.wait_for_transaction_receipt(erc20(w3, deal.cusdt).functions.approve(str(v.address), 2**256 - 1).transact({"from": str(owner.address)}))  # mined before ape picks this sender's next nonce
     o_before = raw.bal(deal.cusdt, str(owner.address))
     deal.leg("ownerRepay", deal.cusdt, 2**256 - 1, sender=owner)
     owner_paid = o_before - raw.bal(deal.cusdt, str(owner.address))

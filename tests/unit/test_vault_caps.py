@@ -48,7 +48,7 @@ def owner_repay_rest(w3, deal) -> None:
     owed = debt(w3, v, vault)
     if owed:
         fund(w3, v.cusdt, deal.owner.address, owed + 100)
-        erc20(w3, v.cusdt).functions.approve(vault.address, owed + 100).transact({"from": deal.owner.address})
+        w3.eth.wait_for_transaction_receipt(erc20(w3, v.cusdt).functions.approve(vault.address, owed + 100).transact({"from": deal.owner.address}))  # mined before ape picks this sender's next nonce
         vault.ownerRepay(v.cusdt, owed + 100, sender=deal.owner)  # capped at the debt, rest refunded
     assert debt(w3, v, vault) == 0
 
