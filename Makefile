@@ -22,7 +22,7 @@ node_modules/.installed: package.json package-lock.json
 
 # The solc bridge (tools/solcx/solc-v0.8.28) answers for a native solc; compile once here.
 .build/__local__.json: $(VENV)/.installed node_modules/.installed $(shell find contracts -name '*.sol' -not -path '*/.cache/*' 2>/dev/null) ape-config.yaml
-	$(BIN)/ape compile
+	$(BIN)/ape compile --force
 	@touch $@
 
 # deploy_vault's reproducible build (solc bridge, standard JSON) is cached by input hash under

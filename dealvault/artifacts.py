@@ -89,10 +89,12 @@ def uniswap(name: str) -> Artifact:
     raise FileNotFoundError(f"Uniswap artifact {name} not found")
 
 
-def _compile_own() -> None:
+def _compile_own(force: bool = False) -> None:
+    """``ape compile`` (``force``: rebuild everything; ape's incremental build does not recompile
+    a contract when only a file it imports changed, which leaves its metadata hash stale)."""
     ensure_tool_env()
     ape = ROOT / ".venv" / "bin" / "ape"
-    subprocess.run([str(ape), "compile"], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([str(ape), "compile", *(["--force"] if force else [])], cwd=ROOT, check=True, capture_output=True)
 
 
 @lru_cache(maxsize=None)

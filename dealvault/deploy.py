@@ -475,7 +475,7 @@ def _check_against_ape(build: Build) -> None:
     creation, runtime = ape_code()
     if (creation, runtime) != (build.creation, build.runtime):
         artifacts.refresh_own()
-        artifacts._compile_own()  # noqa: SLF001 - the ape build may be older than the sources
+        artifacts._compile_own(force=True)  # noqa: SLF001 - the ape build may be older than the sources
         artifacts.refresh_own()
         creation, runtime = ape_code()
     if runtime != build.runtime or creation != build.creation:

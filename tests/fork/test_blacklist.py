@@ -24,6 +24,7 @@ from dealvault.evm import impersonating, send
 from dealvault.funding import fund
 from dealvault.overlay import erc20
 from dealvault.upstream import fiat_token_as_found
+from tests.model import ceil_div
 
 DEADLINE = 2**64
 BPS = 10_000
@@ -32,10 +33,6 @@ USD = 10**6
 MAX = 2**256 - 1
 MONETIZING, HOLDING, CLOSED = 4, 5, 6
 BLK = "Blacklistable: account is blacklisted"
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def desk_pays(w3, market, amount: int) -> int:

@@ -9,14 +9,11 @@ from dealvault.funding import fund
 from dealvault.mirror import set_eth_price
 from dealvault.overlay import erc20
 from dealvault.upstream import settable_feed
+from tests.model import ceil_div
 
 DEADLINE = 2**64
 BPS = 10_000
 ETH = 10**18
-
-
-def ceil_div(a, b):
-    return -(-a // b)
 
 
 def test_eth_down_40_refuses_then_opportunistic_bucket_cures(fork_vault, make_deal, w3, market, upstream):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 from dealvault.overlay import drain_desk, erc20, halt_desk, resume_desk, set_desk_fee
+from tests.model import ceil_div, reserves, uni_out
 
 DEADLINE = 2**64
 BPS = 10_000
@@ -26,21 +27,6 @@ ETH = 10**18
 R0, R1, R2 = 50_000 * 10**6, 250_000 * 10**6, 1_000_000 * 10**6
 RUNGS = (R0, R1, R2)
 MONETIZING, HOLDING, CLOSED = 4, 5, 6
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def uni_out(amount_in: int, r_in: int, r_out: int) -> int:
-    a = amount_in * 997
-    return a * r_out // (r_in * 1000 + a)
-
-
-def reserves(w3, market, pair: str, token_in: str) -> tuple[int, int]:
-    pc = market.pair_contract(w3, pair)
-    r0, r1, _ = pc.functions.getReserves().call()
-    return (r0, r1) if pc.functions.token0().call().lower() == token_in.lower() else (r1, r0)
 
 
 def desk_pays(w3, market, amount: int) -> int:

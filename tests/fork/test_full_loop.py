@@ -11,6 +11,7 @@ from decimal import Decimal, getcontext
 import pytest
 
 from dealvault.evm import advance_time
+from tests.model import ceil_div, reserves, uni_out
 
 DEADLINE = 2**64
 
@@ -19,23 +20,6 @@ getcontext().prec = 60
 BPS = 10_000
 RAY = 10**27
 SECONDS_PER_YEAR = 365 * 86_400
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def amount_out(amount_in: int, r_in: int, r_out: int) -> int:
-    """Uniswap V2 getAmountOut (0.3% fee), exact integer math."""
-    fee_in = amount_in * 997
-    return fee_in * r_out // (r_in * 1000 + fee_in)
-
-
-def reserves(w3, market, pair: str, token_in: str) -> tuple[int, int]:
-    pc = market.pair_contract(w3, pair)
-    r0, r1, _ = pc.functions.getReserves().call()
-    t0 = pc.functions.token0().call()
-    return (r0, r1) if t0.lower() == token_in.lower() else (r1, r0)
 
 
 def aave_compound_factor(rate_ray: int, seconds: int) -> Decimal:
@@ -77,7 +61,7 @@ def run_loop(deal, market, *, funded: int, wrapper: str, stable: str, wsym: str,
 
     # buy USDTz with everything borrowed, at the pool's discount
     r_in, r_out = reserves(w3, market, pair, stable)
-    expected_out = amount_out(borrow, r_in, r_out)
+    expected_out = uni_out(borrow, r_in, r_out)
     assert borrow * 10**6 <= 950_000 * expected_out, "the pool is not at a 5% discount for this size"
     deal.leg("buy", stable, borrow, expected_out, DEADLINE)
     assert raw.bal(deal.usdtz) == expected_out and raw.bal(stable) == 0

@@ -21,10 +21,6 @@ BPS = 10_000
 ETH = 10**18
 
 
-def ceil_div(a, b):
-    return -(-a // b)
-
-
 @pytest.mark.parametrize("mode", ["stale", "zero"])
 def test_oracle_stale_or_zero(fork_vault, make_deal, w3, market, upstream, owner, mode):
     feed_code = w3.eth.get_code(upstream.eth_usd_feed)

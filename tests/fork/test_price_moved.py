@@ -9,22 +9,12 @@ the pair's reserves after the other trade. The operator re-quotes and buys at th
 from __future__ import annotations
 
 from dealvault.overlay import erc20, swap_on_pair
+from tests.model import reserves, uni_out
 
 DEADLINE = 2**64
 ETH = 10**18
 TOLERANCE_BPS = 10  # the operator accepts 0.1% below its quote
 WORKING, POSITIONED = 2, 3
-
-
-def uni_out(amount_in: int, r_in: int, r_out: int) -> int:
-    a = amount_in * 997
-    return a * r_out // (r_in * 1000 + a)
-
-
-def reserves(w3, market, pair: str, token_in: str) -> tuple[int, int]:
-    pc = market.pair_contract(w3, pair)
-    r0, r1, _ = pc.functions.getReserves().call()
-    return (r0, r1) if pc.functions.token0().call().lower() == token_in.lower() else (r1, r0)
 
 
 def test_price_moved_between_quote_and_swap(fork_vault, make_deal, w3, market, stranger):

@@ -11,14 +11,11 @@ import pytest
 
 from dealvault.funding import fund
 from dealvault.overlay import erc20, freeze_usdtz, unfreeze_usdtz
+from tests.model import ceil_div
 
 DEADLINE = 2**64
 BPS = 10_000
 R0, R1, R2 = 50_000 * 10**6, 250_000 * 10**6, 1_000_000 * 10**6
-
-
-def ceil_div(a, b):
-    return -(-a // b)
 
 
 def _two_rungs_then_freeze(deal, w3, market):

@@ -26,6 +26,7 @@ from dealvault.evm import set_balance
 from dealvault.funding import fund
 
 from .harness import FAR, RISK, USD6, ETH, Reader, approvals_by, fingerprint, get_env, has_event, reset, transfers_from
+from tests.model import ceil_div
 
 # --- profiles ------------------------------------------------------------------------------------
 _COMMON = dict(deadline=None, print_blob=True,
@@ -116,10 +117,6 @@ def nav_e26(s: dict, price: int) -> int:
     rv = s["rv"]
     eth = rv["coreEth"] + rv["workingEth"] + rv["opportunisticEth"] + coll_wei(s)
     return eth * price + (stable_books(s) + rv["usdtzCost"] - debt(s)) * 10**20
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 WORLD: dict[str, dict] = {}

@@ -30,6 +30,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from dealvault.overlay import DEADLINE, erc20
+from tests.model import reserves, uni_out
 
 getcontext().prec = 80
 
@@ -131,14 +132,6 @@ def account_data(w3, market: Any, who: Any) -> tuple[int, ...]:
     """pool.getUserAccountData: (collBase, debtBase, availableBase, liqThreshold, ltv, healthFactor)."""
     who = to_checksum_address(str(getattr(who, "address", who)))
     return tuple(market.pool_contract(w3).functions.getUserAccountData(who).call())
-
-
-def reserves(w3, market: Any, pair: str, token_in: str) -> tuple[int, int]:
-    """(reserveIn, reserveOut) of a Uniswap V2 pair for a swap selling ``token_in``."""
-    pc = market.pair_contract(w3, pair)
-    r0, r1, _ = pc.functions.getReserves().call()
-    t0 = to_checksum_address(pc.functions.token0().call())
-    return (r0, r1) if to_checksum_address(token_in) == t0 else (r1, r0)
 
 
 def block_ts(w3, block: Any = "latest") -> int:
@@ -248,12 +241,6 @@ def max_debt(coll: int, price: int, cap_bps: int, pool_coll_base: int) -> int:
     vault_edge = cap_bps * coll * price // 10**24
     pool_edge = cap_bps * pool_coll_base // (BPS * 100)
     return min(vault_edge, pool_edge)
-
-
-def uni_out(amount_in: int, r_in: int, r_out: int) -> int:
-    """UniswapV2Library.getAmountOut (0.3% fee)."""
-    a = amount_in * 997
-    return a * r_out // (r_in * 1000 + a)
 
 
 def max_buy_exposure(held: int, nav26: int, cap_bps: int, r_in: int, r_out: int, limit: int) -> int:

@@ -18,6 +18,7 @@ from dealvault import fiattoken
 from dealvault import overlay as ov
 from dealvault.evm import impersonating, role_address, rpc, send
 from dealvault.funding import balance_of, fund
+from tests.model import ceil_div, reserves, uni_out
 
 ETH = 10**18
 USD = 10**6
@@ -31,22 +32,6 @@ TRANSFER = keccak(text="Transfer(address,address,uint256)")
 
 def sel(sig: str) -> bytes:
     return keccak(text=sig)[:4]
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def uni_out(amount_in: int, r_in: int, r_out: int) -> int:
-    a = amount_in * 997
-    return a * r_out // (r_in * 1000 + a)
-
-
-def reserves(w3, market, pair: str, token_in: str) -> tuple[int, int]:
-    pc = market.pair_contract(w3, pair)
-    r0, r1, _ = pc.functions.getReserves().call()
-    t0 = pc.functions.token0().call()
-    return (r0, r1) if t0.lower() == token_in.lower() else (r1, r0)
 
 
 def events(contract, tx, name):

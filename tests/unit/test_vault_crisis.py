@@ -23,6 +23,7 @@ from dealvault import overlay as ov
 from dealvault.evm import impersonating, send
 from dealvault.funding import balance_of, fund
 from dealvault.mirror import make_feed_stale, set_eth_price
+from tests.model import ceil_div, reserves, uni_out
 
 ETH = 10**18
 USD = 10**6
@@ -45,10 +46,6 @@ TRANCHE = 5_000 * USD
 
 def sel(sig: str) -> bytes:
     return keccak(text=sig)[:4]
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def price_now(w3, mirror) -> int:
@@ -78,19 +75,6 @@ def ltv_bps_ceil(debt: int, coll_wei: int, price: int) -> int:
 def one_block_interest(debt: int) -> int:
     """Upper bound of a variable debt's growth between a read and the next block (< 1e-6)."""
     return debt // 10**6 + 1
-
-
-def uni_out(amount_in: int, r_in: int, r_out: int) -> int:
-    """Uniswap V2 getAmountOut (0.3 % fee), integers."""
-    a = amount_in * 997
-    return a * r_out // (r_in * 1000 + a)
-
-
-def reserves(w3, market, pair: str, token_in: str) -> tuple[int, int]:
-    pc = market.pair_contract(w3, pair)
-    r0, r1, _ = pc.functions.getReserves().call()
-    t0 = pc.functions.token0().call()
-    return (r0, r1) if t0.lower() == token_in.lower() else (r1, r0)
 
 
 def revert_reason(reason: bytes) -> tuple[str, tuple]:

@@ -18,12 +18,9 @@ from helpers_vault import (
     E6, ETH, MAX_UINT, PH, Deal, abal, assert_books, assert_no_allowances, bal, coll_wei, debt,
     debt_at, feed, make_deal, nav_e26, print_table, row, risk_view, snapshot,
 )
+from tests.model import ceil_div
 
 RUNGS = [2_000 * E6, 5_000 * E6, 8_000 * E6]
-
-
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def check_leg(deal: Deal, receipt, rows: list) -> None:

@@ -1,0 +1,24 @@
+"""Independent integer math the tests compute expectations with (never the vault's own code)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Integer division rounded up (for amounts rounded against the vault)."""
+    return -(-a // b)
+
+
+def uni_out(amount_in: int, r_in: int, r_out: int) -> int:
+    """UniswapV2Library.getAmountOut (0.3% fee), exact integers."""
+    a = amount_in * 997
+    return a * r_out // (r_in * 1000 + a)
+
+
+def reserves(w3, market: Any, pair: str, token_in: str) -> tuple[int, int]:
+    """(reserveIn, reserveOut) of a Uniswap V2 pair for a swap selling ``token_in``."""
+    pc = market.pair_contract(w3, pair)
+    r0, r1, _ = pc.functions.getReserves().call()
+    t0 = pc.functions.token0().call()
+    return (r0, r1) if t0.lower() == str(token_in).lower() else (r1, r0)
