@@ -56,6 +56,7 @@ if str(ROOT) not in sys.path:
 
 from dealvault.artifacts import own  # noqa: E402
 from dealvault.kit import Kit, start_kit  # noqa: E402
+from dealvault.spec import VaultParams  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
 
@@ -67,20 +68,7 @@ STEP = 60  # seconds between the loop's steps (same in both paths)
 
 # the demo deal (deals/example.yaml): 5,000 ETH, 50/30/20, all working ETH supplied as WETH9,
 # borrow cUSDT at 29% LTV at $3,000, buy USDTz with all of it, redeem it all on the ladder.
-DEMO_RISK = dict(
-    maxLtvBps=3000,
-    maxExposureBps=2500,
-    coreBps=5000,
-    workingBps=3000,
-    opportunisticBps=2000,
-    rungs=[50_000 * E6, 250_000 * E6, 1_000_000 * E6],
-    maxDeskFeeBps=50,
-    oracleMaxAge=3600,
-    minDiscountBps=500,
-    maxSlippageBps=100,
-    sellFloorPrice=850_000,
-    ethFloorPrice=1_500 * 10**8,
-)
+DEMO_RISK = VaultParams().risk_params_dict()  # the deal spec's defaults, as in deals/example.yaml
 CAPITAL = 5_000 * ETH
 TARGET_LTV_BPS = 2900
 

@@ -13,6 +13,7 @@ import ape
 import pytest
 
 from dealvault.chain138 import CHAIN_ID
+from tests.model import DEFAULT_RISK
 
 
 @pytest.fixture(scope="session")
@@ -108,20 +109,6 @@ def stranger(accounts):
     return accounts[5]
 
 
-DEFAULT_RISK = dict(
-    maxLtvBps=3000,
-    maxExposureBps=2500,
-    coreBps=5000,
-    workingBps=3000,
-    opportunisticBps=2000,
-    rungs=[50_000 * 10**6, 250_000 * 10**6, 1_000_000 * 10**6],
-    maxDeskFeeBps=50,
-    oracleMaxAge=3600,
-    minDiscountBps=500,
-    maxSlippageBps=100,
-    sellFloorPrice=850_000,  # $0.85 per USDTz
-    ethFloorPrice=1_000 * 10**8,  # $1,000: deleverage bound when the oracle is not fresh
-)
 
 RISK_FIELDS = tuple(DEFAULT_RISK)
 

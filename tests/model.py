@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from dealvault.spec import VaultParams
+
+# The vault's RiskParams the tests deploy with: the deal spec's defaults (VaultParams), except a
+# $1,000 ETH floor (the deleverage bound when the oracle is not fresh), which the crisis tests
+# price against.
+DEFAULT_RISK = {**VaultParams().risk_params_dict(), "ethFloorPrice": 1_000 * 10**8}
+
 
 def ceil_div(a: int, b: int) -> int:
     """Integer division rounded up (for amounts rounded against the vault)."""

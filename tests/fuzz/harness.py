@@ -23,6 +23,7 @@ from eth_utils import keccak, to_checksum_address
 
 from dealvault.artifacts import own
 from dealvault.evm import deploy, rpc
+from tests.model import DEFAULT_RISK
 
 ETH = 10**18
 USD6 = 10**6
@@ -30,20 +31,7 @@ FUND_WEI = 1_000 * ETH
 LEG_GAS = 8_000_000
 FAR = 2**64
 
-RISK = dict(
-    maxLtvBps=3000,
-    maxExposureBps=2500,
-    coreBps=5000,
-    workingBps=3000,
-    opportunisticBps=2000,
-    rungs=[50_000 * USD6, 250_000 * USD6, 1_000_000 * USD6],
-    maxDeskFeeBps=50,
-    oracleMaxAge=3600,
-    minDiscountBps=500,
-    maxSlippageBps=100,
-    sellFloorPrice=850_000,
-    ethFloorPrice=1_000 * 10**8,
-)
+RISK = DEFAULT_RISK
 
 TRANSFER_TOPIC = "0x" + keccak(text="Transfer(address,address,uint256)").hex()
 APPROVAL_TOPIC = "0x" + keccak(text="Approval(address,address,uint256)").hex()
