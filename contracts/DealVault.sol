@@ -19,9 +19,11 @@ import {RiskLib} from "./libraries/RiskLib.sol";
 /// @title DealVault
 /// @notice See IDealVault for the roles, the leg x phase table, the caps and the units.
 /// @dev Every leg runs in the same order: checks (role, phase, pause, amounts against the books),
-///      state (books), event, external calls (venues), then `_finish`: one oracle read, the cap
-///      assertions of the leg and `LegCompleted`. Caps are post-conditions, so they are asserted
-///      after the external calls; a violation reverts the whole leg.
+///      state (books), event, external calls (venues), then `_finish`: for a leg that checks caps,
+///      one oracle read, the aToken and debt-token reads and the pool cross-check, then its cap
+///      assertions; for every leg the core invariant and `LegCompleted`. Caps are post-conditions,
+///      so they are asserted after the external calls; a violation reverts the whole leg. A leg
+///      that checks no cap reads no market data (see IDealVault.Snapshot).
 ///      Assumptions: the pool, router, desk and tokens are the configured contracts; they may fail
 ///      or revert, or call back (every entry point is nonReentrant), but Aave pulls at most the
 ///      approved amount and the router pays `to`. Raw balances are only used as deltas inside a
@@ -94,12 +96,15 @@ contract DealVault is IDealVault {
     Phase internal phaseBeforeHolding;
     bool public paused;
     uint8 internal rung;
-    /// @dev bit 0: cUSDT ever borrowed, bit 1: cUSDC ever borrowed. Debt exists only through the
-    ///      vault's own borrow (it never delegates credit), so a clear bit means a zero debt read
-    ///      can be skipped (two cold proxy calls per leg).
+    /// @dev bit 0: cUSDT may be owed, bit 1: cUSDC may be owed. A borrow sets the bit, a repay that
+    ///      leaves a zero debt-token balance clears it. Debt exists only through the vault's own
+    ///      borrow (it never delegates credit), so a clear bit means a zero debt read can be skipped
+    ///      (two cold proxy calls per leg).
     uint8 internal debtMask;
     bool private entered;
-    uint48 internal legSeq;
+    uint32 internal legSeq;
+    /// @dev here, not beside the guardian: buy reads slot 0 anyway (one cold slot less per buy)
+    uint16 public minDiscountBps;
 
     address public operator;
     uint16 public maxLtvBps;
@@ -109,7 +114,6 @@ contract DealVault is IDealVault {
     uint32 public oracleMaxAge;
 
     address public guardian;
-    uint16 public minDiscountBps;
 
     address public pendingOwner;
 
@@ -118,29 +122,30 @@ contract DealVault is IDealVault {
 
     /* BOOKS */
 
-    // Packed two (or three) to a slot, grouped by the legs that write them together. Each slot
-    // also holds a `keep` word set to 1 at deployment, so a book slot is never zero and no leg
-    // pays the 20,000-gas zero -> non-zero SSTORE. Widths: uint120 holds 1.3e18 ETH or 1.3e30 USD;
-    // uint80 1.2e18 USD; every write is a checked downcast (SafeCast).
-    uint120 internal coreEth;
-    uint120 internal fundedCapital;
+    // Four slots, grouped by what a leg reads together: every leg reads the buckets (core check,
+    // snapshot), the checked legs the collateral, the USDTz legs the stable and USDTz slots. Each
+    // slot also holds a `keep` word set to 1 at deployment, so a book slot is never zero and no
+    // leg pays the 20,000-gas zero -> non-zero SSTORE. Widths (every write is a checked downcast,
+    // SafeCast, or bounded by one): uint80 holds 1,208,925 ETH or 1.2e18 USD per deal; uint64
+    // 1.8e13 USD; uint56 7.2e10 USD of fees; the ladder's progress is below two top rungs, which the
+    // constructor keeps under 2**63.
+    uint80 internal coreEth;
+    uint80 internal workingEth;
+    uint80 internal opportunisticEth;
     uint16 private keep1 = 1;
-    uint120 internal workingEth;
-    uint120 internal collateral9;
+    uint80 internal collateral9;
+    uint80 internal collateral10;
+    uint80 internal fundedCapital;
     uint16 private keep2 = 1;
-    uint120 internal opportunisticEth;
-    uint120 internal collateral10;
+    uint80 internal stableT;
+    uint80 internal stableC;
+    uint80 internal usdtzHeld;
     uint16 private keep3 = 1;
-    uint120 internal stableT;
-    uint120 internal stableC;
-    uint16 private keep4 = 1;
-    uint120 internal usdtzHeld;
-    uint120 internal usdtzCost;
-    uint16 private keep5 = 1;
-    uint80 internal rungProgress;
-    uint80 internal redeemedTotal;
-    uint80 internal feesPaid;
-    uint16 private keep6 = 1;
+    uint64 internal usdtzCost;
+    uint64 internal rungProgress;
+    uint64 internal redeemedTotal;
+    uint56 internal feesPaid;
+    uint8 private keep4 = 1;
     uint256 internal ownerRepaid;
     int256 internal realizedPnlEth;
     int256 internal realizedPnlUsd;
@@ -196,8 +201,8 @@ contract DealVault is IDealVault {
         _ceiling(r.sellFloorPrice, 1e6);
         if (r.rungs[0] == 0) revert RungsInvalid(0);
         if (r.rungs[1] <= r.rungs[0]) revert RungsInvalid(1);
-        // < 2**79: the ladder's progress (below two top rungs) fits its uint80 book
-        if (r.rungs[2] <= r.rungs[1] || r.rungs[2] >= 1 << 79) revert RungsInvalid(2);
+        // < 2**63: the ladder's progress (below two top rungs) fits its uint64 book
+        if (r.rungs[2] <= r.rungs[1] || r.rungs[2] >= 1 << 63) revert RungsInvalid(2);
 
         IAaveV3Pool p = IAaveV3Pool(cfg.pool);
         address a9 = p.getReserveData(cfg.weth9).aTokenAddress;
@@ -255,7 +260,7 @@ contract DealVault is IDealVault {
         _phaseIn(M_FUNDED);
         if (msg.value == 0) revert ZeroAmount();
         uint256 funded = fundedCapital + msg.value;
-        fundedCapital = _u120(funded);
+        fundedCapital = _u80(funded);
         emit Funded(msg.sender, msg.value, funded);
         _finish(Leg.Fund, 0, _noPrice(), NO_DEBT_READ);
     }
@@ -273,6 +278,7 @@ contract DealVault is IDealVault {
         // repaid <= amount (the pool takes at most what it was approved for)
         ownerRepaid += repaid;
         if (repaid < amount) IERC20(stable).safeTransfer(msg.sender, amount - repaid);
+        _clearDebtBit(stable, debtToken);
         emit Repaid(stable, repaid, msg.sender);
         _finish(Leg.OwnerRepay, 0, _noPrice(), NO_DEBT_READ);
     }
@@ -286,13 +292,13 @@ contract DealVault is IDealVault {
         _finish(Leg.Resume, 0, _noPrice(), NO_DEBT_READ);
     }
 
-    function pause() external nonReentrant {
+    function pause() external {
         _onlyOwnerOrGuardian();
         paused = true;
         emit PauseChanged(true, msg.sender);
     }
 
-    function unpause() external nonReentrant {
+    function unpause() external {
         _onlyOwner();
         paused = false;
         emit PauseChanged(false, msg.sender);
@@ -320,69 +326,69 @@ contract DealVault is IDealVault {
         }
     }
 
-    function setMaxLtvBps(uint16 value) external nonReentrant {
+    function setMaxLtvBps(uint16 value) external {
         _tighten(Param.MaxLtvBps, maxLtvBps, value, false);
         maxLtvBps = value;
     }
 
-    function setMaxExposureBps(uint16 value) external nonReentrant {
+    function setMaxExposureBps(uint16 value) external {
         _tighten(Param.MaxExposureBps, maxExposureBps, value, false);
         maxExposureBps = value;
     }
 
-    function setMaxDeskFeeBps(uint16 value) external nonReentrant {
+    function setMaxDeskFeeBps(uint16 value) external {
         _tighten(Param.MaxDeskFeeBps, maxDeskFeeBps, value, false);
         maxDeskFeeBps = value;
     }
 
-    function setOracleMaxAge(uint32 value) external nonReentrant {
+    function setOracleMaxAge(uint32 value) external {
         _tighten(Param.OracleMaxAge, oracleMaxAge, value, false);
         oracleMaxAge = value;
     }
 
-    function setMinDiscountBps(uint16 value) external nonReentrant {
+    function setMinDiscountBps(uint16 value) external {
         _tighten(Param.MinDiscountBps, minDiscountBps, value, true);
         _ceiling(value, BPS - 1);
         minDiscountBps = value;
     }
 
-    function setMaxSlippageBps(uint16 value) external nonReentrant {
+    function setMaxSlippageBps(uint16 value) external {
         _tighten(Param.MaxSlippageBps, maxSlippageBps, value, false);
         maxSlippageBps = value;
     }
 
-    function setSellFloorPrice(uint256 value) external nonReentrant {
+    function setSellFloorPrice(uint256 value) external {
         _tighten(Param.SellFloorPrice, sellFloorPrice, value, true);
         _ceiling(value, 1e6);
         sellFloorPrice = value;
     }
 
-    function setEthFloorPrice(uint256 value) external nonReentrant {
+    function setEthFloorPrice(uint256 value) external {
         _tighten(Param.EthFloorPrice, ethFloorPrice, value, true);
         ethFloorPrice = value;
     }
 
-    function setOperator(address newOperator) external nonReentrant {
+    function setOperator(address newOperator) external {
         _onlyOwner();
         _newRole(newOperator, guardian);
         emit OperatorSet(operator, newOperator);
         operator = newOperator;
     }
 
-    function setGuardian(address newGuardian) external nonReentrant {
+    function setGuardian(address newGuardian) external {
         _onlyOwner();
         _newRole(newGuardian, operator);
         emit GuardianSet(guardian, newGuardian);
         guardian = newGuardian;
     }
 
-    function transferOwnership(address newOwner) external nonReentrant {
+    function transferOwnership(address newOwner) external {
         _onlyOwner();
         pendingOwner = newOwner;
         emit OwnershipTransferStarted(msg.sender, newOwner);
     }
 
-    function acceptOwnership() external nonReentrant {
+    function acceptOwnership() external {
         if (msg.sender != pendingOwner) revert NotPendingOwner(msg.sender);
         if (msg.sender == operator || msg.sender == guardian) revert RolesNotDistinct(msg.sender);
         emit OwnershipTransferred(owner, msg.sender);
@@ -390,20 +396,20 @@ contract DealVault is IDealVault {
         pendingOwner = address(0);
     }
 
-    function renounceOwnership() external nonReentrant {
+    function renounceOwnership() external {
         _onlyOwner();
         emit OwnershipTransferred(msg.sender, address(0));
         owner = address(0);
         pendingOwner = address(0);
     }
 
-    function renounceOperator() external nonReentrant {
+    function renounceOperator() external {
         if (msg.sender != operator) revert NotOperator(msg.sender);
         emit OperatorSet(msg.sender, address(0));
         operator = address(0);
     }
 
-    function renounceGuardian() external nonReentrant {
+    function renounceGuardian() external {
         if (msg.sender != guardian) revert NotGuardian(msg.sender);
         emit GuardianSet(msg.sender, address(0));
         guardian = address(0);
@@ -421,10 +427,10 @@ contract DealVault is IDealVault {
         uint256 working = funded * workingBps / BPS;
         // opportunistic takes the rounding remainder so the three sum to the funded capital exactly
         uint256 opportunistic = funded - core - working;
-        // each <= funded, a uint120
-        coreEth = uint120(core);
-        workingEth = uint120(working);
-        opportunisticEth = uint120(opportunistic);
+        // each <= funded, a uint80
+        coreEth = uint80(core);
+        workingEth = uint80(working);
+        opportunisticEth = uint80(opportunistic);
         phase = Phase.SPLIT;
         emit Split(core, working, opportunistic);
         _finish(Leg.Split, 0, _noPrice(), NO_DEBT_READ);
@@ -440,7 +446,7 @@ contract DealVault is IDealVault {
 
         unchecked {
             // amount <= available checked above
-            workingEth = uint120(available - amount);
+            workingEth = uint80(available - amount);
         }
         _setCollateral(wrapper, collateralOf(wrapper) + amount);
         if (phase == Phase.SPLIT) phase = Phase.WORKING;
@@ -475,15 +481,11 @@ contract DealVault is IDealVault {
         if (amountIn == 0) revert ZeroAmount();
         if (amountIn > available) revert InsufficientBucket(B_STABLE, available, amountIn);
 
-        address[] memory path = _path(stable, usdtz);
         uint256 limitE6 = (BPS - minDiscountBps) * 100;
-        // the quote is what the swap pays in this block: the slippage bound protects against a
-        // change between the read and the swap; the discount limit is checked on what arrived
-        uint256 quote = IUniswapV2Router(router).getAmountsOut(amountIn, path)[1];
-        uint256 bound = quote * (BPS - maxSlippageBps) / BPS;
-        if (minOut < bound) minOut = bound;
-
-        uint256 received = _swap(stable, usdtz, amountIn, minOut, deadline, path);
+        // No router quote: inside this leg the swap pays exactly what getAmountsOut would quote
+        // (same reserves, nothing runs in between), so a quote-based bound could never bind. What
+        // binds is the discount limit on what arrived (a pumped pair fails it) and the caller's minOut.
+        uint256 received = _swap(stable, usdtz, amountIn, minOut, deadline, _path(stable, usdtz));
         // amountIn > 0, so received 0 fails too
         if (amountIn * 1e6 > limitE6 * received) {
             revert PriceAboveLimit(received > 0 ? Math.ceilDiv(amountIn * 1e6, received) : type(uint256).max, limitE6);
@@ -491,8 +493,8 @@ contract DealVault is IDealVault {
 
         // amountIn <= available checked above
         _setStable(stable, available - amountIn);
-        usdtzHeld = _u120(usdtzHeld + received);
-        usdtzCost = _u120(usdtzCost + amountIn);
+        usdtzHeld = _u80(usdtzHeld + received);
+        usdtzCost = _u64(usdtzCost + amountIn);
         if (phase == Phase.WORKING) phase = Phase.POSITIONED;
         emit Bought(stable, amountIn, received, amountIn * 1e6 / received);
         _finish(Leg.Buy, CHECK_LTV | CHECK_EXPOSURE, _noPrice(), NO_DEBT_READ);
@@ -520,11 +522,11 @@ contract DealVault is IDealVault {
         {
             uint256 cost = usdtzCost;
             // costOut <= cost; delivered <= held
-            usdtzCost = uint120(cost - RiskLib.costOut(cost, delivered, held));
-            usdtzHeld = uint120(held - delivered);
+            usdtzCost = uint64(cost - RiskLib.costOut(cost, delivered, held));
+            usdtzHeld = uint80(held - delivered);
         }
         _setStable(stable, stableOf(stable) + received);
-        if (delivered > received) feesPaid = _u80(feesPaid + delivered - received);
+        if (delivered > received) feesPaid = _u56(feesPaid + delivered - received);
 
         uint256 minimum = Math.ceilDiv(amount * (BPS - maxDeskFeeBps), BPS);
         if (ok && received < minimum) {
@@ -532,14 +534,14 @@ contract DealVault is IDealVault {
             reason = abi.encodeWithSelector(ShortPayment.selector, received, minimum);
         }
         if (ok) {
-            redeemedTotal = _u80(redeemedTotal + delivered);
+            redeemedTotal = _u64(redeemedTotal + delivered);
             uint256 progress = rungProgress + amount;
             if (progress >= size) {
                 if (k < 2) rung = k + 1;
                 progress = 0;
             }
             // progress < size + size <= 2 * rung2, checked at deployment to fit
-            rungProgress = uint80(progress);
+            rungProgress = uint64(progress);
             if (phase == Phase.POSITIONED) phase = Phase.MONETIZING;
             emit Redeemed(k, stable, amount, received);
         } else {
@@ -566,8 +568,8 @@ contract DealVault is IDealVault {
         if (received * 1e6 < floorE6 * amountIn) revert PriceBelowFloor(received * 1e6 / amountIn, floorE6);
 
         // amountIn <= held, cost <= usdtzCost
-        usdtzHeld = uint120(held - amountIn);
-        usdtzCost = uint120(usdtzCost - cost);
+        usdtzHeld = uint80(held - amountIn);
+        usdtzCost = uint64(usdtzCost - cost);
         _setStable(stable, stableOf(stable) + received);
         emit Sold(stable, amountIn, received, received * 1e6 / amountIn);
         _finish(Leg.Sell, 0, _noPrice(), NO_DEBT_READ);
@@ -586,6 +588,7 @@ contract DealVault is IDealVault {
         uint256 repaid = _repay(stable, amount);
         // repaid <= amount <= available
         _setStable(stable, available - repaid);
+        _clearDebtBit(stable, debtToken);
         emit Repaid(stable, repaid, address(this));
         _finish(Leg.Repay, 0, _noPrice(), NO_DEBT_READ);
     }
@@ -600,7 +603,7 @@ contract DealVault is IDealVault {
 
         unchecked {
             // amount <= available checked above
-            opportunisticEth = uint120(available - amount);
+            opportunisticEth = uint80(available - amount);
         }
         _setCollateral(wrapper, collateralOf(wrapper) + amount);
         emit CollateralAdded(wrapper, amount);
@@ -624,7 +627,7 @@ contract DealVault is IDealVault {
             // amount <= available checked above
             _setCollateral(wrapper, available - amount);
         }
-        workingEth = _u120(workingEth + amount);
+        workingEth = _u80(workingEth + amount);
         emit CollateralWithdrawn(wrapper, amount);
 
         // Aave withdraws exactly `amount` (not type(uint256).max)
@@ -680,7 +683,7 @@ contract DealVault is IDealVault {
 
         phase = Phase.CLOSED;
         uint256 credited = _closeCollateral(weth9, aWeth9) + _closeCollateral(weth10, aWeth10);
-        workingEth = _u120(workingEth + credited);
+        workingEth = _u80(workingEth + credited);
 
         OracleLib.Price memory px = OracleLib.read(ethUsdFeed, oracleMaxAge);
         int256 pnlEth = int256(uint256(coreEth) + workingEth + opportunisticEth) - int256(uint256(fundedCapital));
@@ -748,18 +751,21 @@ contract DealVault is IDealVault {
 
     /* INTERNAL: LEG END */
 
-    /// @dev One oracle read (unless the leg already read it), the leg's cap assertions, the core
-    ///      invariant, then LegCompleted.
+    /// @dev The leg's cap assertions, the core invariant, then LegCompleted. Market reads (oracle,
+    ///      aTokens, debt tokens) only for a leg that checks caps or already read the oracle
+    ///      (deleverage, close); every other snapshot carries the books and OracleStatus.Unread.
     /// @param debt the debt if the leg already read it after its last pool call, else NO_DEBT_READ.
     function _finish(Leg leg, uint256 checks, OracleLib.Price memory px, uint256 debt) internal {
-        uint256 maxAge = oracleMaxAge;
-        if (!px.read) px = OracleLib.read(ethUsdFeed, maxAge);
-        uint256 coll = _collateral(true);
-        if (debt >= NO_DEBT_READ) debt = _totalDebt(); // the sentinel (`>=`: a balance-derived value)
+        if (checks != 0 && !px.read) px = OracleLib.read(ethUsdFeed, oracleMaxAge);
+        uint256 coll = 0;
+        if (px.read) {
+            coll = _collateral(true);
+            if (debt >= NO_DEBT_READ) debt = _totalDebt(); // the sentinel (`>=`: a balance-derived value)
+        }
         Snapshot memory s = _snapshot(px, coll, debt);
 
         if (checks != 0) {
-            uint256 price = px.fresh(maxAge);
+            uint256 price = px.fresh(oracleMaxAge);
             if (checks & CHECK_LTV != 0 && debt != 0) {
                 uint256 cap = maxLtvBps;
                 if (!RiskLib.ltvWithin(debt, coll, price, cap)) revert LtvAboveCap(s.ltvBps, cap);
@@ -778,32 +784,37 @@ contract DealVault is IDealVault {
         if (phase != Phase.CLOSED && address(this).balance < s.coreEth) {
             revert CoreBreached(address(this).balance, s.coreEth);
         }
-        // checked: a uint48 overflows after 2.8e14 legs, never
+        // checked: a uint32 overflows after 4.3e9 legs (136 years at one a second)
         uint256 seq = ++legSeq;
         emit LegCompleted(seq, leg, s);
     }
 
+    /// @dev The books always; the marks only from a read `px` (else OracleStatus.Unread, marks 0).
     function _snapshot(OracleLib.Price memory px, uint256 coll, uint256 debt)
         internal
         view
         returns (Snapshot memory s)
     {
-        uint256 price = px.valueOrZero();
         s.phase = phase;
         s.coreEth = coreEth;
         s.workingEth = workingEth;
         s.opportunisticEth = opportunisticEth;
-        s.collateralWeth = coll;
-        s.debt = debt;
-        s.ltvBps = RiskLib.ltvBps(debt, coll, price);
         s.stableHeld = uint256(stableT) + stableC;
         s.usdtzHeld = usdtzHeld;
-        int256 nav = _navFrom(s, price);
-        s.nav = RiskLib.navUsd(nav);
-        s.exposureBps = RiskLib.exposureBps(s.usdtzHeld, nav);
         s.rung = rung;
         s.rungProgress = rungProgress;
         s.redeemedTotal = redeemedTotal;
+        if (!px.read) {
+            s.oracleStatus = OracleStatus.Unread;
+            return s;
+        }
+        uint256 price = px.valueOrZero();
+        s.collateralWeth = coll;
+        s.debt = debt;
+        s.ltvBps = RiskLib.ltvBps(debt, coll, price);
+        int256 nav = _navFrom(s, price);
+        s.nav = RiskLib.navUsd(nav);
+        s.exposureBps = RiskLib.exposureBps(s.usdtzHeld, nav);
         s.ethPrice = px.answer;
         s.oracleStatus = px.status;
     }
@@ -828,6 +839,13 @@ contract DealVault is IDealVault {
         IERC20(stable).forceApprove(pool, amount);
         repaid = IAaveV3Pool(pool).repay(stable, amount, VARIABLE_RATE, address(this));
         _resetAllowance(stable, pool);
+    }
+
+    /// @dev After a repay leg: all of `stable`'s debt repaid (a warm read after the pool's repay)
+    ///      clears its debtMask bit, so later legs skip its cold debt read; only a borrow sets it
+    ///      again. (Deleverage leaves the bit; it only costs the next leg a read.)
+    function _clearDebtBit(address stable, address debtToken) internal {
+        if (_selfBalance(debtToken) < 1) debtMask &= stable == cusdt ? 2 : 1; // `< 1`: balance-derived
     }
 
     /// @dev `to` is always this vault; the output is measured as the balance delta.
@@ -857,16 +875,17 @@ contract DealVault is IDealVault {
         uint256 zBefore = _selfBalance(usdtz);
         uint256 sBefore = _selfBalance(stable);
         (ok, reason) = _tryApprove(desk, amount);
-        if (ok) {
-            (ok, reason) = desk.call(abi.encodeCall(IRedemptionDesk.redeem, (stable, amount)));
-            // best effort: the desk normally consumed the allowance; a failed reset leaves at most
-            // `amount` approved to the desk only, on a token that is then frozen or paused
-            _tryApprove(desk, 0);
-        }
+        bool approved = ok;
+        if (ok) (ok, reason) = desk.call(abi.encodeCall(IRedemptionDesk.redeem, (stable, amount)));
         uint256 zAfter = _selfBalance(usdtz);
         uint256 sAfter = _selfBalance(stable);
         delivered = zBefore > zAfter ? zBefore - zAfter : 0;
         received = sAfter > sBefore ? sAfter - sBefore : 0;
+        // A desk that took all of `amount` used up the allowance (transferFrom debits it): reset
+        // only otherwise (the same end state as an unconditional approve(0), without its call and
+        // event). Best effort: a failed reset leaves at most `amount` approved to the desk only, on
+        // a token then frozen or paused.
+        if (approved && delivered < amount) _tryApprove(desk, 0);
     }
 
     /// @dev Pool withdraw, rewrap WETH10 into WETH9 (the router's WETH), sell on [WETH9, stable].
@@ -939,22 +958,26 @@ contract DealVault is IDealVault {
 
     /// @dev `wrapper` was checked by _aToken.
     function _setCollateral(address wrapper, uint256 amount) internal {
-        if (wrapper == weth9) collateral9 = _u120(amount);
-        else collateral10 = _u120(amount);
+        if (wrapper == weth9) collateral9 = _u80(amount);
+        else collateral10 = _u80(amount);
     }
 
     /// @dev `stable` was checked by _debtToken.
     function _setStable(address stable, uint256 amount) internal {
-        if (stable == cusdt) stableT = _u120(amount);
-        else stableC = _u120(amount);
-    }
-
-    function _u120(uint256 v) internal pure returns (uint120) {
-        return SafeCast.toUint120(v);
+        if (stable == cusdt) stableT = _u80(amount);
+        else stableC = _u80(amount);
     }
 
     function _u80(uint256 v) internal pure returns (uint80) {
         return SafeCast.toUint80(v);
+    }
+
+    function _u64(uint256 v) internal pure returns (uint64) {
+        return SafeCast.toUint64(v);
+    }
+
+    function _u56(uint256 v) internal pure returns (uint56) {
+        return SafeCast.toUint56(v);
     }
 
     function _enter() internal {

@@ -84,7 +84,7 @@ log = logging.getLogger("dealvault.orchestrator")
 PHASES = ("FUNDED", "SPLIT", "WORKING", "POSITIONED", "MONETIZING", "HOLDING", "CLOSED")
 LEGS = ("Split", "Supply", "Borrow", "Buy", "Redeem", "Sell", "Repay", "OwnerRepay", "AddCollateral",
         "WithdrawCollateral", "Deleverage", "Close", "Hold", "Resume", "Fund")
-ORACLE = ("Fresh", "Stale", "Invalid")
+ORACLE = ("Fresh", "Stale", "Invalid", "Unread")  # Unread: a LegCompleted snapshot of a leg that read no marks
 STEPS = {0: "split", 1: "position", 2: "buy", 3: "monetize", 4: "close"}
 
 # phase masks (bit i = Phase i), from the IDealVault leg x phase table

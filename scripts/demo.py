@@ -71,7 +71,7 @@ def cli(deal_path: Path, as_json: bool, port: int | None):
                 ev = [e for e in r.events if e["event"] in ("Redeemed", "RedemptionFailed")]
                 if ev:
                     extra = f" rung {int(ev[0]['args']['rung']) + 1} {'ok' if ev[0]['event'] == 'Redeemed' else 'FAILED'}"
-            s = r.snapshot or {}
+            s = r.risk_after or r.snapshot or {}  # riskView after the leg: a light leg's snapshot has no marks
             err.print(f"  step {r.step} [bold]{r.leg:<8}[/] legSeq {r.leg_seq:>2}  gas {r.gas_used:>9,}  "
                       f"LTV {s.get('ltvBps', 0)} bps  exposure {s.get('exposureBps', 0)} bps  phase {s.get('phaseName')}{extra}")
 

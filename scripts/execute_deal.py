@@ -114,7 +114,7 @@ def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_
             record = open_record(db_url)
 
             def on_leg(r):
-                s = r.snapshot or {}
+                s = r.risk_after or r.snapshot or {}  # riskView after the leg: a light leg's snapshot has no marks
                 extra = ""
                 for e in r.events:
                     if e["event"] in ("Redeemed", "RedemptionFailed"):

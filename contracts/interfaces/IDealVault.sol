@@ -104,10 +104,13 @@ interface IDealVault {
 
     /// @notice Fresh: 0 < answer <= 1e16 and block.timestamp - updatedAt <= oracleMaxAge.
     ///         Stale: a valid answer older than that. Invalid: call failed, answer <= 0 or absurd.
+    ///         Unread: only in a `LegCompleted` snapshot of a leg that reads no market data (see
+    ///         Snapshot); riskView always reads the feed.
     enum OracleStatus {
         Fresh,
         Stale,
-        Invalid
+        Invalid,
+        Unread
     }
 
     /// @notice Identifies a risk parameter in `RiskParamSet`.
@@ -191,6 +194,14 @@ interface IDealVault {
     }
 
     /// @notice The state after a leg, emitted in `LegCompleted` (a RiskView without pool fields).
+    ///         The books (phase, buckets, rung, redeemed, stable, USDTz) are always there. The
+    ///         marks (collateralWeth from the aTokens, debt from the debt tokens, ltvBps, nav,
+    ///         exposureBps, ethPrice) are read only by the legs that need them: the risk-adding
+    ///         legs for their caps (supply, borrow, buy, withdrawCollateral with debt), deleverage
+    ///         (price bound, LTV not raised) and close (PnL). Every other leg runs no cap check and
+    ///         skips those reads (a cold oracle, aToken and debt-token read cost about 50k gas per
+    ///         leg): its snapshot has oracleStatus Unread and zero marks; riskView at the leg's
+    ///         block gives them.
     struct Snapshot {
         Phase phase;
         uint256 coreEth;
@@ -332,9 +343,9 @@ interface IDealVault {
     function supply(address wrapper, uint256 amount) external;
     /// @notice Borrows `amount` of `stable` (cUSDT/cUSDC) at the variable rate; LTV checked after.
     function borrow(address stable, uint256 amount) external;
-    /// @notice Swaps `amountIn` booked `stable` for USDTz on [stable, USDTz]; the router gets
-    ///         max(minOut, quote * (10_000 - maxSlippageBps) / 10_000); the effective price must be
-    ///         <= (10_000 - minDiscountBps) * 100 (PriceAboveLimit); exposure checked after.
+    /// @notice Swaps `amountIn` booked `stable` for USDTz on [stable, USDTz] with the caller's
+    ///         minOut; the effective price must be <= (10_000 - minDiscountBps) * 100
+    ///         (PriceAboveLimit), which is what bounds a pumped pair; LTV and exposure checked after.
     function buy(address stable, uint256 amountIn, uint256 minOut, uint256 deadline) external;
     /// @notice One tranche at the desk. Never reverts for a venue failure: on a failed approve, a
     ///         reverting desk or a payment below amount * (10_000 - maxDeskFeeBps) / 10_000 (rounded

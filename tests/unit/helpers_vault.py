@@ -277,6 +277,24 @@ SNAPSHOT_FIELDS = ("phase", "coreEth", "workingEth", "opportunisticEth", "collat
                    "oracleStatus")
 
 
+# IDealVault.OracleStatus.Unread: the LegCompleted snapshot of a leg that read no market data
+UNREAD = 3
+MARK_FIELDS = ("collateralWeth", "debt", "ltvBps", "nav", "exposureBps", "ethPrice")
+
+
+def reads_marks(leg: str, debt_now: int) -> bool:
+    """Whether ``leg`` reads the market (oracle, aTokens, debt tokens) for its snapshot: the
+    risk-adding legs for their caps (withdrawCollateral only while debt remains), deleverage and
+    close. Every other leg's snapshot has the books only (IDealVault.Snapshot)."""
+    return leg in ("Supply", "Borrow", "Buy", "Deleverage", "Close") or (leg == "WithdrawCollateral" and debt_now > 0)
+
+
+def assert_unread(snap: Any) -> None:
+    """A light leg's snapshot: OracleStatus.Unread and every mark zero."""
+    assert snap.oracleStatus == UNREAD, snap
+    assert all(getattr(snap, f) == 0 for f in MARK_FIELDS), snap
+
+
 def snapshot(s: Any) -> SimpleNamespace:
     """LegCompleted.snapshot (ape decodes it as a list) with the Snapshot struct's field names."""
     if hasattr(s, "phase"):

@@ -255,6 +255,7 @@ def test_constructor_wrong_decimals(project, deployer, vault_config, mirror, mar
     (dict(rungs=[5, 5, 6]), "RungsInvalid", dict(index=1)),
     (dict(rungs=[5, 6, 6]), "RungsInvalid", dict(index=2)),
     (dict(rungs=[5, 7, 6]), "RungsInvalid", dict(index=2)),
+    (dict(rungs=[5, 6, 2**63]), "RungsInvalid", dict(index=2)),  # the ladder's progress book is a uint64
 ])
 def test_constructor_risk_errors(project, deployer, vault_config, risk, err, kw):
     with ape.reverts(getattr(project.DealVault, err), **kw):
@@ -266,6 +267,8 @@ def test_constructor_edges_pass(project, deployer, vault_config):
                                                      sellFloorPrice=10**6, rungs=[1, 2, 3]))
     assert (c.maxLtvBps(), c.maxExposureBps(), c.minDiscountBps(), c.sellFloorPrice()) == (3000, 2500, 9_999, 10**6)
     assert [c.rungSize(k) for k in range(3)] == [1, 2, 3]
+    top = deploy_with(project, deployer, vault_config(rungs=[1, 2, 2**63 - 1]))
+    assert top.rungSize(2) == 2**63 - 1
 
 
 # --- tighten-only setters ------------------------------------------------------------------------------
