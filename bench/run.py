@@ -580,6 +580,8 @@ def run_loop(env: Env) -> dict[str, Any]:
     }
 
 
+GOAL_PERCENT = 110  # loop_gas_ratio goal: vault <= 1.10 x direct (make bench exits 3 above it)
+
 LOOP_LABELS = ("vault.supply", "vault.borrow", "vault.buy", "vault.redeem", "vault.repay", "vault.withdrawCollateral")
 
 
@@ -750,7 +752,14 @@ def main(argv: list[str] | None = None) -> int:
     res["seconds"] = round(time.perf_counter() - t0, 2)
     Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
     print(table(res))
-    print(f"\nloop_gas_ratio = {res['loop_gas_ratio']} (goal <= 1.10); wrote {args.out} in {res['seconds']} s")
+    vt, dt = res["loop"]["vault_total"], res["loop"]["direct_total"]
+    met = vt * 100 <= GOAL_PERCENT * dt  # exact: vault / direct <= 1.10
+    print(f"\nloop_gas_ratio = {res['loop_gas_ratio']} (goal <= 1.10: {'met' if met else 'NOT MET'}); "
+          f"wrote {args.out} in {res['seconds']} s")
+    if not met:
+        print(f"bench: the vault's loop costs {vt:,} gas, more than {GOAL_PERCENT}% of the direct path's {dt:,}; "
+              "see the attribution table above for where", file=sys.stderr)
+        return 3
     return 0
 
 
