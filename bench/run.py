@@ -55,7 +55,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dealvault.artifacts import own  # noqa: E402
-from dealvault.kit import Kit, start_kit  # noqa: E402
+from dealvault.kit import Kit, start_kit, vault_config  # noqa: E402
 from dealvault.spec import VaultParams  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results.json"
@@ -225,9 +225,8 @@ def make_env(kit: Kit) -> Env:
 
 def deploy(env: Env, risk: dict[str, Any]) -> tuple[Any, int]:
     art = own("DealVault")
-    m, o = env.kit.mirror, env.kit.overlay
-    cfg = (m.weth9, m.weth10, m.cusdt, m.cusdc, o.usdtz, o.pool, o.uniswap_router, o.desk, m.eth_usd_feed,
-           env.owner, env.operator, env.guardian, tuple(risk[k] for k in DEMO_RISK))
+    cfg = vault_config(env.kit.mirror, env.kit.overlay, env.owner, env.operator, env.guardian,
+                       [risk[k] for k in DEMO_RISK])
     c = env.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
     h = c.constructor(cfg).transact({"from": env.deployer, "gas": 15_000_000})
     r = env.w3.eth.wait_for_transaction_receipt(h)

@@ -50,6 +50,14 @@ def start_kit(port: int | None = None, *, overlay: bool = True, dump_state: Path
         raise
 
 
+def vault_config(mirror: Any, overlay: Any, owner: str, operator: str, guardian: str, risk: Any) -> tuple:
+    """The DealVault constructor's ``Config`` tuple on a kit: the mirror's and the overlay's
+    venues in the struct's order, the three roles, and ``risk`` (the RiskParams tuple, in
+    IDealVault.RiskParams order). Used by the tests, the fuzzer and the benchmark."""
+    return (mirror.weth9, mirror.weth10, mirror.cusdt, mirror.cusdc, overlay.usdtz, overlay.pool,
+            overlay.uniswap_router, overlay.desk, mirror.eth_usd_feed, owner, operator, guardian, tuple(risk))
+
+
 def address_rows(w3: Web3, record: Any, prefix: str = "") -> Iterator[tuple[str, str, str]]:
     """(name, address, symbol-or-blank) for every address field of a kit record and its
     address dicts; nested records (implementation details) are left out."""

@@ -13,6 +13,7 @@ import ape
 import pytest
 
 from dealvault.chain138 import CHAIN_ID
+from dealvault.kit import vault_config as kit_vault_config
 from tests.model import DEFAULT_RISK
 
 
@@ -126,21 +127,8 @@ def vault_config(w3, mirror, market, owner, operator, guardian):
     """Builder of the constructor's Config tuple: ``vault_config(maxLtvBps=2500, owner=...)``."""
 
     def build(*, owner_=None, operator_=None, guardian_=None, **risk):
-        return (
-            mirror.weth9,
-            mirror.weth10,
-            mirror.cusdt,
-            mirror.cusdc,
-            market.usdtz,
-            market.pool,
-            market.uniswap_router,
-            market.desk,
-            mirror.eth_usd_feed,
-            str(owner_ or owner.address),
-            str(operator_ or operator.address),
-            str(guardian_ or guardian.address),
-            risk_tuple(**risk),
-        )
+        return kit_vault_config(mirror, market, str(owner_ or owner.address), str(operator_ or operator.address),
+                                str(guardian_ or guardian.address), risk_tuple(**risk))
 
     return build
 

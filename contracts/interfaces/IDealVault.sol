@@ -135,7 +135,7 @@ interface IDealVault {
         uint16 maxDeskFeeBps; // <= 10_000
         uint32 oracleMaxAge; // seconds
         uint16 minDiscountBps; // buy only at priceE6 <= (10_000 - minDiscountBps) * 100; < 10_000
-        uint16 maxSlippageBps; // < 10_000
+        uint16 maxSlippageBps; // < 10_000; on-chain it bounds deleverage (vs the oracle); the harness also uses it for buy/sell minOut from its quote
         uint256 sellFloorPrice; // priceE6 floor for selling USDTz, <= 1e6
         uint256 ethFloorPrice; // 8 dp USD; deleverage bound when the oracle is not Fresh
     }

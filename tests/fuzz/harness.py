@@ -127,7 +127,7 @@ def get_env() -> Env:
     global _ENV
     if _ENV is not None:
         return _ENV
-    from dealvault.kit import start_kit
+    from dealvault.kit import start_kit, vault_config
 
     kit = start_kit()
     atexit.register(kit.stop)
@@ -136,8 +136,7 @@ def get_env() -> Env:
     accts = w3.eth.accounts
     roles = {"deployer": accts[0], "owner": accts[1], "operator": accts[2], "guardian": accts[3], "stranger": accts[5]}
     art = own("DealVault")
-    cfg = (m.weth9, m.weth10, m.cusdt, m.cusdc, o.usdtz, o.pool, o.uniswap_router, o.desk, m.eth_usd_feed,
-           roles["owner"], roles["operator"], roles["guardian"], tuple(RISK.values()))
+    cfg = vault_config(m, o, roles["owner"], roles["operator"], roles["guardian"], RISK.values())
     vault = deploy(w3, art, cfg, sender=roles["deployer"])
     rv_abi = next(e for e in art.abi if e.get("name") == "riskView")
     comps = rv_abi["outputs"][0]["components"]
