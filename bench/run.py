@@ -228,11 +228,12 @@ def deploy(env: Env, risk: dict[str, Any]) -> tuple[Any, int]:
     cfg = vault_config(env.kit.mirror, env.kit.overlay, env.owner, env.operator, env.guardian,
                        [risk[k] for k in DEMO_RISK])
     c = env.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-    h = c.constructor(cfg).transact({"from": env.deployer, "gas": 15_000_000})
+    h = c.constructor(cfg).transact({"from": env.deployer, "gas": 25_000_000})
     r = env.w3.eth.wait_for_transaction_receipt(h)
     if r["status"] != 1:
         raise RuntimeError("DealVault deployment reverted")
-    return env.w3.eth.contract(address=r["contractAddress"], abi=art.abi), int(r["gasUsed"])
+    # the whole vault's ABI (IDealVault): the core's legs and the extension's functions
+    return env.w3.eth.contract(address=r["contractAddress"], abi=own("IDealVault").abi), int(r["gasUsed"])
 
 
 def decode_event(vault: Any, receipt: Any, name: str) -> dict[str, Any]:
@@ -514,11 +515,13 @@ def setup_vault(env: Env, risk: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     return vault, {"deploy": dep_gas, "fund": s.txs[0].gas, "split": s.txs[1].gas}
 
 
-def loop_plan(env: Env, vault: Any) -> Plan:
-    working = vault.functions.riskView().call()[4]
+def loop_plan(env: Env, vault: Any, risk: dict[str, Any] = DEMO_RISK) -> Plan:
+    split = vault.events.Split().get_logs(from_block=0)[-1]["args"]
+    working = int(split["workingEth"])
     price = 3_000 * 10**8
     borrow = working * price * TARGET_LTV_BPS // 10_000 // 10**20  # wei * 8dp / 1e20 -> 6 dp
-    t0 = env.w3.eth.get_block("latest")["timestamp"] + 10
+    # the buy (the third step) runs once split's TWAP observation is twapWindow old
+    t0 = env.w3.eth.get_block("latest")["timestamp"] + int(risk["twapWindow"]) - 2 * STEP
     return Plan(supply=working, borrow=borrow, t0=t0)
 
 
@@ -621,7 +624,7 @@ def run_scaling(env: Env, ns: list[int]) -> dict[str, Any]:
         base = rpc(w3, "evm_snapshot")
         risk = {**DEMO_RISK, "rungs": [a, a + 1, a + 2]}
         vault, _setup = setup_vault(env, risk)
-        plan = loop_plan(env, vault)
+        plan = loop_plan(env, vault, risk)
         s = Sender(w3)
         t0 = time.perf_counter()
         vault_path(env, vault, plan, s, rungs=risk["rungs"], n_equal=n, lifecycle=False)

@@ -46,9 +46,12 @@ __all__ = [
     "STABLECOINS",
 ]
 
-# On-chain ceilings (DealVault constants MAX_LTV_BPS / MAX_EXPOSURE_BPS).
+# On-chain hard limits (contracts/libraries/ParamTable.sol; pinned by tests/unit/test_spec.py).
 MAX_LTV_BPS = 3000
 MAX_EXPOSURE_BPS = 2500
+MAX_FEE_BPS = 1000  # maxDeskFeeBps, maxSlippageBps, maxOperatorLossBps
+MAX_ETH_FLOOR_USD = Decimal(10**8)  # ethFloorPrice <= 1e16 (8 dp): OracleLib.MAX_PRICE
+MAX_LOOSEN_DELAY = 30 * 86400
 BPS = 10_000
 STABLE_DECIMALS = 6  # cUSDT, cUSDC, USDTz
 USD_DECIMALS = 8  # oracle / ethFloorPrice
@@ -78,6 +81,10 @@ RISK_PARAMS_FIELDS = (
     "maxSlippageBps",
     "sellFloorPrice",
     "ethFloorPrice",
+    "maxOperatorLossBps",
+    "twapWindow",
+    "loosenDelay",
+    "minTranche",
 )
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -207,6 +214,10 @@ class VaultParams:
     max_slippage_bps: int = 100
     sell_floor_price: Decimal = Decimal("0.85")
     eth_floor_price: Decimal = Decimal("1500")
+    max_operator_loss_bps: int = 50
+    twap_window: int = 1800
+    loosen_delay: int = 86400
+    min_tranche: int = 1_000 * 10**STABLE_DECIMALS
 
     @property
     def sell_floor_price_e6(self) -> int:
@@ -231,6 +242,10 @@ class VaultParams:
             self.max_slippage_bps,
             self.sell_floor_price_e6,
             self.eth_floor_price_e8,
+            self.max_operator_loss_bps,
+            self.twap_window,
+            self.loosen_delay,
+            self.min_tranche,
         )
 
     def risk_params_dict(self) -> dict[str, Any]:
@@ -251,7 +266,7 @@ class VaultParams:
             values = list(params)
             if len(values) != len(RISK_PARAMS_FIELDS):
                 raise ValueError(f"RiskParams has {len(RISK_PARAMS_FIELDS)} fields, got {len(values)}")
-        (ltv, exp, core, working, opp, rungs, fee, age, disc, slip, sell_e6, eth_e8) = values
+        (ltv, exp, core, working, opp, rungs, fee, age, disc, slip, sell_e6, eth_e8, loss, window, delay, tranche) = values
         return cls(
             max_ltv_bps=int(ltv),
             max_exposure_bps=int(exp),
@@ -265,6 +280,10 @@ class VaultParams:
             max_slippage_bps=int(slip),
             sell_floor_price=Decimal(int(sell_e6)).scaleb(-STABLE_DECIMALS),
             eth_floor_price=Decimal(int(eth_e8)).scaleb(-USD_DECIMALS),
+            max_operator_loss_bps=int(loss),
+            twap_window=int(window),
+            loosen_delay=int(delay),
+            min_tranche=int(tranche),
         )
 
 
@@ -603,6 +622,10 @@ _VAULT_KEYS = {
     "max_slippage_bps": False,
     "sell_floor_price": False,
     "eth_floor_price": True,
+    "max_operator_loss_bps": False,
+    "twap_window": False,
+    "loosen_delay": False,
+    "min_tranche": False,
 }
 _BUCKET_KEYS = {"core": True, "working": True, "opportunistic": True}
 
@@ -648,15 +671,25 @@ def _parse_vault(value: Any) -> VaultParams:
     fee = _int("vault.max_desk_fee_bps", data.get("max_desk_fee_bps", d.max_desk_fee_bps), 0, 1000)
     age = _int("vault.oracle_max_age", data.get("oracle_max_age", d.oracle_max_age), 1, 7 * 86400, unit="seconds")
     disc = _int("vault.min_discount_bps", data.get("min_discount_bps", d.min_discount_bps), 0, BPS - 1)
-    slip = _int("vault.max_slippage_bps", data.get("max_slippage_bps", d.max_slippage_bps), 0, 5000)
+    slip = _int("vault.max_slippage_bps", data.get("max_slippage_bps", d.max_slippage_bps), 0, MAX_FEE_BPS)
     sell_floor = _decimal(
         "vault.sell_floor_price", data.get("sell_floor_price", d.sell_floor_price), STABLE_DECIMALS,
         low=Decimal("0.000001"), high=Decimal(1), unit="stablecoin per USDTz",
     )
     eth_floor = _decimal(
         "vault.eth_floor_price", data["eth_floor_price"], USD_DECIMALS,
-        low=Decimal("0.00000001"), high=Decimal(10**12), unit="USD per ETH",
+        low=Decimal("0.00000001"), high=MAX_ETH_FLOOR_USD, unit="USD per ETH",
     )
+    loss = _int("vault.max_operator_loss_bps", data.get("max_operator_loss_bps", d.max_operator_loss_bps), 0, MAX_FEE_BPS)
+    window = _int("vault.twap_window", data.get("twap_window", d.twap_window), 1, 65_535, unit="seconds")
+    delay = _int("vault.loosen_delay", data.get("loosen_delay", d.loosen_delay), 0, MAX_LOOSEN_DELAY, unit="seconds")
+    if "min_tranche" in data:
+        tranche = _amount("vault.min_tranche", data["min_tranche"], STABLE_DECIMALS, unit="stablecoin units",
+                          minimum=Decimal("0.000001"))
+    else:
+        tranche = min(d.min_tranche, rungs[0])
+    if tranche > rungs[0]:
+        raise SpecError("vault.min_tranche", f"{_units(tranche)} is above rung 0 ({_units(rungs[0])}); the smallest tranche must fit the first rung")
     return VaultParams(
         max_ltv_bps=max_ltv,
         max_exposure_bps=max_exp,
@@ -670,6 +703,10 @@ def _parse_vault(value: Any) -> VaultParams:
         max_slippage_bps=slip,
         sell_floor_price=sell_floor,
         eth_floor_price=eth_floor,
+        max_operator_loss_bps=loss,
+        twap_window=window,
+        loosen_delay=delay,
+        min_tranche=tranche,
     )
 
 
@@ -760,6 +797,10 @@ def check_against_vault(spec: DealSpec, onchain_params: Any) -> list[str]:
     at_most("max_slippage_bps", spec.max_slippage_bps, chain.max_slippage_bps, "maxSlippageBps")
     at_least("vault.sell_floor_price", mine.sell_floor_price, chain.sell_floor_price, "sellFloorPrice")
     at_least("vault.eth_floor_price", mine.eth_floor_price, chain.eth_floor_price, "ethFloorPrice")
+    at_most("vault.max_operator_loss_bps", mine.max_operator_loss_bps, chain.max_operator_loss_bps, "maxOperatorLossBps")
+    at_least("vault.twap_window", mine.twap_window, chain.twap_window, "twapWindow")
+    at_least("vault.loosen_delay", mine.loosen_delay, chain.loosen_delay, "loosenDelay")
+    at_least("vault.min_tranche", mine.min_tranche, chain.min_tranche, "minTranche", fmt=_units)
     return errors
 
 

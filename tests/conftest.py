@@ -135,10 +135,14 @@ def vault_config(w3, mirror, market, owner, operator, guardian):
 
 @pytest.fixture(scope="session")
 def vault_factory(project, deployer, vault_config):
-    """Deploys a DealVault with the given risk overrides: ``vault_factory(maxLtvBps=2500)``."""
+    """Deploys a DealVault with the given risk overrides: ``vault_factory(maxLtvBps=2500)``.
+
+    Returns it with the whole vault's ABI (IDealVault: the core's legs and the extension's
+    functions, served at the same address)."""
 
     def deploy(**overrides):
-        return project.DealVault.deploy(vault_config(**overrides), sender=deployer)
+        core = project.DealVault.deploy(vault_config(**overrides), sender=deployer)
+        return project.IDealVault.at(core.address)
 
     return deploy
 
@@ -147,3 +151,9 @@ def vault_factory(project, deployer, vault_config):
 def vault(vault_factory):
     """A default vault (50/30/20, LTV cap 30%, exposure cap 25%), unfunded, phase FUNDED."""
     return vault_factory()
+
+
+@pytest.fixture(scope="session")
+def lens(project, deployer):
+    """The lens (one per chain, stateless): ``lens.riskView(vault)``, ``lens.params(vault)``..."""
+    return project.DealVaultLens.deploy(sender=deployer)

@@ -7,9 +7,11 @@ from typing import Any
 from dealvault.spec import VaultParams
 
 # The vault's RiskParams the tests deploy with: the deal spec's defaults (VaultParams), except a
-# $1,000 ETH floor (the deleverage bound when the oracle is not fresh), which the crisis tests
-# price against.
-DEFAULT_RISK = {**VaultParams().risk_params_dict(), "ethFloorPrice": 1_000 * 10**8}
+# $1,000 ETH floor (the owner's deleverage bound when the oracle is not fresh), which the crisis
+# tests price against, and a 60 s TWAP window (TWAP_WINDOW: a test advances the chain that long
+# between `split` (or `observe`) and a buy), short against the feed's 3600 s max age.
+TWAP_WINDOW = 60
+DEFAULT_RISK = {**VaultParams().risk_params_dict(), "ethFloorPrice": 1_000 * 10**8, "twapWindow": TWAP_WINDOW}
 
 
 def ceil_div(a: int, b: int) -> int:

@@ -45,6 +45,10 @@ interface IAaveV3Pool {
         external
         returns (uint256);
 
+    /// @notice The reserve's current variable borrow index (ray): a debt token balance is its scaled
+    ///         balance times this, rounded half up.
+    function getReserveNormalizedVariableDebt(address asset) external view returns (uint256);
+
     /// @notice The reserve's state and its token addresses.
     function getReserveData(address asset) external view returns (ReserveData memory);
 
@@ -60,4 +64,9 @@ interface IAaveV3Pool {
             uint256 ltv,
             uint256 healthFactor
         );
+}
+
+/// @notice Aave V3 debt and aTokens: the balance before the index is applied.
+interface IScaledBalanceToken {
+    function scaledBalanceOf(address user) external view returns (uint256);
 }

@@ -7,6 +7,9 @@ interface IUniswapV2Router {
     /// @notice The WETH (WETH9) the router wraps and unwraps.
     function WETH() external view returns (address);
 
+    /// @notice The factory whose pairs the router trades on.
+    function factory() external view returns (address);
+
     /// @notice The output of each hop for `amountIn` along `path`, after the 0.3% fee.
     function getAmountsOut(uint256 amountIn, address[] calldata path) external view returns (uint256[] memory amounts);
 

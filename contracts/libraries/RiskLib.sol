@@ -13,6 +13,8 @@ library RiskLib {
     uint256 internal constant BPS = 10_000;
     /// @dev 6-dp stablecoin units -> E26 USD.
     uint256 internal constant STABLE_TO_E26 = 1e20;
+    uint256 internal constant RAY = 1e27;
+    uint256 internal constant HALF_RAY = 5e26;
 
     /// @notice USD 8 dp of `weiAmount` at `price` (8 dp), rounded down.
     function ethValue(uint256 weiAmount, uint256 price) internal pure returns (uint256) {
@@ -69,6 +71,12 @@ library RiskLib {
     /// @notice E26 NAV -> 8 dp, rounded down, 0 if negative.
     function navUsd(int256 nav) internal pure returns (uint256) {
         return nav <= 0 ? 0 : uint256(nav) / 1e18;
+    }
+
+    /// @notice Aave's WadRayMath.rayMul (half up): a scaled debt balance times the borrow index is
+    ///         exactly the debt token's balanceOf.
+    function rayMul(uint256 a, uint256 b) internal pure returns (uint256) {
+        return (a * b + HALF_RAY) / RAY;
     }
 
     /// @notice The cost basis leaving with `amount` of `held` (average cost), rounded up so the
