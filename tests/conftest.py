@@ -153,7 +153,13 @@ def vault(vault_factory):
     return vault_factory()
 
 
-@pytest.fixture(scope="session")
-def lens(project, deployer):
-    """The lens (one per chain, stateless): ``lens.riskView(vault)``, ``lens.params(vault)``..."""
-    return project.DealVaultLens.deploy(sender=deployer)
+@pytest.fixture(scope="session", autouse=True)
+def lens(project, deployer, w3):
+    """The lens (one per chain, stateless): ``lens.riskView(vault)``, ``lens.params(vault)``...
+    Deployed once per session, before ape's per-test snapshot; tests/unit/helpers_vault's
+    ``risk_view`` / ``params`` use it."""
+    from tests.model import LENS
+
+    contract = project.DealVaultLens.deploy(sender=deployer)
+    LENS["address"] = contract.address
+    return contract

@@ -14,6 +14,10 @@ TWAP_WINDOW = 60
 DEFAULT_RISK = {**VaultParams().risk_params_dict(), "ethFloorPrice": 1_000 * 10**8, "twapWindow": TWAP_WINDOW}
 
 
+# The lens (one per chain) the `lens` session fixture deployed (tests/conftest.py sets "address").
+LENS: dict[str, str] = {}
+
+
 def ceil_div(a: int, b: int) -> int:
     """Integer division rounded up (for amounts rounded against the vault)."""
     return -(-a // b)

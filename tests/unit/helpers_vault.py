@@ -16,7 +16,9 @@ Pieces (small, stable; import what you need):
   ``desk_paid``.
 - ``Deal``: drives one vault leg by leg, keeping ``Books`` in step from independent expectations
   (``deal.run("buy")`` runs the default loop up to and including that step).
-- checks: ``legs_of`` (LegCompleted logs), ``snapshot`` (its struct by field name), ``risk_view`` (riskView by field name), ``assert_books`` (riskView books == Books),
+- checks: ``legs_of`` (LegCompleted logs), ``snapshot`` (its struct by field name), ``risk_view``
+  / ``params`` (the lens's riskView / params of a vault, by field name), ``assert_books`` (riskView books == Books),
+- time: ``twap_ready`` (advance the clock until a buy may use the vault's TWAP observation),
   ``assert_no_allowances``; ``table`` / ``print_table``: a snapshot table for the report.
 """
 
@@ -30,7 +32,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from dealvault.overlay import DEADLINE, erc20
-from tests.model import reserves, uni_out
+from tests.model import LENS, reserves, uni_out
 
 getcontext().prec = 80
 
@@ -317,16 +319,54 @@ def assert_leg(vault: Any, receipt: Any, books: Books, leg: str) -> Any:
     return snapshot(logs[0].snapshot)
 
 
-def risk_view(vault: Any) -> SimpleNamespace:
-    """vault.riskView() through a plain eth_call (ape's --gas mode cannot decode the struct),
-    with the RiskView field names."""
+def lens_call(fn: str, *args: Any) -> Any:
+    """A DealVaultLens view through a plain eth_call (ape's --gas mode cannot decode structs)."""
     from ape import chain
 
+    from dealvault.artifacts import own
+
     w3 = chain.provider.web3
-    abi = [a.model_dump(mode="json", by_alias=True) for a in vault.contract_type.view_methods if a.name == "riskView"]
-    out = w3.eth.contract(address=vault.address, abi=abi).functions.riskView().call()
-    names = [c["name"] for c in abi[0]["outputs"][0]["components"]]
-    return SimpleNamespace(**dict(zip(names, out, strict=True)))
+    c = w3.eth.contract(address=LENS["address"], abi=own("DealVaultLens").abi)
+    return getattr(c.functions, fn)(*args).call()
+
+
+def _named(fn: str, value: Any) -> SimpleNamespace:
+    from dealvault.artifacts import own
+
+    abi = next(a for a in own("DealVaultLens").abi if a.get("name") == fn)
+    names = [c["name"] for c in abi["outputs"][0]["components"]]
+    return SimpleNamespace(**dict(zip(names, value, strict=True)))
+
+
+def risk_view(vault: Any) -> SimpleNamespace:
+    """The lens's riskView of ``vault``, with the RiskView field names."""
+    return _named("riskView", lens_call("riskView", str(getattr(vault, "address", vault))))
+
+
+def params(vault: Any) -> SimpleNamespace:
+    """The lens's params of ``vault`` (IDealVaultLens.Params field names)."""
+    return _named("params", lens_call("params", str(getattr(vault, "address", vault))))
+
+
+def rung_size(vault: Any, k: int) -> int:
+    return params(vault).rungs[min(k, 2)]
+
+
+def collateral_of(vault: Any, wrapper: str) -> int:
+    return lens_call("collateralOf", str(getattr(vault, "address", vault)), wrapper)
+
+
+def stable_of(vault: Any, stable: str) -> int:
+    return lens_call("stableOf", str(getattr(vault, "address", vault)), stable)
+
+
+def twap_ready(w3, vault: Any, stable: str) -> None:
+    """Moves the chain's clock so that the next block may buy: the vault's observation of the
+    ``stable`` pair is then at least twapWindow old (split and observe take it)."""
+    ready = lens_call("twap", str(getattr(vault, "address", vault)), stable)[3]  # Twap.readyAt
+    now = w3.eth.get_block("latest")["timestamp"]
+    if ready > now:
+        w3.provider.make_request("evm_increaseTime", [ready - now])
 
 
 def assert_books(vault: Any, books: Books, v: V) -> Any:
@@ -342,9 +382,9 @@ def assert_books(vault: Any, books: Books, v: V) -> Any:
                 seq=books.leg_seq, funded=books.funded, owner_repaid=books.owner_repaid)
     assert got == want, {k: (got[k], want[k]) for k in got if got[k] != want[k]}
     for w, amt in books.collateral.items():
-        assert vault.collateralOf(w) == amt, (w, vault.collateralOf(w), amt)
+        assert collateral_of(vault, w) == amt, (w, collateral_of(vault, w), amt)
     for s, amt in books.stable.items():
-        assert vault.stableOf(s) == amt, (s, vault.stableOf(s), amt)
+        assert stable_of(vault, s) == amt, (s, stable_of(vault, s), amt)
     return rv
 
 
@@ -388,6 +428,7 @@ class Deal:
         amount = self.funded_default if amount is None else amount
         r = self.vault.fund(value=amount, sender=self.owner)
         self.books.funded += amount
+        self.books.core += amount  # booked as core until split
         return self._done("fund", "Fund", r)
 
     def split(self) -> Any:
@@ -419,6 +460,7 @@ class Deal:
     def buy(self, amount_in: int = 15_000 * E6, stable: str | None = None, min_out: int = 0) -> Any:
         stable = stable or self.v.cusdt
         pair = self.v.pair_cusdt if stable == self.v.cusdt else self.v.pair_cusdc
+        twap_ready(self.w3, self.vault, stable)
         out = uni_out(amount_in, *reserves(self.w3, self.market, pair, stable))
         r = self.vault.buy(stable, amount_in, min_out, DEADLINE, sender=self.operator)
         b = self.books
@@ -433,7 +475,7 @@ class Deal:
         """A tranche expected to succeed; the ladder moves by the rung unlock rule."""
         stable = stable or self.v.cusdt
         b = self.books
-        size = self.vault.rungSize(b.rung)
+        size = rung_size(self.vault, b.rung)
         amount = min(size, b.usdtz_held) if amount is None else amount
         paid = desk_paid(self.w3, self.market, amount)
         r = self.vault.redeem(stable, amount, sender=self.operator)
