@@ -49,11 +49,11 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         _phaseIn(M_REDUCE);
         address debtToken = _debtToken(stable);
         _syncDebt();
-        uint256 debt = _selfBalance(debtToken);
-        if (amount > debt) amount = debt;
-        if (amount < 1) revert ZeroAmount(); // `< 1`, not `== 0`: a balance-derived value (slither incorrect-equality)
+        // nothing owed: nothing to pull (`< 1`, not `== 0`: a balance-derived value, slither incorrect-equality)
+        if (amount == 0 || _selfBalance(debtToken) < 1) revert ZeroAmount();
 
-        // what arrived (a fee-charging stablecoin delivers less than it debits)
+        // what arrived (a fee-charging stablecoin delivers less than it debits); the pool takes at
+        // most the debt and the rest goes back, so one call settles the debt whatever the token
         uint256 before = _selfBalance(stable);
         IERC20(stable).safeTransferFrom(msg.sender, address(this), amount);
         uint256 arrived = _selfBalance(stable) - before;
@@ -66,7 +66,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         _finishLight(Leg.OwnerRepay);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function resume() external nonReentrant {
         _onlyOwner();
         _phaseIn(M_HOLDING);

@@ -451,11 +451,11 @@ interface IDealVaultExtension is IDealVaultTypes {
     /// @notice Adds `msg.value` to the funded capital (booked in the core bucket until `split`).
     ///         FUNDED only; may be called repeatedly.
     function fund() external payable;
-    /// @notice Repays up to `amount` (capped at the debt) of `stable` with the owner's own tokens
-    ///         (pulled with transferFrom; approve the vault first). Books what arrived (a fee token
-    ///         delivers less) and refunds what the pool did not take.
+    /// @notice Pulls `amount` of `stable` from the owner (transferFrom; approve the vault first),
+    ///         repays the debt with what arrived (a fee-charging token delivers less), at most all
+    ///         of it, and sends the rest back. ZeroAmount when nothing is owed.
     /// @param stable cUSDT or cUSDC.
-    /// @param amount the most to repay, 6 dp.
+    /// @param amount what to pull, 6 dp (more than the debt is fine: the rest comes back).
     function ownerRepay(address stable, uint256 amount) external;
     /// @notice Leaves HOLDING, back to the phase before it.
     function resume() external;
