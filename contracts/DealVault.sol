@@ -161,7 +161,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         ];
         for (uint256 p; p < ParamTable.COUNT; ++p) {
             _checkLimits(p, value[p]);
-            (uint256 slot, uint256 shift, uint256 mask,) = ParamTable.describe(p);
+            (uint256 slot, uint256 shift, uint256 mask) = ParamTable.locate(p);
             _writeWord(slot, shift, mask, value[p]);
         }
     }
@@ -177,7 +177,6 @@ contract DealVault is DealVaultBase, IDealVaultCore {
     ///      (CALLVALUE is this call's). An unknown selector reverts in the extension.
     fallback() external payable {
         address target = extension;
-        // slither-disable-next-line assembly
         assembly {
             calldatacopy(0, 0, calldatasize())
             let ok := delegatecall(gas(), target, 0, calldatasize(), 0, 0)
@@ -505,7 +504,6 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         words = new bytes32[](n);
         for (uint256 i; i < n; ++i) {
             bytes32 slot = slots[i];
-            // slither-disable-next-line assembly
             assembly ("memory-safe") {
                 mstore(add(words, shl(5, add(i, 1))), sload(slot))
             }
@@ -551,7 +549,6 @@ contract DealVault is DealVaultBase, IDealVaultCore {
     /// @dev A call with `gasLimit` gas whose return data is cut at 256 bytes: a venue can neither
     ///      burn the leg's gas nor make copying its revert reason run out of gas.
     function _call(address target, bytes memory data, uint256 gasLimit) internal returns (bool ok, bytes memory ret) {
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             ok := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
             let size := returndatasize()
@@ -566,9 +563,11 @@ contract DealVault is DealVaultBase, IDealVaultCore {
     /// @dev deleverage's minOut: at least value x (1 - maxSlippage), and that bound no more than the
     ///      stable's debt needs (an operator cannot turn collateral into cash).
     function _deleverageMinOut(uint256 value, address debtToken, uint256 minOut) internal view returns (uint256) {
-        uint256 bound = value * (BPS - maxSlippageBps) / BPS;
+        uint256 atLeast = value * (BPS - maxSlippageBps);
+        uint256 bound = atLeast / BPS;
         uint256 debtOfStable = _selfBalance(debtToken);
-        if (bound * BPS > debtOfStable * (BPS + DELEVERAGE_MARGIN_BPS)) revert DeleverageTooLarge(bound, debtOfStable);
+        // exact: value x (1 - slippage) > debt x (1 + margin), cross-multiplied
+        if (atLeast > debtOfStable * (BPS + DELEVERAGE_MARGIN_BPS)) revert DeleverageTooLarge(bound, debtOfStable);
         return minOut < bound ? bound : minOut;
     }
 
@@ -628,18 +627,18 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         uint256 aBalance = _selfBalance(aToken);
         // what the reserve holds is what it can pay out now
         uint256 payable_ = Math.min(aBalance, _balance(wrapper, aToken));
+        // payable_ <= aBalance: `>=` is "all of it" (no strict equality on balance-derived values)
+        bool all = payable_ >= aBalance;
         left = booked;
         if (payable_ > 0) {
             (bool ok, bytes memory ret) = pool.call(
-                abi.encodeCall(
-                    IAaveV3Pool.withdraw, (wrapper, payable_ == aBalance ? type(uint256).max : payable_, address(this))
-                )
+                abi.encodeCall(IAaveV3Pool.withdraw, (wrapper, all ? type(uint256).max : payable_, address(this)))
             );
             if (ok && ret.length >= 32) {
                 uint256 withdrawn = abi.decode(ret, (uint256));
                 IWETH(wrapper).withdraw(withdrawn);
                 credited = Math.min(withdrawn, booked);
-                left = payable_ == aBalance ? 0 : booked - credited;
+                left = all ? 0 : booked - credited;
             }
         } else if (aBalance < 1) {
             left = 0; // fully liquidated (`< 1`: balance-derived)

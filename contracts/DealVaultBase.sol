@@ -263,7 +263,10 @@ abstract contract DealVaultBase is DealVaultStorage, IDealVaultTypes {
     }
 
     function _observe() internal {
+        // an observation needs the cumulative only, not the spot
+        // slither-disable-next-line unused-return
         (uint256 cumT,) = TwapLib.read(pairT, usdtzIs0T);
+        // slither-disable-next-line unused-return
         (uint256 cumC,) = TwapLib.read(pairC, usdtzIs0C);
         observationT = TwapLib.pack(cumT);
         observationC = TwapLib.pack(cumC);
@@ -451,7 +454,6 @@ abstract contract DealVaultBase is DealVaultStorage, IDealVaultTypes {
 
     /// @dev Storage word `slot` (0-3: the parameter slots).
     function _word(uint256 slot) internal view returns (uint256 w) {
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             w := sload(slot)
         }
@@ -459,7 +461,6 @@ abstract contract DealVaultBase is DealVaultStorage, IDealVaultTypes {
 
     /// @dev Writes `value` (within `mask`, checked by _checkLimits) at `shift` of parameter slot `slot`.
     function _writeWord(uint256 slot, uint256 shift, uint256 mask, uint256 value) internal {
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             sstore(slot, or(and(sload(slot), not(shl(shift, mask))), shl(shift, value)))
         }

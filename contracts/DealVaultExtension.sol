@@ -101,7 +101,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         /// @inheritdoc IDealVaultExtension
     function withdraw(address token, uint256 amount) external nonReentrant {
         _onlyOwner();
-        uint256 fromBooks;
+        uint256 fromBooks = 0;
         Phase current = phase_;
         if (current != Phase.CLOSED) {
             uint256 available = _surplus(token);
@@ -128,7 +128,8 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         _onlyOwner();
         uint256 p = uint256(param);
         _checkLimits(p, value);
-        (uint256 slot, uint256 shift, uint256 mask, bool higher) = ParamTable.describe(p);
+        (uint256 slot, uint256 shift, uint256 mask) = ParamTable.locate(p);
+        bool higher = ParamTable.higherIsTighter(p);
         uint256 current = (_word(slot) >> shift) & mask;
         if (higher ? value >= current : value <= current) {
             // tighter (or the same): at once, superseding any queued loosening
@@ -148,11 +149,13 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
     function acceptParam(Param param) external {
         uint256 p = uint256(param);
         uint256 q = queued[p];
+        // a queued word is never 0 (validAt > 0): 0 is "nothing queued"
+        // slither-disable-next-line incorrect-equality
         if (q == 0) revert NothingQueued(param);
         uint256 validAt = uint64(q);
         if (block.timestamp < validAt) revert QueuedUntil(param, validAt);
         delete queued[p];
-        (uint256 slot, uint256 shift, uint256 mask,) = ParamTable.describe(p);
+        (uint256 slot, uint256 shift, uint256 mask) = ParamTable.locate(p);
         uint256 current = (_word(slot) >> shift) & mask;
         _writeWord(slot, shift, mask, q >> 64);
         emit RiskParamSet(param, current, q >> 64);

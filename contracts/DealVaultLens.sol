@@ -137,7 +137,6 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
     function initialParams(address vault) external view returns (Params memory) {
         uint256[] memory w = _words(vault);
         uint256 base;
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             base := initialWords.slot
         }
@@ -147,7 +146,6 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
     /// @inheritdoc IDealVaultLens
     function queuedParams(address vault) external view returns (uint256[11] memory values, uint256[11] memory validAt) {
         uint256 base;
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             base := queued.slot
         }
@@ -199,22 +197,17 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
     /* INTERNAL */
 
     function _params(uint256[4] memory w, IDealVaultTypes.Setup memory s) internal pure returns (Params memory p) {
-        uint256[11] memory v;
-        for (uint256 i; i < ParamTable.COUNT; ++i) {
-            (uint256 slot,,,) = ParamTable.describe(i);
-            v[i] = ParamTable.get(w[slot], i);
-        }
-        p.maxLtvBps = v[0];
-        p.maxExposureBps = v[1];
-        p.maxDeskFeeBps = v[2];
-        p.oracleMaxAge = v[3];
-        p.minDiscountBps = v[4];
-        p.maxSlippageBps = v[5];
-        p.sellFloorPrice = v[6];
-        p.ethFloorPrice = v[7];
-        p.maxOperatorLossBps = v[8];
-        p.twapWindow = v[9];
-        p.loosenDelay = v[10];
+        p.maxLtvBps = _param(w, IDealVaultTypes.Param.MaxLtvBps);
+        p.maxExposureBps = _param(w, IDealVaultTypes.Param.MaxExposureBps);
+        p.maxDeskFeeBps = _param(w, IDealVaultTypes.Param.MaxDeskFeeBps);
+        p.oracleMaxAge = _param(w, IDealVaultTypes.Param.OracleMaxAge);
+        p.minDiscountBps = _param(w, IDealVaultTypes.Param.MinDiscountBps);
+        p.maxSlippageBps = _param(w, IDealVaultTypes.Param.MaxSlippageBps);
+        p.sellFloorPrice = _param(w, IDealVaultTypes.Param.SellFloorPrice);
+        p.ethFloorPrice = _param(w, IDealVaultTypes.Param.EthFloorPrice);
+        p.maxOperatorLossBps = _param(w, IDealVaultTypes.Param.MaxOperatorLossBps);
+        p.twapWindow = _param(w, IDealVaultTypes.Param.TwapWindow);
+        p.loosenDelay = _param(w, IDealVaultTypes.Param.LoosenDelay);
         p.coreBps = s.coreBps;
         p.workingBps = s.workingBps;
         p.opportunisticBps = s.opportunisticBps;
@@ -222,10 +215,15 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
         p.minTranche = s.minTranche;
     }
 
+    /// @dev `param` from the four parameter words (ParamTable: its slot and place).
+    function _param(uint256[4] memory w, IDealVaultTypes.Param param) internal pure returns (uint256) {
+        uint256 i = uint256(param);
+        return ParamTable.get(w[ParamTable.slotOf(i)], i);
+    }
+
     /// @dev The vault's words of slots 0..observationC, in one call.
     function _words(address vault) internal view returns (uint256[] memory w) {
         uint256 last;
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             last := observationC.slot
         }
@@ -234,7 +232,6 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
             slots[i] = bytes32(i);
         }
         bytes32[] memory words = IDealVault(vault).extSloads(slots);
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             w := words
         }
@@ -242,7 +239,6 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
 
     /// @dev Each variable at its slot and offset in DealVaultStorage (the lens's own copy of the
     ///      layout: `.slot` / `.offset` are compile-time constants).
-    // slither-disable-next-line assembly
     function _state(address vault) internal view returns (State memory st) {
         uint256[] memory w = _words(vault);
         st.vault = vault;
@@ -392,12 +388,10 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
         st.fundedCapital = _u(w, s, o, 80);
         assembly ("memory-safe") {
             s := observationT.slot
-            o := observationT.offset
         }
         st.observationT = w[s];
         assembly ("memory-safe") {
             s := observationC.slot
-            o := observationC.offset
         }
         st.observationC = w[s];
     }
@@ -408,7 +402,6 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
     }
 
     function _i88(uint256 x) internal pure returns (int256 r) {
-        // slither-disable-next-line assembly
         assembly ("memory-safe") {
             r := signextend(10, x)
         }

@@ -14,6 +14,10 @@ import {IDealVaultTypes} from "./interfaces/IDealVault.sol";
 ///      Widths (every write is a checked downcast or bounded by one): uint80 holds 1,208,925 ETH or
 ///      1.2e12 USD (6 dp) per deal; uint64 1.8e13 USD; uint56 7.2e10 USD of fees.
 abstract contract DealVaultStorage {
+    // The core writes these, the extension uses them by DELEGATECALL on the core's storage and the
+    // lens only reads their slots: slither, seeing each contract alone, calls them uninitialized,
+    // unused or constant.
+    // slither-disable-start uninitialized-state,unused-state,constable-states,immutable-states
     /* slot 0: read and written by every leg (phase, reentrancy, legSeq), so the debt books the
        debt legs write live here too; buy's discount limit and TWAP window */
     /// @dev The debt tokens' scaled balances after the vault's own last debt action: the debt is
@@ -101,4 +105,5 @@ abstract contract DealVaultStorage {
     ///      seconds, low 192 bits) << 32 | the block timestamp.
     uint256 internal observationT;
     uint256 internal observationC;
+    // slither-disable-end uninitialized-state,unused-state,constable-states,immutable-states
 }

@@ -39,13 +39,16 @@ library ParamTable {
     /// @return slot the storage slot (0-3)
     /// @return shift the bit offset of the value in the slot
     /// @return mask the value's mask (after the shift)
-    /// @return higher whether higher is tighter
-    function describe(uint256 param) internal pure returns (uint256 slot, uint256 shift, uint256 mask, bool higher) {
+    function locate(uint256 param) internal pure returns (uint256 slot, uint256 shift, uint256 mask) {
         uint256 d = TABLE >> (param * 16);
         slot = d & 3;
         shift = ((d >> 2) & 31) * 8;
         mask = (1 << (((d >> 7) & 15) * 8)) - 1;
-        higher = (d >> 11) & 1 == 1;
+    }
+
+    /// @notice Whether a higher value of `param` is tighter.
+    function higherIsTighter(uint256 param) internal pure returns (bool) {
+        return (TABLE >> (param * 16 + 11)) & 1 == 1;
     }
 
     /// @notice The smallest value a deal may have (1 where 0 would make the parameter meaningless).
@@ -68,7 +71,12 @@ library ParamTable {
 
     /// @notice `param`'s value in the storage word of its slot.
     function get(uint256 word, uint256 param) internal pure returns (uint256) {
-        (, uint256 shift, uint256 mask,) = describe(param);
-        return (word >> shift) & mask;
+        uint256 d = TABLE >> (param * 16);
+        return (word >> (((d >> 2) & 31) * 8)) & ((1 << (((d >> 7) & 15) * 8)) - 1);
+    }
+
+    /// @notice The slot (0-3) of `param`.
+    function slotOf(uint256 param) internal pure returns (uint256) {
+        return (TABLE >> (param * 16)) & 3;
     }
 }

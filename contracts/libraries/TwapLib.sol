@@ -25,8 +25,10 @@ library TwapLib {
         // rs < 2**112, so the shift fits; a pair with no USDTz reserve reverts (division by zero)
         spot = (rs << 112) / rz;
         unchecked {
-            // the pair's own arithmetic: 32-bit timestamps and a wrapping accumulator
+            // the pair's own arithmetic: 32-bit timestamps and a wrapping accumulator; the price
+            // is the pair's quotient (uqdiv) times the time, exactly as its _update adds it
             uint32 elapsed = uint32(block.timestamp) - last;
+            // slither-disable-next-line divide-before-multiply
             cumulative += spot * elapsed;
         }
     }

@@ -18,13 +18,11 @@ contract GriefingDesk {
     /// @notice IRedemptionDesk.redeem's signature; never pays.
     function redeem(address, uint256) external view returns (uint256) {
         if (mode == 0) {
-            // slither-disable-next-line assembly
             assembly {
                 for {} 1 {} {}
             }
         }
         uint256 n = revertBytes;
-        // slither-disable-next-line assembly
         assembly {
             revert(0, n)
         }

@@ -44,7 +44,6 @@ contract OddStable {
     }
 
     function _s() private pure returns (OddStableStorage storage s) {
-        // slither-disable-next-line assembly
         assembly {
             s.slot := STORAGE_LOCATION
         }
