@@ -203,7 +203,8 @@ abstract contract DealVaultBase is DealVaultStorage, IDealVaultTypes {
         uint256 price = px.valueOrZero();
         s.collateralWeth = coll;
         s.debt = debt + repaidOnBehalf;
-        s.ltvBps = RiskLib.ltvBps(s.debt, coll, price);
+        // no LTV without pool debt (repaidOnBehalf alone is no loan); with it, the caps' debt counts
+        s.ltvBps = debt == 0 ? 0 : RiskLib.ltvBps(s.debt, coll, price);
         int256 nav = _navFrom(s, price);
         s.nav = RiskLib.navUsd(nav);
         s.exposureBps = RiskLib.exposureBps(s.usdtzHeld, nav);

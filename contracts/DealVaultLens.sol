@@ -71,7 +71,7 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
     function riskView(address vault) external view returns (RiskView memory v) {
         State memory st = _state(vault);
         IDealVaultTypes.Venues memory ven = st.setup.venues;
-        uint256 maxAge = ParamTable.get(st.words[1], uint256(IDealVaultTypes.Param.OracleMaxAge));
+        uint256 maxAge = _param4(st.words, IDealVaultTypes.Param.OracleMaxAge);
         OracleLib.Price memory px = OracleLib.read(ven.ethUsdFeed, maxAge);
         uint256 price = px.valueOrZero();
         v.phase = st.phase;
@@ -87,7 +87,8 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
         v.debt = _bookedDebt(ven.pool, st.scaledDebtT, ven.cusdt) + _bookedDebt(ven.pool, st.scaledDebtC, ven.cusdc)
             + st.repaidOnBehalf;
         v.debtValue = v.debt * 100;
-        v.ltvBps = RiskLib.ltvBps(v.debt, v.collateralWeth, price);
+        // as the caps see it: no LTV without pool debt (repaidOnBehalf alone is no loan)
+        v.ltvBps = v.debt == st.repaidOnBehalf ? 0 : RiskLib.ltvBps(v.debt, v.collateralWeth, price);
         v.poolDebt = _balance(ven.debtCusdt, vault) + _balance(ven.debtCusdc, vault);
         // slither-disable-next-line unused-return
         try IAaveV3Pool(ven.pool).getUserAccountData(vault) returns (
@@ -122,8 +123,7 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
         v.repaidOnBehalf = st.repaidOnBehalf;
         v.operatorLoss = st.operatorLoss;
         v.splitValue = st.splitValue;
-        v.lossBudget =
-            st.splitValue * ParamTable.get(st.words[2], uint256(IDealVaultTypes.Param.MaxOperatorLossBps)) / RiskLib.BPS;
+        v.lossBudget = st.splitValue * _param4(st.words, IDealVaultTypes.Param.MaxOperatorLossBps) / RiskLib.BPS;
         v.ethReturned = st.ethReturned;
     }
 
@@ -186,7 +186,7 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
         t.spotX112 = spot;
         t.spotE6 = TwapLib.toE6(spot);
         if (t.observedAt != 0) {
-            t.readyAt = t.observedAt + ParamTable.get(st.words[2], uint256(IDealVaultTypes.Param.TwapWindow));
+            t.readyAt = t.observedAt + _param4(st.words, IDealVaultTypes.Param.TwapWindow);
             if (block.timestamp > t.observedAt) {
                 t.twapX112 = TwapLib.twap(obs, cumulative);
                 t.twapE6 = TwapLib.toE6(t.twapX112);
@@ -219,6 +219,11 @@ contract DealVaultLens is DealVaultStorage, IDealVaultLens {
     function _param(uint256[4] memory w, IDealVaultTypes.Param param) internal pure returns (uint256) {
         uint256 i = uint256(param);
         return ParamTable.get(w[ParamTable.slotOf(i)], i);
+    }
+
+    /// @dev `param` from the vault's words (slots 0.. as `_words` read them).
+    function _param4(uint256[] memory w, IDealVaultTypes.Param param) internal pure returns (uint256) {
+        return _param([w[0], w[1], w[2], w[3]], param);
     }
 
     /// @dev The vault's words of slots 0..observationC, in one call.
