@@ -138,7 +138,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
             emit RiskParamSet(param, current, value);
         } else {
             uint256 initial = (initialWords[slot] >> shift) & mask;
-            if (higher ? value < initial : value > initial) revert CapAboveCeiling(value, initial);
+            if (higher ? value < initial : value > initial) revert LoosenedPastInitial(param, value, initial);
             uint256 validAt = block.timestamp + loosenDelay;
             queued[p] = (value << 64) | validAt;
             emit RiskParamQueued(param, value, validAt);

@@ -178,7 +178,7 @@ interface IDealVaultTypes {
         uint256 ethFloorPrice; // 8 dp USD, 0 < floor <= 1e16; the owner's deleverage bound when the oracle is not Fresh
         uint16 maxOperatorLossBps; // <= 1000: the loss budget, bps of the funded capital's value at split
         uint16 twapWindow; // seconds, 1..65_535: the minimum age of the observation a buy's TWAP starts from
-        uint32 loosenDelay; // seconds, <= 30 days: how long a loosening waits
+        uint32 loosenDelay; // seconds, 1 hour..30 days: how long a loosening waits (the guardian's time to revoke it)
         uint256 minTranche; // 6 dp, 0 < minTranche <= rungs[0]: smallest redemption but the last one
     }
 
@@ -355,8 +355,10 @@ interface IDealVaultTypes {
     error WrongDecimals(address token, uint256 expected, uint256 actual);
     error BucketSplitInvalid(uint256 sum);
     error RungsInvalid(uint256 index);
-    /// @notice `value` is past `ceiling`: a hard ceiling, or (loosening) the constructor's value.
+    /// @notice `value` is past a parameter's hard limit (ParamTable) or another fixed ceiling.
     error CapAboveCeiling(uint256 value, uint256 ceiling);
+    /// @notice A loosening may go at most back to the constructor's value (`initial`).
+    error LoosenedPastInitial(Param param, uint256 value, uint256 initial);
     /// @notice A parameter that must be positive is zero, or a tranche minimum is out of range.
     error ParamInvalid(Param param, uint256 value);
     error NothingQueued(Param param);

@@ -18,7 +18,7 @@ pragma solidity 0.8.28;
 /// | 7 | EthFloorPrice      | 3    | 24          | 8     | higher  | 1     | 1e16 (OracleLib's max)  |
 /// | 8 | MaxOperatorLossBps | 2    | 20          | 2     | lower   | 0     | 1,000                   |
 /// | 9 | TwapWindow         | 0    | 29          | 2     | higher  | 1     | 65,535 s (18.2 h)       |
-/// | 10| LoosenDelay        | 2    | 22          | 4     | higher  | 0     | 30 days                 |
+/// | 10| LoosenDelay        | 2    | 22          | 4     | higher  | 1 hour| 30 days                 |
 ///
 /// For a "lower" parameter the limit is the loosest value any deal may have; for a "higher" one the
 /// tightest that still makes sense (a limit there keeps an owner slip from freezing an exit for
@@ -35,6 +35,7 @@ library ParamTable {
     uint256 internal constant MAX_FEE_BPS = 1000;
     uint256 internal constant MAX_PRICE = 1e16;
     uint256 internal constant MAX_LOOSEN_DELAY = 30 days;
+    uint256 internal constant MIN_LOOSEN_DELAY = 1 hours;
 
     /// @return slot the storage slot (0-3)
     /// @return shift the bit offset of the value in the slot
@@ -51,8 +52,10 @@ library ParamTable {
         return (TABLE >> (param * 16 + 11)) & 1 == 1;
     }
 
-    /// @notice The smallest value a deal may have (1 where 0 would make the parameter meaningless).
+    /// @notice The smallest value a deal may have: 1 where 0 would make the parameter meaningless,
+    ///         and an hour for LoosenDelay (the guardian always has that long to revoke a loosening).
     function floor(uint256 param) internal pure returns (uint256) {
+        if (param == 10) return MIN_LOOSEN_DELAY;
         return (TABLE >> (param * 16 + 12)) & 1;
     }
 

@@ -33,6 +33,15 @@ contract ReenteringVenue {
         emit Armed(target_, data_);
     }
 
+    /// @notice What `factory()` answers, for callers that find pairs through a router's factory
+    ///         (DealVault's constructor finds its USDTz pairs so).
+    address public factory;
+
+    /// @notice Sets what `factory()` answers.
+    function setFactory(address factory_) external {
+        factory = factory_;
+    }
+
     /// @notice Sets what `WETH()` answers (the router's wrapped ETH).
     function setWETH(address weth_) external {
         WETH = weth_;

@@ -18,8 +18,11 @@ Pieces (small, stable; import what you need):
   (``deal.run("buy")`` runs the default loop up to and including that step).
 - checks: ``legs_of`` (LegCompleted logs), ``snapshot`` (its struct by field name), ``risk_view``
   / ``params`` (the lens's riskView / params of a vault, by field name), ``assert_books`` (riskView books == Books),
-- time: ``twap_ready`` (advance the clock until a buy may use the vault's TWAP observation),
-  ``assert_no_allowances``; ``table`` / ``print_table``: a snapshot table for the report.
+  ``reads_marks`` / ``assert_unread`` (which legs' snapshots carry marks), ``oracle_status`` (the feed's
+  Fresh/Stale/Invalid from a raw read), ``split_value`` / ``loss_budget`` (the loss budget's base and size),
+- TWAP: ``twap_ready`` (advance the clock until a buy may use the vault's TWAP observation),
+  ``pair_prices_x112`` / ``twap_x112`` / ``to_e6`` (the pair's spot and the TWAP re-derived from its
+  reserves and accumulators), ``assert_no_allowances``; ``table`` / ``print_table``: a snapshot table.
 """
 
 from __future__ import annotations
@@ -140,6 +143,28 @@ def block_ts(w3, block: Any = "latest") -> int:
     return w3.eth.get_block(block)["timestamp"]
 
 
+FRESH, STALE, INVALID = 0, 1, 2  # IDealVault.OracleStatus (UNREAD = 3 below)
+MAX_PRICE = 10**16  # OracleLib: answers above are Invalid
+
+
+def oracle_status(answer: int, updated_at: int, now: int, max_age: int = 3600) -> int:
+    """IDealVault.OracleStatus of a feed read at ``now``, from the raw round: Invalid for an answer
+    <= 0 or > 1e16 or an updatedAt in the future (v2), Stale when older than ``max_age``."""
+    if answer <= 0 or answer > MAX_PRICE or updated_at > now:
+        return INVALID
+    return STALE if now - updated_at > max_age else FRESH
+
+
+def split_value(funded: int, price: int) -> int:
+    """The loss budget's base (6 dp USD): the funded capital at the oracle price, rounded down."""
+    return funded * price // 10**20
+
+
+def loss_budget(split_value_6: int, max_operator_loss_bps: int = 50) -> int:
+    """The deal's operator loss budget (6 dp USD): splitValue x maxOperatorLossBps / 10_000."""
+    return split_value_6 * max_operator_loss_bps // BPS
+
+
 # --- Aave V3 (1.19.3) math, re-derived ----------------------------------------------------------
 
 
@@ -199,6 +224,11 @@ class Books:
     owner_repaid: int = 0
     leg_seq: int = 0
     phase: int = PH["FUNDED"]
+    # v2: the loss budget's books (6 dp USD), repayments by others, the owner's ETH exit in HOLDING
+    split_value: int = 0  # funded x the oracle price at split / 1e20
+    operator_loss: int = 0  # what the operator legs realized against the reference prices
+    repaid_on_behalf: int = 0
+    eth_returned: int = 0
 
     @property
     def eth(self) -> int:
@@ -285,10 +315,13 @@ MARK_FIELDS = ("collateralWeth", "debt", "ltvBps", "nav", "exposureBps", "ethPri
 
 
 def reads_marks(leg: str, debt_now: int) -> bool:
-    """Whether ``leg`` reads the market (oracle, aTokens, debt tokens) for its snapshot: the
-    risk-adding legs for their caps (withdrawCollateral only while debt remains), deleverage and
-    close. Every other leg's snapshot has the books only (IDealVault.Snapshot)."""
-    return leg in ("Supply", "Borrow", "Buy", "Deleverage", "Close") or (leg == "WithdrawCollateral" and debt_now > 0)
+    """Whether ``leg``'s LegCompleted snapshot carries marks (it read the oracle): the risk-adding
+    legs for their caps (withdrawCollateral only while debt remains: ``debt_now`` is the debt
+    around it, which a withdrawal does not move), deleverage, close, and (v2) split, which reads the
+    oracle for the loss budget's base. Every other leg's snapshot has the books only, oracleStatus
+    Unread (IDealVault.Snapshot)."""
+    return (leg in ("Split", "Supply", "Borrow", "Buy", "Deleverage", "Close")
+            or (leg == "WithdrawCollateral" and debt_now > 0))
 
 
 def assert_unread(snap: Any) -> None:
@@ -361,12 +394,54 @@ def stable_of(vault: Any, stable: str) -> int:
 
 
 def twap_ready(w3, vault: Any, stable: str) -> None:
-    """Moves the chain's clock so that the next block may buy: the vault's observation of the
-    ``stable`` pair is then at least twapWindow old (split and observe take it)."""
-    ready = lens_call("twap", str(getattr(vault, "address", vault)), stable)[3]  # Twap.readyAt
-    now = w3.eth.get_block("latest")["timestamp"]
-    if ready > now:
-        w3.provider.make_request("evm_increaseTime", [ready - now])
+    """Mines a block at the first second a buy may use the vault's observation of the ``stable``
+    pair (observedAt + twapWindow), if that is still ahead; split and observe take the observation.
+
+    The time is computed here from the observation's timestamp and the twapWindow parameter, and
+    the lens's ``Twap.readyAt`` must agree (before 07dc182 it read the window from storage slot 2
+    instead of slot 0 and equalled observedAt). The block is mined (rather than evm_increaseTime)
+    so that a timestamp pinned afterwards with evm_setNextBlockTimestamp cannot undo it."""
+    from dealvault.evm import rpc
+
+    t = lens_call("twap", str(getattr(vault, "address", vault)), stable)
+    observed, lens_ready = t[2], t[3]  # Twap.observedAt, Twap.readyAt
+    ready = observed + params(vault).twapWindow
+    assert observed == 0 or lens_ready == ready, (observed, lens_ready, ready)
+    if ready > block_ts(w3):
+        rpc(w3, "evm_setNextBlockTimestamp", [ready])
+        rpc(w3, "evm_mine", [])
+
+
+Q112 = 2**112
+MASK192 = 2**192 - 1
+
+
+def pair_prices_x112(w3, market: Any, pair: str) -> tuple[int, int, int]:
+    """(spot, cumulativeLast, blockTimestampLast) of USDTz in the stablecoin on a USDTz pair, read
+    raw: spot = (stableReserve << 112) // usdtzReserve, the pair's own UQ112x112 encoding."""
+    pc = market.pair_contract(w3, pair)
+    r0, r1, last = pc.functions.getReserves().call()
+    usdtz_is0 = pc.functions.token0().call().lower() == str(market.usdtz).lower()
+    rz, rs = (r0, r1) if usdtz_is0 else (r1, r0)
+    cum = (pc.functions.price0CumulativeLast() if usdtz_is0 else pc.functions.price1CumulativeLast()).call()
+    return (rs << 112) // rz, cum, last
+
+
+def cumulative_at(w3, market: Any, pair: str, ts: int) -> int:
+    """The pair's USDTz cumulative price at ``ts`` (counterfactual since its last update, as
+    UniswapV2OracleLibrary computes it), from a raw read now (no trade between now and ``ts``)."""
+    spot, cum, last = pair_prices_x112(w3, market, pair)
+    return cum + spot * ((ts - last) % 2**32)
+
+
+def twap_x112(cum_then: int, t_then: int, cum_now: int, t_now: int) -> int:
+    """The time-weighted price between two cumulative readings (UQ112x112, rounded down)."""
+    return ((cum_now - cum_then) & MASK192) // (t_now - t_then)
+
+
+def to_e6(price_x112: int) -> int:
+    """UQ112x112 -> priceE6 (1e6 = $1), rounded down (TwapLib.toE6)."""
+    return price_x112 * E6 >> 112
 
 
 def assert_books(vault: Any, books: Books, v: V) -> Any:
@@ -375,12 +450,16 @@ def assert_books(vault: Any, books: Books, v: V) -> Any:
     got = dict(phase=rv.phase, core=rv.coreEth, working=rv.workingEth, opp=rv.opportunisticEth,
                stable=rv.stableHeld, usdtz=rv.usdtzHeld, cost=rv.usdtzCost, rung=rv.rung,
                progress=rv.rungProgress, redeemed=rv.redeemedTotal, fees=rv.feesPaid, seq=rv.legSeq,
-               funded=rv.fundedCapital, owner_repaid=rv.ownerRepaid)
+               funded=rv.fundedCapital, owner_repaid=rv.ownerRepaid, split_value=rv.splitValue,
+               operator_loss=rv.operatorLoss, repaid_on_behalf=rv.repaidOnBehalf, eth_returned=rv.ethReturned)
     want = dict(phase=books.phase, core=books.core, working=books.working, opp=books.opportunistic,
                 stable=books.stable_held, usdtz=books.usdtz_held, cost=books.usdtz_cost, rung=books.rung,
                 progress=books.rung_progress, redeemed=books.redeemed_total, fees=books.fees_paid,
-                seq=books.leg_seq, funded=books.funded, owner_repaid=books.owner_repaid)
+                seq=books.leg_seq, funded=books.funded, owner_repaid=books.owner_repaid,
+                split_value=books.split_value, operator_loss=books.operator_loss,
+                repaid_on_behalf=books.repaid_on_behalf, eth_returned=books.eth_returned)
     assert got == want, {k: (got[k], want[k]) for k in got if got[k] != want[k]}
+    assert rv.collateralBooked == sum(books.collateral.values()), (rv.collateralBooked, books.collateral)
     for w, amt in books.collateral.items():
         assert collateral_of(vault, w) == amt, (w, collateral_of(vault, w), amt)
     for s, amt in books.stable.items():
@@ -408,6 +487,11 @@ class Deal:
     Defaults (``run``): fund 100 ETH, split, supply all working ETH as WETH9, borrow 20,000 cUSDT,
     buy with 15,000 cUSDT, redeem one rung-0-sized tranche (or what is held), repay all, withdraw
     all collateral, close.
+
+    v2: fund books the capital as core until split; split needs a Fresh feed and books splitValue
+    (its snapshot has marks); a buy first waits for the TWAP observation (``twap_ready``); the
+    operator's realized losses (redeem / sell below cost, close's write-off) go to
+    ``books.operator_loss``. ``sell``, ``add_collateral`` and ``observe`` are extra steps.
     """
 
     def __init__(self, w3, vault, mirror, market, owner, operator, funded: int = 100 * ETH):
@@ -432,13 +516,19 @@ class Deal:
         return self._done("fund", "Fund", r)
 
     def split(self) -> Any:
+        """v2: needs a Fresh oracle; books splitValue = funded x price / 1e20 (the loss budget's
+        base, from the raw feed) and takes the TWAP observations; its snapshot carries marks."""
+        price, _ = feed(self.w3, self.mirror)
         r = self.vault.split(sender=self.operator)
         risk = self.risk()
         f = self.books.funded
         b = self.books
         b.core, b.working = f * risk["coreBps"] // BPS, f * risk["workingBps"] // BPS
         b.opportunistic = f - b.core - b.working
+        b.split_value = split_value(f, price)
         b.phase = PH["SPLIT"]
+        ev = [(e.coreEth, e.workingEth, e.opportunisticEth, e.splitValue) for e in r.decode_logs(self.vault.Split)]
+        assert ev == [(b.core, b.working, b.opportunistic, b.split_value)], ev
         return self._done("split", "Split", r)
 
     def supply(self, amount: int | None = None, wrapper: str | None = None) -> Any:
@@ -457,10 +547,14 @@ class Deal:
         self.books.stable[stable] = self.books.stable.get(stable, 0) + amount
         return self._done("borrow", "Borrow", r)
 
-    def buy(self, amount_in: int = 15_000 * E6, stable: str | None = None, min_out: int = 0) -> Any:
+    def buy(self, amount_in: int = 15_000 * E6, stable: str | None = None, min_out: int = 0,
+            wait: bool = True) -> Any:
+        """``wait``: first move the clock to when the TWAP observation is ready (``twap_ready``);
+        False when the test pinned the block's time itself."""
         stable = stable or self.v.cusdt
         pair = self.v.pair_cusdt if stable == self.v.cusdt else self.v.pair_cusdc
-        twap_ready(self.w3, self.vault, stable)
+        if wait:
+            twap_ready(self.w3, self.vault, stable)
         out = uni_out(amount_in, *reserves(self.w3, self.market, pair, stable))
         r = self.vault.buy(stable, amount_in, min_out, DEADLINE, sender=self.operator)
         b = self.books
@@ -479,7 +573,9 @@ class Deal:
         amount = min(size, b.usdtz_held) if amount is None else amount
         paid = desk_paid(self.w3, self.market, amount)
         r = self.vault.redeem(stable, amount, sender=self.operator)
-        b.usdtz_cost -= cost_out(b.usdtz_cost, amount, b.usdtz_held)
+        out = cost_out(b.usdtz_cost, amount, b.usdtz_held)
+        b.operator_loss += max(out - paid, 0)  # v2: a redemption below cost is the operator's loss
+        b.usdtz_cost -= out
         b.usdtz_held -= amount
         b.stable[stable] = b.stable.get(stable, 0) + paid
         b.fees_paid += amount - paid
@@ -513,12 +609,45 @@ class Deal:
         self.books.working += amount
         return self._done("withdraw_collateral", "WithdrawCollateral", r)
 
+    def sell(self, amount: int, stable: str | None = None, min_out: int = 0, sender: Any = None) -> Any:
+        """Sells ``amount`` USDTz on the pair (operator by default: its sell needs the TWAP
+        observation ready, see ``twap_ready``); a sale below the average cost is the operator's
+        realized loss (the owner's is not counted)."""
+        stable = stable or self.v.cusdt
+        pair = self.v.pair_cusdt if stable == self.v.cusdt else self.v.pair_cusdc
+        sender = sender or self.operator
+        b = self.books
+        got = uni_out(amount, *reserves(self.w3, self.market, pair, self.v.usdtz))
+        r = self.vault.sell(stable, amount, min_out, DEADLINE, sender=sender)
+        out = cost_out(b.usdtz_cost, amount, b.usdtz_held)
+        if str(sender.address) != str(self.owner.address):
+            b.operator_loss += max(out - got, 0)
+        b.usdtz_cost -= out
+        b.usdtz_held -= amount
+        b.stable[stable] = b.stable.get(stable, 0) + got
+        return self._done("sell", "Sell", r)
+
+    def add_collateral(self, amount: int, wrapper: str | None = None) -> Any:
+        wrapper = wrapper or self.v.weth9
+        r = self.vault.addCollateral(wrapper, amount, sender=self.operator)
+        self.books.opportunistic -= amount
+        self.books.collateral[wrapper] = self.books.collateral.get(wrapper, 0) + amount
+        return self._done("add_collateral", "AddCollateral", r)
+
+    def observe(self) -> Any:
+        """A new TWAP observation of both pairs (not a leg: no LegCompleted, legSeq unchanged)."""
+        r = self.vault.observe(sender=self.operator)
+        assert not legs_of(self.vault, r)
+        assert len(list(r.decode_logs(self.vault.Observed))) == 2
+        return r
+
     def close(self) -> Any:
         b = self.books
         # close credits each wrapper's collateral at most at its booked amount
         b.working += sum(b.collateral.values())
         b.collateral = {w: 0 for w in b.collateral}
         r = self.vault.close(sender=self.operator)
+        b.operator_loss += b.usdtz_cost  # v2: the operator's write-off counts against the budget
         b.usdtz_cost = 0
         b.phase = PH["CLOSED"]
         return self._done("close", "Close", r)

@@ -25,9 +25,10 @@ from eth_utils import keccak, to_checksum_address
 
 from dealvault import fiattoken
 from dealvault import overlay as ov
-from dealvault.evm import impersonating, role_address, rpc, send, set_code
+from dealvault.evm import impersonating, role_address, rpc, send
 from dealvault.funding import balance_of, fund
 from tests.model import ceil_div, reserves, uni_out
+from helpers_revert import deploy_reverts
 from helpers_vault import collateral_of, compounded, lens_call, params, ray_mul, risk_view, stable_of
 
 ETH = 10**18
@@ -627,21 +628,15 @@ def test_reentering_router_is_rejected(w3, mirror, market, project, deployer, va
     on the core's legs and the extension's functions alike (one guard in slot 0); a view reentry
     is not blocked.
 
-    v2: the constructor reads the router's WETH() and then its factory() (the USDTz pairs); the
-    ReenteringVenue double answers WETH() once set but reverts factory() (NotArmed), so the vault
-    is deployed while the venue's address runs the real router's code (same factory and WETH, no
-    storage), then the venue's code is put back."""
+    v2: the constructor reads the router's WETH() and then its factory() (the USDTz pairs): the
+    double answers both once set (RouterWethMismatch(0) before)."""
     venue = project.ReenteringVenue.deploy(sender=deployer)
-    with ape.reverts(project.DealVault.RouterWethMismatch, routerWeth=ZERO):  # the router's WETH()
-        _vault_with(project, deployer, vault_config, router=venue.address)
+    cfg = list(vault_config())
+    cfg[6] = venue.address
+    deploy_reverts(project, deployer, tuple(cfg), "RouterWethMismatch", routerWeth=ZERO)
     venue.setWETH(mirror.weth9, sender=deployer)
-    with ape.reverts(venue.NotArmed):  # v2: the router's factory(), for the USDTz pairs
-        _vault_with(project, deployer, vault_config, router=venue.address)
-    venue_code = w3.eth.get_code(venue.address).hex()
-    set_code(w3, venue.address, w3.eth.get_code(market.uniswap_router).hex())
+    venue.setFactory(market.uniswap_factory, sender=deployer)
     v = _vault_with(project, deployer, vault_config, router=venue.address)
-    set_code(w3, venue.address, venue_code)
-    assert venue.WETH() == mirror.weth9  # the venue's own storage was untouched
     v.fund(value=100 * ETH, sender=owner)
     v.split(sender=operator)
     v.supply(mirror.weth9, 30 * ETH, sender=operator)

@@ -1,10 +1,17 @@
 """The whole DealVault loop, leg by leg, on the real market kit (Aave V3, Uniswap V2, desk).
 
-After every leg: the vault's books equal the test's own ledger (helpers_vault.Books, moved by
-amounts computed independently: split bps, Uniswap's getAmountOut on the pair reserves, the desk's
-fee, Aave's compounded interest on the debt token's scaled balance); the LegCompleted snapshot
-equals a model recomputed from raw reads (feed, aTokens, debt tokens); raw token balances equal
-the books; core ETH never moves; no allowance is left to the pool, router or desk.
+After every leg: the vault's books (read through the lens) equal the test's own ledger
+(helpers_vault.Books, moved by amounts computed independently: split bps and the split's value at the
+raw feed price, Uniswap's getAmountOut on the pair reserves, the desk's fee, Aave's compounded
+interest on the debt token's scaled balance); the LegCompleted snapshot equals a model recomputed
+from raw reads (feed, aTokens, debt tokens) for the legs that read the market, and is Unread with
+zero marks for the others; raw token balances equal the books; core ETH never moves; no allowance
+is left to the pool, router or desk.
+
+v2: the funded capital is booked as core until split; split reads the oracle (its snapshot carries
+marks, oracleStatus Fresh) and books splitValue, the loss budget's base; an honest loop realizes no
+operator loss (every redemption pays more than the USDTz cost); close withdraws each wrapper's
+whole aToken balance from a liquid reserve (collateralLeft 0) and credits at most the books.
 """
 
 from __future__ import annotations
@@ -15,32 +22,35 @@ import pytest
 
 from dealvault.evm import advance_time
 from helpers_vault import (
-    E6, ETH, LEG, MAX_UINT, PH, Deal, abal, assert_books, assert_no_allowances, assert_unread, bal, coll_wei, debt,
-    debt_at, feed, make_deal, nav_e26, print_table, reads_marks, row, risk_view, snapshot,
+    E6, ETH, LEG, MAX_UINT, PH, Deal, abal, assert_books, assert_no_allowances, assert_unread, bal, block_ts,
+    coll_wei, debt, debt_at, feed, loss_budget, make_deal, nav_e26, oracle_status, print_table, reads_marks, row,
+    risk_view, snapshot, split_value,
 )
 from tests.model import ceil_div
 
 RUNGS = [2_000 * E6, 5_000 * E6, 8_000 * E6]
+ZERO = "0x0000000000000000000000000000000000000000"
 
 
-def check_leg(deal: Deal, receipt, rows: list) -> None:
-    """Every per-leg assertion: books, raw balances, snapshot vs the independent model, core,
-    allowances."""
+def check_leg(deal: Deal, receipt, rows: list, debt_before: int) -> None:
+    """Every per-leg assertion: books, raw balances, snapshot vs the independent model (or Unread),
+    core, the loss budget's books, allowances. ``debt_before``: the raw debt before the leg (whether
+    a withdrawCollateral was risk-adding)."""
     w3, vault, v, b = deal.w3, deal.vault, deal.v, deal.books
     log = deal.receipts[-1][1].decode_logs(vault.LegCompleted)[0]
     snap = snapshot(log.snapshot)
     leg_name = next(k for k, i in LEG.items() if i == log.leg)
     rv = assert_books(vault, b, v)
     # raw balances equal the books
-    # ETH balance == core + working + opportunistic (== funded before the split)
-    assert bal(w3, None, vault) == (b.funded if b.phase == PH["FUNDED"] else b.eth)
-    assert b.core == b.funded * 5000 // 10_000 or b.phase == PH["FUNDED"]
+    # ETH balance == core + working + opportunistic (v2: core == funded before the split)
+    assert bal(w3, None, vault) == b.eth
+    assert b.core == (b.funded if b.phase == PH["FUNDED"] else b.funded * 5000 // 10_000)
     for s in (v.cusdt, v.cusdc):
         assert bal(w3, s, vault) == b.stable.get(s, 0)
     assert bal(w3, v.usdtz, vault) == b.usdtz_held
     assert bal(w3, v.weth9, vault) == 0 and bal(w3, v.weth10, vault) == 0  # wrapped only in flight
     # the model from raw reads at this block
-    price, _ = feed(w3, deal.mirror)
+    price, updated = feed(w3, deal.mirror)
     a = abal(w3, v, vault)
     for wrapper, amt in b.collateral.items():
         if b.phase != PH["CLOSED"]:
@@ -52,16 +62,23 @@ def check_leg(deal: Deal, receipt, rows: list) -> None:
     assert (snap.coreEth, snap.workingEth, snap.opportunisticEth) == (b.core, b.working, b.opportunistic)
     assert (snap.rung, snap.rungProgress, snap.redeemedTotal) == (b.rung, b.rung_progress, b.redeemed_total)
     assert (snap.stableHeld, snap.usdtzHeld) == (b.stable_held, b.usdtz_held)
-    if reads_marks(leg_name, d):
+    if reads_marks(leg_name, max(d, debt_before)):
         assert snap.collateralWeth == coll
         assert snap.debt == d
         assert snap.ltvBps == (0 if d == 0 else ceil_div(d * 10**24, coll * price))
         assert snap.nav == max(n26, 0) // 10**18
         assert snap.exposureBps == (0 if b.usdtz_held == 0 else ceil_div(b.usdtz_held * 10**24, n26))
         assert snap.ethPrice == price
+        assert snap.oracleStatus == oracle_status(price, updated, block_ts(w3, receipt.block_number))
     else:
         assert_unread(snap)
-    assert rv.debt == d and rv.collateralWeth == coll
+    # the caps' debt (scaled books x index, nobody repaid for the vault) and the debt tokens agree
+    assert rv.debt == rv.poolDebt == d and rv.collateralWeth == coll
+    # the loss budget: its base from the split's price, 50 bps of it; an honest loop loses nothing
+    if b.phase != PH["FUNDED"]:
+        assert rv.splitValue == b.split_value > 0
+    assert rv.lossBudget == loss_budget(b.split_value, 50)
+    assert rv.operatorLoss == b.operator_loss == 0
     assert_no_allowances(w3, v, vault)
     rows.append(row(deal.receipts[-1][0], w3, vault, v, gas=receipt.gas_used))
 
@@ -70,35 +87,43 @@ def run_full_loop(deal: Deal, wrappers: list[str], stable: str, borrow: int, buy
     rows: list = []
     w3, v, b = deal.w3, deal.v, deal.books
 
-    def leg(r):
-        check_leg(deal, r, rows)
+    def leg(step, *args):
+        before = debt(w3, v, deal.vault)
+        r = step(*args)
+        check_leg(deal, r, rows, before)
         return r
 
-    core0 = None
-    leg(deal.fund())
-    leg(deal.split())
+    leg(deal.fund)
+    assert (b.core, b.working, b.opportunistic) == (100 * ETH, 0, 0)  # v2: funded capital is core until split
+    price, _ = feed(w3, deal.mirror)
+    leg(deal.split)
     core0 = b.core
     assert (b.core, b.working, b.opportunistic) == (50 * ETH, 30 * ETH, 20 * ETH)
+    assert b.split_value == split_value(100 * ETH, price) == price  # 100 ETH x price (8 dp) / 1e20: 6 dp USD
+    assert risk_view(deal.vault).lossBudget == b.split_value * 50 // 10_000
     share = b.working // len(wrappers)
     for i, wr in enumerate(wrappers):
-        leg(deal.supply(share if i < len(wrappers) - 1 else b.working, wr))
+        leg(deal.supply, share if i < len(wrappers) - 1 else b.working, wr)
     assert b.phase == PH["WORKING"] and b.working == 0
     # borrow: debt from the variable debt token equals the amount at the borrow's block
-    leg(deal.borrow(borrow, stable))
+    leg(deal.borrow, borrow, stable)
     assert bal(w3, v.debt_token(stable), deal.vault) == borrow
-    leg(deal.buy(buy, stable))
+    leg(deal.buy, buy, stable)
     assert b.phase == PH["POSITIONED"]
+    # v2: the buy waited for the TWAP window (60 s) from the split's observation
+    split_ts = block_ts(w3, deal.receipts[1][1].block_number)
+    assert block_ts(w3, deal.receipts[-1][1].block_number) >= split_ts + 60
     # the ladder: rung 0 (2,000) -> rung 1 (3,000 + 2,000) -> rung 2 (8,000) -> rung 2 again
     ladder = [(None, 0, 1), (3_000 * E6, 1, 1), (2_000 * E6, 1, 2), (None, 2, 2), (None, 2, 2)]
     for amount, rung_before, rung_after in ladder:
         assert b.rung == rung_before
-        leg(deal.redeem(amount, stable))
+        leg(deal.redeem, amount, stable)
         assert b.rung == rung_after
     assert b.phase == PH["MONETIZING"] and b.rung == 2 and b.rung_progress == 0
     assert b.redeemed_total == 2_000 * E6 + 5_000 * E6 + 2 * 8_000 * E6
     # what is left of the USDTz, as a partial top-rung tranche
     rest = b.usdtz_held
-    leg(deal.redeem(rest, stable))
+    leg(deal.redeem, rest, stable)
     assert b.usdtz_held == 0 and b.rung == 2 and b.rung_progress == rest
 
     # time passes: interest accrues on the debt token, exactly as Aave's compounding says
@@ -109,13 +134,13 @@ def run_full_loop(deal: Deal, wrappers: list[str], stable: str, borrow: int, buy
     assert d1 == debt_at(w3, deal.market, stable, v.debt_token(stable), deal.vault, ts)
     assert d1 > d0
     # repay everything including the interest (amount = max: min(books, debt) at the repay block)
-    leg(deal.repay(MAX_UINT, stable))
+    leg(deal.repay, MAX_UINT, stable)
     assert deal.last_repaid > borrow  # principal + interest
     assert debt(w3, v, deal.vault) == 0
     for wr in wrappers:
-        leg(deal.withdraw_collateral(None, wr))
+        leg(deal.withdraw_collateral, None, wr)
     assert b.working == 30 * ETH
-    leg(deal.close())
+    leg(deal.close)
     assert b.core == core0 == 50 * ETH
     return rows
 
@@ -133,12 +158,17 @@ def check_close_and_withdraw(deal: Deal, borrow: int, buy: int, rows: list, stab
     paid = sum(deal.receipts[i][1].decode_logs(vault.Redeemed)[0].received
                for i in range(len(deal.receipts)) if deal.receipts[i][0] == "redeem")
     assert stable_left == borrow - buy + paid - deal.last_repaid
-    want_usd = Decimal(rv.realizedPnlEth) * price / ETH / 10**8 + Decimal(stable_left - b.owner_repaid) / E6
+    want_usd = (Decimal(rv.realizedPnlEth) * price / ETH / 10**8
+                + Decimal(stable_left - b.owner_repaid - b.repaid_on_behalf) / E6)
     assert Decimal(rv.realizedPnlUsd) / 10**8 == want_usd
     closed = deal.receipts[-1][1].decode_logs(vault.Closed)[0]
-    assert (closed.realizedPnlEth, closed.realizedPnlUsd, closed.stableSurplus, closed.writtenOffUsdtz) == (
-        0, rv.realizedPnlUsd, stable_left, 0)
-    assert closed.oracleStatus == 1  # 90 days later the feed is stale: the USD figure is flagged
+    assert (closed.realizedPnlEth, closed.realizedPnlUsd, closed.stableSurplus, closed.writtenOffUsdtz,
+            closed.collateralLeft) == (0, rv.realizedPnlUsd, stable_left, 0, 0)
+    # 90 days later the feed is stale: the USD figure is flagged
+    _, updated = feed(w3, deal.mirror)
+    close_ts = block_ts(w3, deal.receipts[-1][1].block_number)
+    assert closed.oracleStatus == oracle_status(price, updated, close_ts) == 1
+    assert rv.writtenOffUsdtz == 0 and rv.operatorLoss == 0
     assert rv.feesPaid == b.fees_paid > 0
     # owner withdraw: to the owner only, everything
     owner = deal.owner
@@ -146,8 +176,10 @@ def check_close_and_withdraw(deal: Deal, borrow: int, buy: int, rows: list, stab
     e0 = bal(w3, None, owner)
     r = vault.withdraw("0x0000000000000000000000000000000000000000", eth_now, sender=owner)
     assert bal(w3, None, owner) == e0 + eth_now - r.gas_used * r.gas_price
-    vault.withdraw(stable, stable_left, sender=owner)
+    assert [(w.token, w.amount, w.fromBooks) for w in r.decode_logs(vault.Withdrawn)] == [(ZERO, eth_now, 0)]
+    r = vault.withdraw(stable, stable_left, sender=owner)
     assert bal(w3, stable, owner) == s0 + stable_left
+    assert [(w.token, w.amount, w.fromBooks) for w in r.decode_logs(vault.Withdrawn)] == [(stable, stable_left, 0)]
     for wr in deal.books.collateral:  # supply interest stayed as aTokens: surplus after CLOSED
         a_tok = v.a_token(wr)
         left = bal(w3, a_tok, vault)
