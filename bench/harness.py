@@ -29,7 +29,13 @@ What it does:
   sender, to, calldata, value, gas limit, gas price, nonce) signed locally with eth_account with
   the same anvil dev keys (ape's test accounts TEST::0 / TEST::1), then per leg
   send_raw_transaction + wait_for_transaction_receipt(poll_latency = the orchestrator's local
-  0.02 s); no checks, no record. It asserts every receipt succeeded and the vault ends CLOSED.
+  0.02 s); no checks, no record. Before the buy it readies the vault's TWAP observation as any
+  script must on DealVault v2 (lens.twap + lens.params, evm_mine, evm_increaseTime, evm_mine: what
+  the orchestrator does on a local chain), inside its timing. It asserts every receipt succeeded
+  and the vault ends CLOSED.
+* DealVault v2: the vault (one creation transaction; its constructor creates the extension) and a
+  DealVaultLens are deployed from ape's build; the deployment record names the lens, which the
+  harness reads every view through (counted as "reads").
 * overhead per leg = (run_deal wall - bare wall) / legs.
 * start-up: `python -c "import ..."` of the modules scripts/execute_deal.py imports (ape included),
   `ape run execute_deal --help`, and a real `ape run execute_deal --rpc ... --deployment ...`
@@ -125,8 +131,8 @@ def _rpc_category(method: str, params: Any, leg_selectors: set[str], vault: str)
         return "reads"
     if method == "eth_estimateGas":
         return "simulate"
-    if method in ("eth_sendRawTransaction", "eth_getTransactionReceipt", "eth_blockNumber", "evm_mine"):
-        return "send+wait"
+    if method in ("eth_sendRawTransaction", "eth_getTransactionReceipt", "eth_blockNumber", "evm_mine", "evm_increaseTime"):
+        return "send+wait"  # evm_increaseTime + evm_mine: the local chain's clock moved to the TWAP's readiness
     return "reads"
 
 
@@ -207,10 +213,12 @@ def start_kit_unlimited() -> Any:
 
 
 def deploy_from_artifact(w3: Web3, kit: Any, deal: Any) -> dict[str, Any]:
-    """The demo deal's vault from ape's build (.build/__local__.json, as bench/run.py does, so a
-    half-edited contracts/ does not matter), and a minimal deployment record (the fields
-    Venues.from_deploy_record and `execute_deal --deployment` read). Constructor arguments are
-    matched by the ABI's field names."""
+    """The demo deal's vault and a DealVaultLens from ape's build (.build/__local__.json, as
+    bench/run.py does, so a half-edited contracts/ does not matter), and a minimal deployment
+    record (the fields Venues.from_deploy_record and `execute_deal --deployment` read, the lens
+    included). Constructor arguments are matched by the ABI's field names."""
+    from eth_utils import keccak
+
     from dealvault.artifacts import own
     from dealvault.deploy import RECORD_FORMAT
 
@@ -225,14 +233,40 @@ def deploy_from_artifact(w3: Web3, kit: Any, deal: Any) -> dict[str, Any]:
             args.append(tuple(deal.risk[r["name"]] for r in c["components"]))
         else:
             args.append(Web3.to_checksum_address(cfg[c["name"]]))
-    h = w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(tuple(args)).transact(
-        {"from": Web3.to_checksum_address(deal.roles["owner"]), "gas": 15_000_000})
+    sender = Web3.to_checksum_address(deal.roles["owner"])
+    lens_art = own("DealVaultLens")
+    h = w3.eth.contract(abi=lens_art.abi, bytecode=lens_art.bytecode).constructor().transact({"from": sender, "gas": 10_000_000})
+    lr = w3.eth.wait_for_transaction_receipt(h)
+    if lr["status"] != 1:
+        raise RuntimeError("DealVaultLens deployment reverted")
+    # the vault creates its extension in the same transaction (v2: ~8.5M gas)
+    h = w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor(tuple(args)).transact({"from": sender, "gas": 25_000_000})
     r = w3.eth.wait_for_transaction_receipt(h)
     if r["status"] != 1:
         raise RuntimeError("DealVault deployment reverted")
     decoded = {c["name"]: (Web3.to_checksum_address(cfg[c["name"]]) if c["name"] != "risk" else dict(deal.risk)) for c in ctor}
+    lens_hash = "0x" + keccak(bytes.fromhex(lens_art.deployed_bytecode.removeprefix("0x"))).hex()
     return {"format": RECORD_FORMAT, "address": r["contractAddress"], "block_number": int(r["blockNumber"]),
-            "constructor_args": {"decoded": decoded}}
+            "gas_used": int(r["gasUsed"]), "constructor_args": {"decoded": decoded},
+            "lens": {"address": lr["contractAddress"], "runtime_bytecode_hash": lens_hash, "gas_used": int(lr["gasUsed"])}}
+
+
+def ready_twap(w3: Web3, vault: str, lens: str, stable: str) -> int:
+    """What a bare script does before a v2 buy on a local chain: mine a block to read the clock,
+    move it to the observation's readiness (observedAt + twapWindow). Returns the seconds moved."""
+    from dealvault.artifacts import own
+
+    c = w3.eth.contract(address=Web3.to_checksum_address(lens), abi=own("DealVaultLens").abi)
+    vault = Web3.to_checksum_address(vault)
+    observed = int(c.functions.twap(vault, Web3.to_checksum_address(stable)).call()[2])
+    window = int(c.functions.params(vault).call()[9])  # Params.twapWindow
+    rpc(w3, "evm_mine")
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    wait = observed + window - now
+    if wait > 0:
+        rpc(w3, "evm_increaseTime", [wait])
+        rpc(w3, "evm_mine")
+    return max(wait, 0)
 
 
 class Bench:
@@ -248,11 +282,12 @@ class Bench:
         from dealvault.artifacts import own
 
         self.runtime_bytes = (len(own("DealVault").deployed_bytecode) - 2) // 2
-        self.oversize = self.runtime_bytes > EIP170
+        self.sizes = {c: (len(own(c).deployed_bytecode) - 2) // 2 for c in ("DealVault", "DealVaultExtension", "DealVaultLens")}
+        self.oversize = max(self.sizes.values()) > EIP170
         if self.oversize:
             # a half-finished contract edit compiled over the limit: the harness's cost does not
             # depend on the contract's size, so measure anyway on a node without the limit, and say so
-            print(f"WARNING: .build's DealVault runtime is {self.runtime_bytes:,} bytes > {EIP170:,} (EIP-170): "
+            print(f"WARNING: .build's runtime sizes {self.sizes} exceed {EIP170:,} bytes (EIP-170): "
                   "this run's kit has anvil --disable-code-size-limit", file=sys.stderr)
             self.kit = start_kit_unlimited()
         else:
@@ -344,10 +379,15 @@ class Bench:
         keys = {Web3.to_checksum_address(str(a.address)): Account.from_key(a.private_key) for a in (self.owner_acct, self.operator_acct)}
         chain_id = 138
         sign = send = wait = 0.0
+        stable = self.venues.stable(self.spec)
         per_leg = []
         c0 = time.process_time()
         t_all = time.perf_counter()
         for t in txs:
+            if t["leg"] == "buy":  # v2: the TWAP observation twapWindow old first (as the orchestrator does)
+                t_ready = time.perf_counter()
+                ready_twap(w3, self.venues.vault, str(self.venues.lens), stable)
+                wait += time.perf_counter() - t_ready
             t0 = time.perf_counter()
             signed = keys[t["from"]].sign_transaction({"to": t["to"], "data": t["input"], "value": t["value"], "gas": t["gas"],
                                                       "gasPrice": t["gasPrice"], "nonce": t["nonce"], "chainId": chain_id})
@@ -366,7 +406,7 @@ class Bench:
         cpu = time.process_time() - c0
         from dealvault.orchestrator import read_risk
 
-        phase = int(read_risk(w3, self.venues.vault)["phase"])
+        phase = int(read_risk(w3, self.venues.vault, lens=self.venues.lens)["phase"])
         if phase != 6:
             raise RuntimeError(f"bare path: the vault ends in phase {phase}, not CLOSED")
         return {"wall": wall, "cpu": cpu, "sign": sign, "send": send, "wait": wait, "per_leg": per_leg}
@@ -484,6 +524,7 @@ def run(runs: int, sub_runs: int, profile: bool) -> dict[str, Any]:
         },
         "kit_start_s": round(b.kit_seconds, 2),
         "dealvault_runtime_bytes": b.runtime_bytes,
+        "runtime_bytes": b.sizes,
         "code_size_limit_disabled": b.oversize,
         "poll_latency_s": POLL,
     }
@@ -546,7 +587,7 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"harness RPC calls per run: {H['rpc_calls_total']} ({H['rpc_calls_total'] / L:.1f} per leg; bare: ~2 per leg); "
                  f"time inside send_leg {ms(H['in_send_leg_s'])} ms, between legs {ms(H['wall_s'] - H['in_send_leg_s'])} ms")
     if r.get("code_size_limit_disabled"):
-        lines.append(f"NOTE: measured with anvil --disable-code-size-limit (.build's DealVault is {r['dealvault_runtime_bytes']:,} bytes > 24,576)")
+        lines.append(f"NOTE: measured with anvil --disable-code-size-limit (.build's runtime sizes {r['runtime_bytes']} exceed 24,576 bytes)")
     S = r["startup"]
     lines += ["", "| process start-up | s |", "|---|---:|",
               f"| python -c 'import <execute_deal's modules, ape included>' | {S['python_import_execute_deal_modules_s']:.2f} |",

@@ -188,7 +188,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
 
     /* LEGS */
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function supply(address wrapper, uint256 amount) external nonReentrant {
         _onlyOperator();
         _riskAdding(M_SPLIT | M_ACTIVE);
@@ -209,7 +209,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finish(Leg.Supply, CHECK_LTV | CHECK_EXPOSURE, _unread(), NO_DEBT_READ);
     }
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function borrow(address stable, uint256 amount) external nonReentrant {
         _onlyOperator();
         _riskAdding(M_ACTIVE);
@@ -229,8 +229,8 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finish(Leg.Borrow, CHECK_LTV | CHECK_EXPOSURE, _unread(), NO_DEBT_READ);
     }
 
+    /// @inheritdoc IDealVaultCore
     // slither-disable-next-line reentrancy-no-eth
-        /// @inheritdoc IDealVaultCore
     function buy(address stable, uint256 amountIn, uint256 minOut, uint256 deadline) external nonReentrant {
         _onlyOperator();
         _riskAdding(M_ACTIVE);
@@ -257,8 +257,8 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finish(Leg.Buy, CHECK_LTV | CHECK_EXPOSURE, _unread(), NO_DEBT_READ);
     }
 
+    /// @inheritdoc IDealVaultCore
     // slither-disable-next-line reentrancy-no-eth
-        /// @inheritdoc IDealVaultCore
     function redeem(address stable, uint256 amount) external nonReentrant returns (bool ok) {
         _onlyOperatorOrOwner();
         _phaseIn(M_USDTZ);
@@ -313,8 +313,8 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finishLight(Leg.Redeem);
     }
 
+    /// @inheritdoc IDealVaultCore
     // slither-disable-next-line reentrancy-no-eth
-        /// @inheritdoc IDealVaultCore
     function repay(address stable, uint256 amount) external nonReentrant {
         _onlyOperatorOrOwner();
         _phaseIn(M_REDUCE);
@@ -333,7 +333,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finishLight(Leg.Repay);
     }
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function withdrawCollateral(address wrapper, uint256 amount) external nonReentrant {
         _onlyOperatorOrOwner();
         _aToken(wrapper);
@@ -361,7 +361,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         else _finishLight(Leg.WithdrawCollateral);
     }
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function split() external nonReentrant {
         _onlyOperatorOrOwner();
         _phaseIn(M_FUNDED);
@@ -386,8 +386,8 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finish(Leg.Split, 0, px, 0);
     }
 
+    /// @inheritdoc IDealVaultCore
     // slither-disable-next-line reentrancy-no-eth
-        /// @inheritdoc IDealVaultCore
     function sell(address stable, uint256 amountIn, uint256 minOut, uint256 deadline) external nonReentrant {
         _onlyOperatorOrOwner();
         _phaseIn(M_USDTZ);
@@ -412,7 +412,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finishLight(Leg.Sell);
     }
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function addCollateral(address wrapper, uint256 amount) external nonReentrant {
         _onlyOperatorOrOwner();
         _phaseIn(M_REDUCE);
@@ -432,7 +432,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finishLight(Leg.AddCollateral);
     }
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function deleverage(address wrapper, address stable, uint256 collateralAmount, uint256 minOut, uint256 deadline)
         external
         nonReentrant
@@ -465,7 +465,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
         _finish(Leg.Deleverage, 0, px, debtAfter);
     }
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function close() external nonReentrant {
         _onlyOperatorOrOwner();
         _phaseIn(M_SPLIT | M_REDUCE);
@@ -498,7 +498,7 @@ contract DealVault is DealVaultBase, IDealVaultCore {
 
     /* VIEWS */
 
-        /// @inheritdoc IDealVaultCore
+    /// @inheritdoc IDealVaultCore
     function extSloads(bytes32[] calldata slots) external view returns (bytes32[] memory words) {
         uint256 n = slots.length;
         words = new bytes32[](n);

@@ -30,7 +30,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
 
     /* OWNER AND GUARDIAN */
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function fund() external payable nonReentrant {
         _onlyOwner();
         _phaseIn(M_FUNDED);
@@ -43,7 +43,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         _finishLight(Leg.Fund);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function ownerRepay(address stable, uint256 amount) external nonReentrant {
         _onlyOwner();
         _phaseIn(M_REDUCE);
@@ -76,21 +76,21 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         _finishLight(Leg.Resume);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function pause() external {
         _onlyOwnerOrGuardian();
         paused_ = true;
         emit PauseChanged(true, msg.sender);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function unpause() external {
         _onlyOwner();
         paused_ = false;
         emit PauseChanged(false, msg.sender);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function hold() external nonReentrant {
         _onlyOwnerOrGuardian();
         _phaseIn(M_OPEN);
@@ -98,7 +98,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         _finishLight(Leg.Hold);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function withdraw(address token, uint256 amount) external nonReentrant {
         _onlyOwner();
         uint256 fromBooks = 0;
@@ -123,7 +123,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         }
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function setParam(Param param, uint256 value) external {
         _onlyOwner();
         uint256 p = uint256(param);
@@ -145,7 +145,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         }
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function acceptParam(Param param) external {
         uint256 p = uint256(param);
         uint256 q = queued[p];
@@ -161,7 +161,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         emit RiskParamSet(param, current, q >> 64);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function revokeParam(Param param) external {
         _onlyOwnerOrGuardian();
         uint256 p = uint256(param);
@@ -170,7 +170,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         emit RiskParamRevoked(param, msg.sender);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function setOperator(address newOperator) external {
         _onlyOwner();
         _newRole(newOperator, guardian_);
@@ -178,7 +178,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         operator_ = newOperator;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function setGuardian(address newGuardian) external {
         _onlyOwner();
         _newRole(newGuardian, operator_);
@@ -186,14 +186,14 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         guardian_ = newGuardian;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function transferOwnership(address newOwner) external {
         _onlyOwner();
         pendingOwner_ = newOwner;
         emit OwnershipTransferStarted(msg.sender, newOwner);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function acceptOwnership() external {
         if (msg.sender != pendingOwner_) revert NotPendingOwner(msg.sender);
         if (msg.sender == operator_ || msg.sender == guardian_) revert RolesNotDistinct(msg.sender);
@@ -202,7 +202,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         pendingOwner_ = address(0);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function renounceOwnership() external {
         _onlyOwner();
         _phaseIn(M_CLOSED);
@@ -211,14 +211,14 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         pendingOwner_ = address(0);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function renounceOperator() external {
         _onlyOperator();
         emit OperatorSet(msg.sender, address(0));
         operator_ = address(0);
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function renounceGuardian() external {
         if (msg.sender != guardian_) revert NotGuardian(msg.sender);
         emit GuardianSet(msg.sender, address(0));
@@ -228,7 +228,7 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
     /* OUTSIDE THE LEGS */
 
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function observe() external nonReentrant {
         _onlyOperatorOrOwner();
         _phaseIn(M_OPEN | M_HOLDING);
@@ -241,32 +241,32 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
 
     /* VIEWS */
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function owner() external view returns (address) {
         return owner_;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function operator() external view returns (address) {
         return operator_;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function guardian() external view returns (address) {
         return guardian_;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function pendingOwner() external view returns (address) {
         return pendingOwner_;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function phase() external view returns (Phase) {
         return phase_;
     }
 
-        /// @inheritdoc IDealVaultExtension
+    /// @inheritdoc IDealVaultExtension
     function paused() external view returns (bool) {
         return paused_;
     }

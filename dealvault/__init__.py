@@ -6,7 +6,8 @@ The Python harness, usable without the CLI::
 
 - the deal spec (``load_spec``, ``DealSpec``, ``SpecError``),
 - the deal record, the audit trail (``open_record``, ``Record``),
-- the orchestrator (``run_deal``, ``run_leg``, ``read_status``, ``DealReport``),
+- the orchestrator (``run_deal``, ``run_leg``, ``read_status``, ``DealReport``; the vault's views
+  through its DealVaultLens: ``read_risk``, ``read_params``, ``register_lens``),
 - the deploy pipeline (``deploy_vault``, ``verify_deployment``),
 - the Chain 138 market kit (``start_kit``, ``install_mirror``, ``deploy_overlay``, ``fund``).
 
@@ -32,6 +33,8 @@ _EXPORTS = {
     "run_leg": "orchestrator",
     "read_status": "orchestrator",
     "read_risk": "orchestrator",
+    "read_params": "orchestrator",
+    "register_lens": "orchestrator",
     "DealReport": "orchestrator",
     "deploy_vault": "deploy",
     "verify_deployment": "deploy",

@@ -4,32 +4,46 @@ The same functions serve ``ape run deploy`` / ``ape run verify_deployment`` (thi
 ``scripts/``), the orchestrator (``make demo``) and the fork tests. Everything works over a plain
 web3 instance and a :class:`Signer` (an ape account, or an anvil unlocked/impersonated address).
 
+A deal's vault is one address with two bytecodes: the core (``DealVault``, the legs) and its
+extension (``DealVaultExtension``, every other function, run by DELEGATECALL), which the core's
+constructor creates: one creation transaction. Its views live in the lens (``DealVaultLens``,
+stateless, one per chain for any number of vaults): the pipeline deploys one unless the network
+config names one (``venues.lens``), whose code it then checks against the build.
+
 Pipeline (:func:`deploy_vault`):
 
 1. **Preflight** (:func:`preflight`), all before any transaction: chain id and genesis hash match
    the network config; every configured address has code; token symbols and decimals; the
    ETH/USD feed answers, is fresh and positive; the pool lists WETH9/WETH10 as collateral and the
-   deal's stablecoin as borrowable; roles distinct and non-zero; the target chain runs every
-   post-paris opcode the build uses; the constructor simulates; the deployer can pay the gas.
+   deal's stablecoin as borrowable; roles distinct and non-zero; a configured lens runs the
+   DealVaultLens build; the target chain runs every post-paris opcode the builds use; the
+   constructor simulates; the deployer can pay the gas (vault and, if needed, lens).
    Any failure raises :class:`PreflightError` listing every problem with the item it concerns.
-2. **Deploy** with the deal's owner (multisig) set by the constructor; wait for confirmations.
-3. **Verify** (:func:`verify_deployment`): runtime code at the address equals the local build
-   with immutables masked; every configured parameter reads back equal.
-4. **Record** ``<deployments>/<network>/<deal-id>.json`` (format in deployments/README.md).
+2. **Deploy** the lens (unless configured), then the vault with the deal's owner (multisig) set by
+   the constructor; wait for confirmations.
+3. **Verify** (:func:`verify_deployment`): the core's runtime equals the DealVault build, the
+   extension's (``vault.extension()``) the DealVaultExtension build (immutables masked) and the
+   lens's the DealVaultLens build; every configured parameter reads back equal (the venues from
+   ``vault.setup()``, the roles from ``owner()/operator()/guardian()``, the risk parameters from
+   ``lens.params(vault)``), and the core's immutables agree with ``setup()``.
+4. **Record** ``<deployments>/<network>/<deal-id>.json`` (format in deployments/README.md; the
+   extension's and the lens's addresses and hashes under ``extension`` and ``lens``).
 
 Idempotent: a record for the deal with the same build and constructor arguments is verified on
 chain and nothing is sent. A changed build or config is an error unless ``redeploy=True``, which
 keeps the old record under ``history``. Other deals' records are never touched.
 
-The build is compiled from a standard-JSON input built from the sources (``contracts/**`` +
+The builds are compiled from one standard-JSON input built from the sources
+(``contracts/DealVault.sol`` and ``contracts/DealVaultLens.sol`` with everything they import,
 OpenZeppelin from node_modules) with ape's settings, through the solc bridge
 (``tools/solcx/solc-v0.8.28 --standard-json``), and checked byte-for-byte against ape's build: the
-input is stored in the record so an auditor (or Blockscout) can re-verify the source.
+input is stored in the record so an auditor (or Blockscout) can re-verify the source of all three.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
@@ -64,6 +78,7 @@ __all__ = [
     "ApeSigner",
     "Build",
     "build_contract",
+    "build_family",
     "standard_json_input",
     "DealParams",
     "deal_params",
@@ -76,6 +91,10 @@ __all__ = [
     "DeployResult",
     "verify_deployment",
     "VerifyReport",
+    "read_params",
+    "merged_abi",
+    "decode_error",
+    "companion_builds",
     "record_path",
     "load_record",
     "dry_run",
@@ -83,6 +102,12 @@ __all__ = [
 
 RECORD_FORMAT = "dealvault-deployment/1"
 CONTRACT = "DealVault"
+EXTENSION = "DealVaultExtension"
+LENS = "DealVaultLens"
+# One standard-JSON input builds the three (the extension is imported by the core): one compile,
+# one cache entry, one input in the record that reproduces every bytecode the deal runs.
+FAMILY = (CONTRACT, EXTENSION, LENS)
+FAMILY_ROOTS = ("contracts/DealVault.sol", "contracts/DealVaultLens.sol")
 SOLC_BRIDGE = SOLCX_DIR / "solc-v0.8.28"
 CACHE_DIR = ROOT / ".dealvault" / "solc-cache"
 OZ_DIR = NODE_MODULES / "@openzeppelin" / "contracts"
@@ -283,15 +308,16 @@ def _resolve(importer: str, path: str, remaps: list[tuple[str, str]]) -> str:
     return path
 
 
-def standard_json_input(source_key: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The solc standard-JSON input for ``source_key`` (e.g. ``contracts/DealVault.sol``): the
-    file and everything it imports (ours from ``contracts/``, OpenZeppelin from node_modules under
-    ape's source names), with ape's settings. Feed it to ``solc --standard-json`` to reproduce the
-    build byte for byte (metadata hash included)."""
+def standard_json_input(source_key: str | Sequence[str], settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The solc standard-JSON input for ``source_key`` (e.g. ``contracts/DealVault.sol``, or several
+    root files): the files and everything they import (ours from ``contracts/``, OpenZeppelin from
+    node_modules under ape's source names), with ape's settings. Feed it to ``solc --standard-json``
+    to reproduce the build byte for byte (metadata hash included: a contract's metadata names only
+    the sources it uses, so extra roots do not change its bytecode)."""
     settings = dict(settings or _settings())
     remaps = _remaps(settings)
     sources: dict[str, str] = {}
-    todo = [source_key]
+    todo = [source_key] if isinstance(source_key, str) else list(source_key)
     while todo:
         key = todo.pop()
         if key in sources:
@@ -340,6 +366,7 @@ def _run_solc(std_input: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _solc_version() -> str:
     proc = subprocess.run([str(SOLC_BRIDGE), "--version"], capture_output=True, text=True, timeout=60)
     m = re.search(r"Version:\s*(\S+)", proc.stdout)
@@ -424,24 +451,43 @@ def build_contract(contract: str = CONTRACT, *, source_key: str | None = None, s
                    check_ape: bool = True) -> Build:
     """Build ``contract`` from its standard-JSON input through the bridge.
 
-    With ``check_ape`` (default) the runtime and creation code must equal ape's build
-    (``.build/__local__.json``, recompiled once if it differs): the record's standard-JSON input
-    then reproduces exactly what the project compiles."""
+    DealVault, DealVaultExtension and DealVaultLens share one input (``FAMILY_ROOTS``): building
+    any of them compiles (and caches) all three. With ``check_ape`` (default) the runtime and
+    creation code must equal ape's build (``.build/__local__.json``, recompiled once if it differs):
+    the record's standard-JSON input then reproduces exactly what the project compiles."""
     key = source_key or _find_source_key(contract)
+    roots: tuple[str, ...] = FAMILY_ROOTS if (source_key is None and contract in FAMILY) else (key,)
     try:
-        return _build_once(contract, key, settings, check_ape)
+        return _build_once(contract, key, roots, settings, check_ape)
     except _Diverged:
         # the sources may have changed between our compile and ape's (someone is editing them):
         # build both again once from what is on disk now
-        return _build_once(contract, key, settings, check_ape)
+        _BUILDS.clear()
+        return _build_once(contract, key, roots, settings, check_ape)
+
+
+def build_family(*, settings: Mapping[str, Any] | None = None, check_ape: bool = True) -> dict[str, Build]:
+    """The three builds a deal deploys and verifies: {"DealVault", "DealVaultExtension", "DealVaultLens"}."""
+    return {c: build_contract(c, settings=settings, check_ape=check_ape) for c in FAMILY}
 
 
 class _Diverged(BuildError):
     pass
 
 
-def _build_once(contract: str, key: str, settings: Mapping[str, Any] | None, check_ape: bool) -> Build:
-    std = standard_json_input(key, settings)
+# builds of this process, by (contract, input digest, check_ape): the input is re-read from disk
+# every time, so an edited source is a new key
+_BUILDS: dict[tuple[str, str, bool], Build] = {}
+
+
+def _build_once(contract: str, key: str, roots: Sequence[str], settings: Mapping[str, Any] | None, check_ape: bool) -> Build:
+    return _build_from_input(contract, key, standard_json_input(roots, settings), check_ape)
+
+
+def _build_from_input(contract: str, key: str, std: dict[str, Any], check_ape: bool) -> Build:
+    memo = (contract, _sha256_json(std), check_ape)
+    if memo in _BUILDS:
+        return _BUILDS[memo]
     out = _run_solc(std)
     try:
         c = out["contracts"][key][contract]
@@ -462,6 +508,7 @@ def _build_once(contract: str, key: str, settings: Mapping[str, Any] | None, che
     )
     if check_ape:
         _check_against_ape(build)
+    _BUILDS[memo] = build
     return build
 
 
@@ -688,6 +735,9 @@ class Plan:
     deployer_balance_wei: int
     opcodes: dict[str, Any]
     checks: list[str] = field(default_factory=list)
+    lens: str | None = None              # the network config's lens (verified), or None: deploy one
+    lens_tx: dict[str, Any] | None = None  # the lens's creation transaction when one is deployed
+    lens_gas_estimate: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -700,7 +750,9 @@ class Plan:
             "operator": self.config["operator"],
             "guardian": self.config["guardian"],
             "pool": self.pool,
+            "lens": self.lens or "deploy",
             "gas_estimate": self.gas_estimate,
+            "lens_gas_estimate": self.lens_gas_estimate,
             "gas_price_wei": self.gas_price_wei,
             "max_cost_eth": str(Web3.from_wei(self.cost_wei, "ether")),
             "deployer_balance_eth": str(Web3.from_wei(self.deployer_balance_wei, "ether")),
@@ -721,8 +773,18 @@ def _gas_fields(w3: Web3, gas: Any) -> dict[str, int]:
     return {"gasPrice": int(w3.eth.gas_price)}
 
 
-def _explain_revert(exc: Exception, abi: Sequence[Mapping[str, Any]]) -> str:
-    """A revert from estimate_gas in words: decode a custom error of the build if we can."""
+# enums of IDealVaultTypes, by name (for revert arguments typed `enum IDealVaultTypes.X`)
+_ENUMS = {
+    "Phase": ("FUNDED", "SPLIT", "WORKING", "POSITIONED", "MONETIZING", "HOLDING", "CLOSED"),
+    "Param": ("MaxLtvBps", "MaxExposureBps", "MaxDeskFeeBps", "OracleMaxAge", "MinDiscountBps", "MaxSlippageBps",
+              "SellFloorPrice", "EthFloorPrice", "MaxOperatorLossBps", "TwapWindow", "LoosenDelay"),
+    "OracleStatus": ("Fresh", "Stale", "Invalid", "Unread"),
+    "Leg": ("Split", "Supply", "Borrow", "Buy", "Redeem", "Sell", "Repay", "OwnerRepay", "AddCollateral",
+            "WithdrawCollateral", "Deleverage", "Close", "Hold", "Resume", "Fund"),
+}
+
+
+def _revert_data(exc: Exception) -> str | None:
     data = None
     for a in getattr(exc, "args", ()):
         if isinstance(a, str) and a.startswith("0x") and len(a) >= 10:
@@ -730,20 +792,83 @@ def _explain_revert(exc: Exception, abi: Sequence[Mapping[str, Any]]) -> str:
         elif isinstance(a, Mapping) and isinstance(a.get("data"), str):
             data = a["data"]
     data = data or getattr(exc, "data", None)
-    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-        sel = bytes.fromhex(data[2:10])
-        for item in abi:
-            if item.get("type") != "error":
-                continue
-            types = [_abi_type(i) for i in item.get("inputs", [])]
-            if keccak(text=f"{item['name']}({','.join(types)})")[:4] == sel:
-                try:
-                    vals = eth_abi.decode(types, bytes.fromhex(data[10:]))
-                except Exception:  # noqa: BLE001
-                    vals = ()
-                args = ", ".join(f"{i['name']}={v}" for i, v in zip(item.get("inputs", []), vals))
-                return f"{item['name']}({args})"
+    if isinstance(data, (bytes, bytearray)):
+        data = _hexstr(bytes(data))
+    return data if isinstance(data, str) and data.startswith("0x") and len(data) >= 10 else None
+
+
+def decode_error(data: str, abi: Sequence[Mapping[str, Any]]) -> str | None:
+    """``Name(arg=value, ...)`` for revert data of a custom error declared in ``abi`` (enum
+    arguments by name, e.g. ``param=TwapWindow(9)``), ``Error(reason)``, or None."""
+    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 10:
+        return None
+    sel = bytes.fromhex(data[2:10])
+    if data[:10] == "0x08c379a0":
+        try:
+            return "Error(" + eth_abi.decode(["string"], bytes.fromhex(data[10:]))[0] + ")"
+        except Exception:  # noqa: BLE001
+            return None
+    for item in abi:
+        if item.get("type") != "error":
+            continue
+        types = [_abi_type(i) for i in item.get("inputs", [])]
+        if keccak(text=f"{item['name']}({','.join(types)})")[:4] != sel:
+            continue
+        try:
+            vals = eth_abi.decode(types, bytes.fromhex(data[10:]))
+        except Exception:  # noqa: BLE001
+            vals = ()
+        shown = []
+        for i, v in zip(item.get("inputs", []), vals):
+            enum = str(i.get("internalType", "")).removeprefix("enum ").split(".")[-1]
+            names = _ENUMS.get(enum) if str(i.get("internalType", "")).startswith("enum ") else None
+            if names is not None and isinstance(v, int) and 0 <= v < len(names):
+                v = f"{names[v]}({v})"
+            elif isinstance(v, (bytes, bytearray)):
+                v = _hexstr(bytes(v))
+            shown.append(f"{i['name']}={v}")
+        return f"{item['name']}({', '.join(shown)})"
+    return None
+
+
+def _explain_revert(exc: Exception, abi: Sequence[Mapping[str, Any]]) -> str:
+    """A revert from eth_call / estimate_gas in words: decode a custom error of ``abi`` (every
+    error the ABI declares, e.g. IDealVault's LossBudgetExceeded, PriceAboveTwap...) if we can."""
+    data = _revert_data(exc)
+    if data is not None:
+        text = decode_error(data, abi)
+        if text is not None:
+            return text
     return str(exc)
+
+
+def companion_builds(build: Build) -> tuple[Build, Build]:
+    """(DealVaultExtension, DealVaultLens) of the same compile as ``build`` (the core): its
+    standard-JSON input holds all three (FAMILY_ROOTS), so the extension's code is the one in the
+    core's creation code even if the sources on disk changed since. A core built from another
+    input gets them built from the sources with its settings."""
+    std = build.standard_json_input
+    keys = {EXTENSION: _find_source_key(EXTENSION), LENS: _find_source_key(LENS)}
+    if std and all(k in std.get("sources", {}) for k in keys.values()):
+        # the core's build was checked against ape's when it was made; these come from that compile
+        return _build_from_input(EXTENSION, keys[EXTENSION], std, False), _build_from_input(LENS, keys[LENS], std, False)
+    same = build.settings == {k: v for k, v in _settings().items()}
+    settings = None if same else build.settings
+    return (build_contract(EXTENSION, settings=settings, check_ape=same),
+            build_contract(LENS, settings=settings, check_ape=same))
+
+
+def _code_matches(code: bytes, build: Build) -> str | None:
+    """None when ``code`` is ``build``'s runtime (immutables masked), else why not."""
+    if not build.runtime:
+        return None
+    if len(code) != len(build.runtime):
+        return f"{len(code)} bytes, the {build.contract} build has {len(build.runtime)}"
+    masked = build.mask(code)
+    if masked != build.runtime:
+        first = next(i for i, (a, b) in enumerate(zip(masked, build.runtime)) if a != b)
+        return f"differs from the {build.contract} build at byte {first} (hash {_keccak_hex(masked)} vs {build.runtime_hash})"
+    return None
 
 
 def preflight(
@@ -755,11 +880,16 @@ def preflight(
     *,
     accept_genesis: str | None = None,
     check_opcodes: bool = True,
+    extension_build: Build | None = None,
+    lens_build: Build | None = None,
 ) -> Plan:
     """Every check before a deployment (see module doc). Sends nothing; raises PreflightError
     listing every problem (identity problems stop the checks at once)."""
     deployer = to_checksum_address(deployer)
     identity = check_identity(w3, net, accept_genesis)
+    if extension_build is None or lens_build is None:
+        ext_b, lens_b = companion_builds(build)
+        extension_build, lens_build = extension_build or ext_b, lens_build or lens_b
     checks = [f"chain id {identity['chain_id']}", f"genesis {identity['genesis_hash']}"]
     problems: list[Problem] = []
 
@@ -866,6 +996,16 @@ def preflight(
             if rw != net.tokens["weth9"].address:
                 problems.append(Problem("venues.router", f"the router's WETH() is {rw}, not WETH9 {net.tokens['weth9'].address}"))
 
+    # the lens: the configured one must run the DealVaultLens build; else one is deployed
+    if v.lens is not None and v.lens in has_code:
+        why = _code_matches(bytes(w3.eth.get_code(v.lens)), lens_build)
+        if why:
+            problems.append(Problem("venues.lens", f"the code at {v.lens} is not the DealVaultLens build: {why}"))
+        else:
+            checks.append(f"lens: {v.lens} runs the DealVaultLens build ({lens_build.runtime_hash})")
+    elif v.lens is None:
+        checks.append("lens: none configured (venues.lens): one is deployed and recorded with the deal")
+
     # roles
     zero = "0x" + "0" * 40
     seen: dict[str, str] = {}
@@ -880,20 +1020,32 @@ def preflight(
     if deployer.lower() in seen:
         checks.append(f"note: the deployer {deployer} is also the {seen[deployer.lower()]} (the constructor grants roles, not the deployer)")
 
-    # opcodes
-    op_report: dict[str, Any] = {}
+    # opcodes: the core (its creation code carries the extension's), the extension, the lens to deploy
+    op_report: dict[str, Any] = {"used": {}, "probed": {}}
     if check_opcodes:
-        try:
-            op_report = opcodes.check_build(w3, build.creation, build.runtime, what=f"the {build.contract} build")
+        parts = [(build, f"the {build.contract} build"), (extension_build, f"the {extension_build.contract} build")]
+        if v.lens is None:
+            parts.append((lens_build, f"the {lens_build.contract} build"))
+        refused = []
+        for b, what in parts:
+            try:
+                rep = opcodes.check_build(w3, b.creation, b.runtime, what=what)
+            except opcodes.UnsupportedOpcode as exc:
+                refused.append(str(exc))
+                continue
+            op_report["used"].update({f"{b.contract} {part}": hits for part, hits in rep["used"].items()})
+            op_report["probed"].update(rep["probed"])
+        if refused:
+            problems.append(Problem("build.evm_version", " | ".join(refused)))
+        else:
             checks.append("opcodes: " + (", ".join(sorted({n for part in op_report['used'].values() for n in part})) or "no post-paris opcodes"))
-        except opcodes.UnsupportedOpcode as exc:
-            problems.append(Problem("build.evm_version", str(exc)))
 
     config = constructor_config(net, deal, pool) if not missing else {}
     raw_args = b""
-    gas_est = gas_price = cost = 0
+    gas_est = lens_gas = gas_price = cost = 0
     balance = int(w3.eth.get_balance(deployer))
     tx: dict[str, Any] = {}
+    lens_tx: dict[str, Any] | None = None
     if not problems:
         raw_args = encode_constructor(build, config)
         fee = _gas_fields(w3, deal.gas)
@@ -903,32 +1055,57 @@ def preflight(
             gas_est = int(w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - a constructor revert: say which check
             problems.append(Problem("constructor", f"the deployment would revert: {_explain_revert(exc, build.abi)}"))
-        else:
+        if v.lens is None:
+            lens_tx = {"from": deployer, "data": _hexstr(lens_build.creation), "value": 0, "chainId": identity["chain_id"]}
+            try:
+                lens_gas = int(w3.eth.estimate_gas(lens_tx))  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001
+                problems.append(Problem("lens", f"the lens deployment would revert: {exc}"))
+        if not problems:
             gas_limit = gas_est * 12 // 10
-            cost = gas_limit * gas_price
+            lens_limit = lens_gas * 12 // 10
+            cost = (gas_limit + lens_limit) * gas_price
             tx.update(fee, gas=gas_limit)
+            if lens_tx is not None:
+                lens_tx.update(fee, gas=lens_limit)
+            what = f"{gas_limit} gas" + (f" + the lens {lens_limit} gas" if lens_tx is not None else "")
             if balance < cost:
-                problems.append(Problem("deployer", f"{deployer} has {Web3.from_wei(balance, 'ether')} ETH; the deployment may cost up to {Web3.from_wei(cost, 'ether')} ETH ({gas_limit} gas at {gas_price} wei)"))
+                problems.append(Problem("deployer", f"{deployer} has {Web3.from_wei(balance, 'ether')} ETH; the deployment may cost up to {Web3.from_wei(cost, 'ether')} ETH ({what} at {gas_price} wei)"))
             else:
-                checks.append(f"deployer balance {Web3.from_wei(balance, 'ether')} ETH >= {Web3.from_wei(cost, 'ether')} ETH")
+                checks.append(f"deployer balance {Web3.from_wei(balance, 'ether')} ETH >= {Web3.from_wei(cost, 'ether')} ETH ({what})")
     if problems:
         raise PreflightError(problems)
     return Plan(deal_id=deal.deal_id, network=net.name, identity=identity, deployer=deployer, pool=pool or "",
                 config=config, constructor_args=raw_args, tx=tx, gas_estimate=gas_est, gas_price_wei=gas_price,
-                cost_wei=cost, deployer_balance_wei=balance, opcodes=op_report, checks=checks)
+                cost_wei=cost, deployer_balance_wei=balance, opcodes=op_report, checks=checks, lens=v.lens,
+                lens_tx=lens_tx, lens_gas_estimate=lens_gas)
 
 
 # ---------------------------------------------------------------------------------------------
 # verification
 
-# Config field -> how to read it back: ("call", fn, args) or derived.
-_ADDRESS_GETTERS = ("weth9", "weth10", "cusdt", "cusdc", "usdtz", "pool", "router", "desk", "ethUsdFeed",
-                    "owner", "operator", "guardian")
-_RISK_GETTERS = ("maxLtvBps", "maxExposureBps", "coreBps", "workingBps", "maxDeskFeeBps", "oracleMaxAge",
-                 "minDiscountBps", "maxSlippageBps", "sellFloorPrice", "ethFloorPrice")
-# Owner-settable caps may only get tighter after deployment: direction of "tighter".
+# Config fields read back from the vault: the venues from setup(), the roles from their getters.
+_ADDRESS_GETTERS = ("weth9", "weth10", "cusdt", "cusdc", "usdtz", "pool", "router", "desk", "ethUsdFeed")
+_ROLE_GETTERS = ("owner", "operator", "guardian")
+# The risk parameters, as lens.params(vault) names them (= IDealVault.RiskParams field names).
+_RISK_FIELDS = ("maxLtvBps", "maxExposureBps", "coreBps", "workingBps", "opportunisticBps", "rungs", "maxDeskFeeBps",
+                "oracleMaxAge", "minDiscountBps", "maxSlippageBps", "sellFloorPrice", "ethFloorPrice",
+                "maxOperatorLossBps", "twapWindow", "loosenDelay", "minTranche")
+# Owner-settable parameters may differ from the constructor's after deployment only by being
+# tighter (a loosening goes at most back to the constructor's value): direction of "tighter".
+# minTranche is fixed at deployment (higher is tighter).
 _TIGHTER = {"maxLtvBps": -1, "maxExposureBps": -1, "maxDeskFeeBps": -1, "oracleMaxAge": -1, "maxSlippageBps": -1,
-            "minDiscountBps": +1, "sellFloorPrice": +1, "ethFloorPrice": +1}
+            "maxOperatorLossBps": -1, "minDiscountBps": +1, "sellFloorPrice": +1, "ethFloorPrice": +1,
+            "twapWindow": +1, "loosenDelay": +1, "minTranche": +1}
+# The core's (and the extension's) immutables -> where setup() says the same thing.
+_IMMUTABLE_SETUP = {
+    **{n: ("venues", n) for n in _ADDRESS_GETTERS},
+    **{n: ("venues", n) for n in ("aWeth9", "aWeth10", "debtCusdt", "debtCusdc")},
+    "pairT": ("venues", "pairCusdt"), "pairC": ("venues", "pairCusdc"),
+    "usdtzIs0T": ("usdtzIs0T",), "usdtzIs0C": ("usdtzIs0C",),
+    "coreBps": ("coreBps",), "workingBps": ("workingBps",), "opportunisticBps": ("opportunisticBps",),
+    "rung0": ("rungs", 0), "rung1": ("rungs", 1), "rung2": ("rungs", 2), "minTranche": ("minTranche",),
+}
 
 
 @dataclass
@@ -938,37 +1115,84 @@ class VerifyReport:
     params: dict[str, Any]         # name -> value read back
     notes: list[str] = field(default_factory=list)
     immutables: dict[str, str] = field(default_factory=dict)
+    extension: str = ""            # vault.extension()
+    extension_code_hash: str = ""  # keccak of its runtime, immutables masked
+    extension_immutables: dict[str, str] = field(default_factory=dict)
+    lens: str = ""
+    lens_code_hash: str = ""
 
 
-def _fn_names(abi: Sequence[Mapping[str, Any]]) -> set[str]:
-    return {i["name"] for i in abi if i.get("type") == "function"}
+def merged_abi(*abis: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The union of ABIs (first one wins for a repeated name and type): the core's and the
+    extension's together are the vault's whole ABI (IDealVault plus what the builds add)."""
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str]] = set()
+    for abi in abis:
+        for item in abi:
+            key = (str(item.get("type")), str(item.get("name", "")), ",".join(_abi_type(i) for i in item.get("inputs", [])))
+            if item.get("type") in ("constructor", "fallback", "receive") or key in seen:
+                continue
+            seen.add(key)
+            out.append(dict(item))
+    return out
 
 
-def read_params(w3: Web3, address: str, abi: Sequence[Mapping[str, Any]], immutables: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The vault's configured parameters as read on chain, keyed like Config (risk flattened).
+def _outputs_named(abi: Sequence[Mapping[str, Any]], fn: str, value: Any) -> Any:
+    """A struct returned by ``fn`` as nested dicts keyed by the ABI's component names."""
+    outs = [x for x in abi if x.get("type") == "function" and x.get("name") == fn][0]["outputs"]
 
-    Each comes from its public getter when the ABI has one, else from the immutable of that
-    name in the deployed code (``immutables``: name -> 32-byte hex, see Build.immutables)."""
-    c = w3.eth.contract(address=to_checksum_address(address), abi=abi)
-    names = _fn_names(abi)
-    imm = {k: int(v, 16) for k, v in (immutables or {}).items()}
-    out: dict[str, Any] = {}
-    for n in _ADDRESS_GETTERS:
-        if n in names:
-            out[n] = to_checksum_address(getattr(c.functions, n)().call())
-        elif n in imm:
-            out[n] = to_checksum_address(imm[n].to_bytes(32, "big")[-20:])
-    risk: dict[str, Any] = {}
-    for n in _RISK_GETTERS:
-        if n in names:
-            risk[n] = int(getattr(c.functions, n)().call())
-        elif n in imm:
-            risk[n] = imm[n]
-    if "coreBps" in risk and "workingBps" in risk:
-        risk["opportunisticBps"] = 10_000 - risk["coreBps"] - risk["workingBps"]  # the split sums to 10000
-    if "rungSize" in names:
-        risk["rungs"] = [int(c.functions.rungSize(i).call()) for i in range(3)]
-    out["risk"] = risk
+    def named(p: Mapping[str, Any], v: Any) -> Any:
+        if p["type"] == "tuple":
+            if isinstance(v, Mapping):
+                v = [v[c["name"]] for c in p["components"]]
+            return {c["name"]: named(c, x) for c, x in zip(p["components"], v)}
+        if p["type"] == "address":
+            return to_checksum_address(v)
+        if p["type"].endswith("]"):
+            return [named({**p, "type": p["type"][:p["type"].rindex("[")]}, x) for x in v]
+        return v
+
+    return named(outs[0], value)
+
+
+def read_params(w3: Web3, address: str, abi: Sequence[Mapping[str, Any]], lens: str, lens_abi: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The vault's configured parameters as read on chain, keyed like Config (risk flattened):
+    the venues from ``vault.setup()``, the roles from ``owner()/operator()/guardian()``, the risk
+    parameters from ``lens.params(vault)``; plus ``setup`` (the whole Setup, by field name)."""
+    address = to_checksum_address(address)
+    c = w3.eth.contract(address=address, abi=abi)
+    setup = _outputs_named(abi, "setup", c.functions.setup().call())
+    out: dict[str, Any] = {n: to_checksum_address(setup["venues"][n]) for n in _ADDRESS_GETTERS}
+    for n in _ROLE_GETTERS:
+        out[n] = to_checksum_address(getattr(c.functions, n)().call())
+    lc = w3.eth.contract(address=to_checksum_address(lens), abi=lens_abi)
+    p = _outputs_named(lens_abi, "params", lc.functions.params(address).call())
+    out["risk"] = {n: ([int(x) for x in p[n]] if n == "rungs" else int(p[n])) for n in _RISK_FIELDS}
+    out["setup"] = setup
+    return out
+
+
+def _immutable_value(hex32: str, like: Any) -> Any:
+    n = int(hex32, 16)
+    if isinstance(like, str):
+        return to_checksum_address(n.to_bytes(32, "big")[-20:])
+    if isinstance(like, bool):
+        return bool(n)
+    return n
+
+
+def _check_immutables(where: str, immutables: Mapping[str, str], setup: Mapping[str, Any]) -> list[Problem]:
+    """Each immutable of ``where`` (the core or the extension) equals what setup() reports."""
+    out = []
+    for name, path in _IMMUTABLE_SETUP.items():
+        if name not in immutables:
+            continue
+        want: Any = setup
+        for k in path:
+            want = want[k]
+        got = _immutable_value(immutables[name], want)
+        if str(got).lower() != str(want).lower():
+            out.append(Problem(f"{where}.immutables.{name}", f"the deployed code holds {got}, setup() says {want}"))
     return out
 
 
@@ -978,14 +1202,25 @@ def verify_deployment(
     build: Build,
     expected: Mapping[str, Any],
     *,
+    lens: str | None = None,
+    extension_build: Build | None = None,
+    lens_build: Build | None = None,
     expected_code_hash: str | None = None,
+    expected_extension_hash: str | None = None,
+    expected_lens_hash: str | None = None,
     allow_tightened: bool = False,
 ) -> VerifyReport:
     """Step 3: the runtime code at ``address`` equals ``build``'s (immutables masked) and, if
-    given, ``expected_code_hash`` (a record's); every parameter of ``expected`` (constructor
-    Config) reads back equal. ``allow_tightened`` (re-verification later) accepts caps the owner
-    tightened since, as notes. Raises VerificationError listing every difference."""
+    given, ``expected_code_hash`` (a record's); the extension's (``vault.extension()``) equals
+    ``extension_build``'s and the ``lens``'s equals ``lens_build``'s (and the records' hashes);
+    every parameter of ``expected`` (constructor Config) reads back equal, through the lens; the
+    core's and the extension's immutables agree with ``setup()``. ``allow_tightened``
+    (re-verification later) accepts caps the owner tightened since, as notes. Raises
+    VerificationError listing every difference."""
     address = to_checksum_address(address)
+    if extension_build is None or lens_build is None:
+        ext_b, lens_b = companion_builds(build)
+        extension_build, lens_build = extension_build or ext_b, lens_build or lens_b
     problems: list[Problem] = []
     notes: list[str] = []
     code = bytes(w3.eth.get_code(address))
@@ -993,30 +1228,71 @@ def verify_deployment(
         raise VerificationError([Problem("address", f"no contract at {address}")], address)
     masked = build.mask(code)
     code_hash = _keccak_hex(masked)
-    if not build.runtime:
-        pass  # a record-only view: the record's hash below is the reference
-    elif len(code) != len(build.runtime):
-        problems.append(Problem("runtime_bytecode", f"{len(code)} bytes at {address}, the build has {len(build.runtime)}"))
-    elif masked != build.runtime:
-        first = next(i for i, (a, b) in enumerate(zip(masked, build.runtime)) if a != b)
-        problems.append(Problem("runtime_bytecode", f"the code at {address} differs from the build at byte {first} (hash {code_hash} vs {build.runtime_hash})"))
+    why = _code_matches(code, build)
+    if why:
+        problems.append(Problem("runtime_bytecode", f"the code at {address} {why}"))
     if expected_code_hash is not None and code_hash != expected_code_hash.lower():
         problems.append(Problem("runtime_bytecode_hash", f"the record says {expected_code_hash}, the code at {address} hashes to {code_hash} (immutables masked)"))
+
+    vault_abi = merged_abi(build.abi, extension_build.abi)
+    vault = w3.eth.contract(address=address, abi=vault_abi)
+    ext, ext_hash, ext_imm = "", "", {}
+    try:
+        ext = to_checksum_address(vault.functions.extension().call())
+    except Exception as exc:  # noqa: BLE001
+        problems.append(Problem("extension", f"{address} does not answer extension(): {exc}"))
+    if ext:
+        ext_code = bytes(w3.eth.get_code(ext))
+        if not ext_code:
+            problems.append(Problem("extension", f"no contract at {ext} (vault.extension())"))
+        else:
+            ext_hash = _keccak_hex(extension_build.mask(ext_code))
+            ext_imm = extension_build.immutables(ext_code)
+            why = _code_matches(ext_code, extension_build)
+            if why:
+                problems.append(Problem("extension.runtime_bytecode", f"the code at {ext} (vault.extension()) {why}"))
+            if expected_extension_hash is not None and ext_hash != expected_extension_hash.lower():
+                problems.append(Problem("extension.runtime_bytecode_hash", f"the record says {expected_extension_hash}, the code at {ext} hashes to {ext_hash} (immutables masked)"))
+    lens_hash = ""
+    if lens is None:
+        problems.append(Problem("lens", "no lens address: the deployment record or the network config (venues.lens) must name the DealVaultLens"))
+    else:
+        lens = to_checksum_address(lens)
+        lens_code = bytes(w3.eth.get_code(lens))
+        if not lens_code:
+            problems.append(Problem("lens", f"no contract at {lens}"))
+        else:
+            lens_hash = _keccak_hex(lens_build.mask(lens_code))
+            why = _code_matches(lens_code, lens_build)
+            if why:
+                problems.append(Problem("lens.runtime_bytecode", f"the code at {lens} {why}"))
+            if expected_lens_hash is not None and lens_hash != expected_lens_hash.lower():
+                problems.append(Problem("lens.runtime_bytecode_hash", f"the record says {expected_lens_hash}, the code at {lens} hashes to {lens_hash}"))
+
     params: dict[str, Any] = {}
     if not problems:
-        params = read_params(w3, address, build.abi, build.immutables(code))
+        try:
+            params = read_params(w3, address, vault_abi, lens, lens_build.abi)  # type: ignore[arg-type]
+        except Exception as exc:  # noqa: BLE001
+            problems.append(Problem("params", f"cannot read the parameters back (vault.setup(), roles, lens.params): {exc}"))
+    if params:
+        problems += _check_immutables("core", build.immutables(code), params["setup"])
+        problems += _check_immutables("extension", ext_imm, params["setup"])
+        imm_ext = build.immutables(code).get("extension")
+        if imm_ext is not None and _immutable_value(imm_ext, "") != ext:
+            problems.append(Problem("core.immutables.extension", f"the deployed code holds {_immutable_value(imm_ext, '')}, extension() says {ext}"))
         for n, want in expected.items():
             if n == "risk":
                 continue
             got = params.get(n)
             if got is None:
-                problems.append(Problem(f"config.{n}", "cannot be read back (no public getter and no immutable of that name)"))
+                problems.append(Problem(f"config.{n}", "cannot be read back"))
             elif str(got).lower() != str(want).lower():
                 problems.append(Problem(f"config.{n}", f"reads {got}, configured {want}"))
         for n, want in (expected.get("risk") or {}).items():
             got = params["risk"].get(n)
             if got is None:
-                problems.append(Problem(f"risk.{n}", "cannot be read back (no public getter and no immutable of that name)"))
+                problems.append(Problem(f"risk.{n}", "cannot be read back (not in lens.params)"))
                 continue
             want_v = [int(x) for x in want] if isinstance(want, (list, tuple)) else int(want)
             if got == want_v:
@@ -1028,7 +1304,9 @@ def verify_deployment(
                 problems.append(Problem(f"risk.{n}", f"reads {got}, configured {want_v}"))
     if problems:
         raise VerificationError(problems, address)
-    return VerifyReport(address=address, code_hash=code_hash, params=params, notes=notes, immutables=build.immutables(code))
+    return VerifyReport(address=address, code_hash=code_hash, params=params, notes=notes, immutables=build.immutables(code),
+                        extension=ext, extension_code_hash=ext_hash, extension_immutables=ext_imm, lens=lens or "",
+                        lens_code_hash=lens_hash)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1101,9 +1379,12 @@ class DeployResult:
     record_path: Path | None
     record: dict[str, Any]
     plan: Plan | None = None
-    gas_used: int | None = None
+    gas_used: int | None = None      # the vault's creation transaction (the core creates the extension)
     seconds: float = 0.0
     verify: VerifyReport | None = None
+    lens: str = ""                   # the DealVaultLens the deal reads its views through
+    extension: str = ""              # vault.extension()
+    lens_gas_used: int | None = None  # the lens's creation transaction (None: the config's lens, or existing)
 
 
 def _now() -> str:
@@ -1121,8 +1402,49 @@ def _wait_confirmations(w3: Web3, tx_hash: bytes, confirmations: int, timeout: f
     return receipt
 
 
+class _RecordBuild(Build):
+    """A Build view of a record (for checking an old deployment against its own record); for the
+    extension and the lens, of the record's ``extension`` / ``lens`` block."""
+
+    def __init__(self, rec: Mapping[str, Any], contract: str = CONTRACT):  # noqa: D107
+        object.__setattr__(self, "contract", rec.get("contract", contract))
+        object.__setattr__(self, "immutable_references", rec.get("immutable_references") or {})
+        object.__setattr__(self, "immutable_names", rec.get("immutable_names") or {})
+        object.__setattr__(self, "abi", rec.get("abi") or [])
+        object.__setattr__(self, "runtime", b"")
+        object.__setattr__(self, "creation", b"")
+
+    @property
+    def runtime_hash(self) -> str:  # unknown: the length/byte check is skipped via expected hash
+        return ""
+
+
+def _record_builds(rec: Mapping[str, Any], build: Build | None, ext_build: Build | None,
+                   lens_build: Build | None) -> tuple[Build, Build, Build]:
+    """The builds to check a record against: the given (current) ones where their runtime hash is
+    the record's, else views of the record itself (its hashes and immutable maps)."""
+    ext_rec = rec.get("extension") or {}
+    lens_rec = rec.get("lens") or {}
+    b = build if build is not None and build.runtime_hash == rec.get("runtime_bytecode_hash") else _RecordBuild(rec)
+    e = ext_build if ext_build is not None and ext_build.runtime_hash == ext_rec.get("runtime_bytecode_hash") else _RecordBuild(ext_rec, EXTENSION)
+    lb = lens_build if lens_build is not None and lens_build.runtime_hash == lens_rec.get("runtime_bytecode_hash") else _RecordBuild(lens_rec, LENS)
+    return b, e, lb
+
+
+def _verify_record(w3: Web3, rec: Mapping[str, Any], build: Build | None, ext_build: Build | None, lens_build: Build | None,
+                   expected: Mapping[str, Any], *, allow_tightened: bool) -> VerifyReport:
+    if not rec.get("extension") or not rec.get("lens"):
+        raise RecordError("the record has no extension or lens block (a DealVault v1 record?): it cannot be verified "
+                          "against DealVault v2; redeploy (--redeploy keeps it under history)", "record")
+    b, e, lb = _record_builds(rec, build, ext_build, lens_build)
+    return verify_deployment(w3, rec["address"], b, expected, lens=rec["lens"].get("address"), extension_build=e, lens_build=lb,
+                             expected_code_hash=rec["runtime_bytecode_hash"],
+                             expected_extension_hash=rec["extension"].get("runtime_bytecode_hash"),
+                             expected_lens_hash=rec["lens"].get("runtime_bytecode_hash"), allow_tightened=allow_tightened)
+
+
 def _existing(
-    w3: Web3, path: Path, net: NetworkConfig, build: Build, identity: Mapping[str, Any], redeploy: bool
+    w3: Web3, path: Path, net: NetworkConfig, builds: tuple[Build, Build, Build], identity: Mapping[str, Any], redeploy: bool
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """Look at an existing record: returns (record to keep as is, history for a new record)."""
     if not path.exists():
@@ -1136,9 +1458,16 @@ def _existing(
             old["superseded"] = {"at": _now(), "reason": f"chain restarted (genesis {rec_genesis} -> {identity['genesis_hash']})"}
             return None, [old, *history]
         raise RecordError(f"{path} was made on the chain with genesis {rec_genesis}, but this node's genesis is {identity['genesis_hash']}", "record.network.genesis_hash")
+    build, ext_build, lens_build = builds
     try:
-        verify_deployment(w3, rec["address"], build if rec.get("runtime_bytecode_hash") == build.runtime_hash else _RecordBuild(rec),
-                          {}, expected_code_hash=rec.get("runtime_bytecode_hash"))
+        if rec.get("extension") and rec.get("lens"):
+            _verify_record(w3, rec, build, ext_build, lens_build, {}, allow_tightened=False)
+        else:  # a v1 record: its own code only (the build changed: a redeploy is needed anyway)
+            b = build if rec.get("runtime_bytecode_hash") == build.runtime_hash else _RecordBuild(rec)
+            code = bytes(w3.eth.get_code(to_checksum_address(rec["address"])))
+            got = _keccak_hex(b.mask(code))
+            if not code or got != str(rec.get("runtime_bytecode_hash", "")).lower():
+                raise VerificationError([Problem("runtime_bytecode_hash", f"the record says {rec.get('runtime_bytecode_hash')}, the code at {rec['address']} hashes to {got} (immutables masked)")], rec["address"])
     except VerificationError as exc:
         raise RecordError(f"{path} does not match the chain (tampered, or for another chain):\n" + "\n".join(f"  - {p}" for p in exc.problems), "record") from None
     except KeyError as exc:
@@ -1146,20 +1475,13 @@ def _existing(
     return old, history
 
 
-class _RecordBuild(Build):
-    """A Build view of a record (for checking an old deployment against its own record)."""
-
-    def __init__(self, rec: Mapping[str, Any]):  # noqa: D107
-        object.__setattr__(self, "contract", rec.get("contract", CONTRACT))
-        object.__setattr__(self, "immutable_references", rec.get("immutable_references") or {})
-        object.__setattr__(self, "immutable_names", rec.get("immutable_names") or {})
-        object.__setattr__(self, "abi", rec.get("abi") or [])
-        object.__setattr__(self, "runtime", b"")
-        object.__setattr__(self, "creation", b"")
-
-    @property
-    def runtime_hash(self) -> str:  # unknown: the length/byte check is skipped via expected hash
-        return ""
+def _send_create(w3: Web3, signer: Signer, tx: Mapping[str, Any], confs: int, timeout: float, poll: float, what: str) -> tuple[Any, bytes, int]:
+    nonce = int(w3.eth.get_transaction_count(signer.address, "pending"))
+    tx_hash = signer.send({**tx, "nonce": nonce})
+    receipt = _wait_confirmations(w3, tx_hash, confs, timeout, poll)
+    if receipt["status"] != 1:
+        raise DeployError(f"the {what} deployment transaction {_hexstr(bytes(tx_hash))} reverted (block {receipt['blockNumber']})", "deploy")
+    return receipt, bytes(tx_hash), nonce
 
 
 def deploy_vault(
@@ -1169,6 +1491,8 @@ def deploy_vault(
     deal: DealParams,
     *,
     build: Build | None = None,
+    extension_build: Build | None = None,
+    lens_build: Build | None = None,
     deployments_dir: str | Path = DEPLOYMENTS_DIR,
     redeploy: bool = False,
     accept_genesis: str | None = None,
@@ -1177,7 +1501,8 @@ def deploy_vault(
     poll: float | None = None,
     log: Callable[[str], None] | None = None,
 ) -> DeployResult:
-    """Deploy (or find) the vault for ``deal`` on ``net``: preflight, deploy, verify, record.
+    """Deploy (or find) the vault for ``deal`` on ``net``: preflight, deploy (the lens unless
+    the config names one, then the vault), verify, record.
 
     Returns a DeployResult with ``status`` "existing" (record found and verified, nothing sent)
     or "deployed". Raises DeployError subclasses (PreflightError, RecordError,
@@ -1186,10 +1511,13 @@ def deploy_vault(
     say = log or (lambda _m: None)
     t0 = time.perf_counter()
     build = build or build_contract()
+    if extension_build is None or lens_build is None:
+        ext_b, lens_b = companion_builds(build)
+        extension_build, lens_build = extension_build or ext_b, lens_build or lens_b
     deployments_dir = Path(deployments_dir)
     path = record_path(deployments_dir, net.name, deal.deal_id)
     identity = check_identity(w3, net, accept_genesis)
-    old, history = _existing(w3, path, net, build, identity, redeploy)
+    old, history = _existing(w3, path, net, (build, extension_build, lens_build), identity, redeploy)
 
     if old is not None:
         # the constructor arguments this config + spec give now (needs the pool address)
@@ -1198,6 +1526,11 @@ def deploy_vault(
         changes = []
         if old.get("runtime_bytecode_hash") != build.runtime_hash or old.get("creation_bytecode_hash") != build.creation_hash:
             changes.append(f"build: runtime {old.get('runtime_bytecode_hash')} -> {build.runtime_hash}")
+        old_ext, old_lens = old.get("extension") or {}, old.get("lens") or {}
+        if old_ext.get("runtime_bytecode_hash") != extension_build.runtime_hash:
+            changes.append(f"extension build: runtime {old_ext.get('runtime_bytecode_hash')} -> {extension_build.runtime_hash}")
+        if old_lens.get("runtime_bytecode_hash") != lens_build.runtime_hash:
+            changes.append(f"lens build: runtime {old_lens.get('runtime_bytecode_hash')} -> {lens_build.runtime_hash}")
         if now_cfg is None:
             changes.append("config: incomplete now")
         else:
@@ -1207,11 +1540,13 @@ def deploy_vault(
                 diff = _diff(before, _jsonable(now_cfg))
                 changes.append("constructor arguments: " + ("; ".join(diff) or "differ"))
         if not changes:
-            say(f"{deal.deal_id}: recorded at {old['address']} with the same build and config; verifying")
-            report = verify_deployment(w3, old["address"], build, old["constructor_args"]["decoded"],
-                                       expected_code_hash=old["runtime_bytecode_hash"], allow_tightened=True)
+            say(f"{deal.deal_id}: recorded at {old['address']} (lens {old_lens.get('address')}) with the same build and config; verifying")
+            report = _verify_record(w3, old, build, extension_build, lens_build, old["constructor_args"]["decoded"], allow_tightened=True)
+            if net.venues.lens is not None and net.venues.lens != old_lens.get("address"):
+                report.notes.append(f"the network config names the lens {net.venues.lens}; this deal's record keeps its own {old_lens.get('address')} "
+                                    "(any DealVaultLens serves any vault)")
             return DeployResult("existing", old["address"], path, {**old, "history": history}, None, None,
-                                time.perf_counter() - t0, report)
+                                time.perf_counter() - t0, report, lens=report.lens, extension=report.extension)
         if not redeploy:
             raise RecordError(
                 f"{path} records {deal.deal_id} at {old['address']}, but " + " and ".join(changes)
@@ -1220,21 +1555,31 @@ def deploy_vault(
         old["superseded"] = {"at": _now(), "reason": "; ".join(changes)}
         history = [old, *history]
 
-    plan = preflight(w3, net, deal, build, signer.address, accept_genesis=accept_genesis)
-    say(f"{deal.deal_id}: preflight passed ({len(plan.checks)} checks); deploying, ~{plan.gas_estimate} gas")
-
-    nonce = int(w3.eth.get_transaction_count(signer.address, "pending"))
-    tx = {**plan.tx, "nonce": nonce}
-    tx_hash = signer.send(tx)
+    plan = preflight(w3, net, deal, build, signer.address, accept_genesis=accept_genesis, extension_build=extension_build,
+                     lens_build=lens_build)
+    say(f"{deal.deal_id}: preflight passed ({len(plan.checks)} checks); deploying, ~{plan.gas_estimate} gas"
+        + (f" + the lens ~{plan.lens_gas_estimate} gas" if plan.lens_tx is not None else f" (lens {plan.lens} from the network config)"))
     confs = confirmations if confirmations is not None else max(net.confirmations, deal.confirmations, 1)
     poll = poll if poll is not None else (0.05 if net.ephemeral else 1.0)
-    receipt = _wait_confirmations(w3, tx_hash, confs, timeout, poll)
-    if receipt["status"] != 1:
-        raise DeployError(f"the deployment transaction {_hexstr(bytes(tx_hash))} reverted (block {receipt['blockNumber']})", "deploy")
+
+    lens_block: dict[str, Any]
+    lens_gas = None
+    if plan.lens_tx is not None:
+        lr, lh, ln = _send_create(w3, signer, plan.lens_tx, confs, timeout, poll, "lens")
+        lens = to_checksum_address(lr["contractAddress"])
+        lens_gas = int(lr["gasUsed"])
+        say(f"{deal.deal_id}: lens deployed at {lens} in block {lr['blockNumber']} ({lens_gas} gas)")
+        lens_block = {"source": "deployed", "transaction_hash": _hexstr(lh), "block_number": int(lr["blockNumber"]),
+                      "nonce": ln, "gas_used": lens_gas}
+    else:
+        lens = to_checksum_address(str(plan.lens))
+        lens_block = {"source": f"network config venues.lens ({net.path or net.name})"}
+
+    receipt, tx_hash, nonce = _send_create(w3, signer, plan.tx, confs, timeout, poll, "vault")
     address = to_checksum_address(receipt["contractAddress"])
     say(f"{deal.deal_id}: deployed at {address} in block {receipt['blockNumber']} ({receipt['gasUsed']} gas)")
 
-    report = verify_deployment(w3, address, build, plan.config)
+    report = verify_deployment(w3, address, build, plan.config, lens=lens, extension_build=extension_build, lens_build=lens_build)
     block = w3.eth.get_block(receipt["blockNumber"])
     record = {
         "format": RECORD_FORMAT,
@@ -1243,7 +1588,7 @@ def deploy_vault(
         "network": {"name": net.name, "chain_id": plan.identity["chain_id"], "genesis_hash": plan.identity["genesis_hash"],
                     "genesis_accepted_by_flag": plan.identity["genesis_accepted_by_flag"]},
         "address": address,
-        "transaction_hash": _hexstr(bytes(tx_hash)),
+        "transaction_hash": _hexstr(tx_hash),
         "block_number": int(receipt["blockNumber"]),
         "block_hash": _hexstr(bytes(receipt["blockHash"])),
         "block_timestamp": int(block["timestamp"]),
@@ -1262,7 +1607,30 @@ def deploy_vault(
         "immutable_references": build.immutable_references,
         "immutable_names": build.immutable_names,
         "immutables": report.immutables,
-        "verification": {"at": _now(), "runtime_code": "matches the build (immutables masked)",
+        "extension": {
+            "contract": extension_build.contract,
+            "address": report.extension,
+            "created_by": "the vault's constructor (same transaction)",
+            "source_key": extension_build.source_key,
+            "creation_bytecode_hash": extension_build.creation_hash,
+            "runtime_bytecode_hash": extension_build.runtime_hash,
+            "immutable_references": extension_build.immutable_references,
+            "immutable_names": extension_build.immutable_names,
+            "immutables": report.extension_immutables,
+            "abi": extension_build.abi,
+        },
+        "lens": {
+            "contract": lens_build.contract,
+            "address": lens,
+            **lens_block,
+            "source_key": lens_build.source_key,
+            "creation_bytecode_hash": lens_build.creation_hash,
+            "runtime_bytecode_hash": lens_build.runtime_hash,
+            "immutable_references": lens_build.immutable_references,
+            "immutable_names": lens_build.immutable_names,
+            "abi": lens_build.abi,
+        },
+        "verification": {"at": _now(), "runtime_code": "the core, the extension and the lens match their builds (immutables masked)",
                          "params": _jsonable(report.params)},
         "preflight": plan.summary(),
         "configs": _configs_block(net, deal),
@@ -1272,7 +1640,8 @@ def deploy_vault(
     }
     _write_json(path, record)
     say(f"{deal.deal_id}: recorded {path}")
-    return DeployResult("deployed", address, path, record, plan, int(receipt["gasUsed"]), time.perf_counter() - t0, report)
+    return DeployResult("deployed", address, path, record, plan, int(receipt["gasUsed"]), time.perf_counter() - t0, report,
+                        lens=lens, extension=report.extension, lens_gas_used=lens_gas)
 
 
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "") -> list[str]:
@@ -1289,8 +1658,9 @@ def _diff(before: Mapping[str, Any], after: Mapping[str, Any], prefix: str = "")
 def reverify(w3: Web3, record_file: str | Path, *, build: Build | None = None) -> VerifyReport:
     """``ape run verify_deployment``: re-run step 3 against a record at any time.
 
-    Checks the record's own hashes against the chain; when the current build has the same
-    runtime hash it is used for a byte-for-byte check, else the record's immutable references."""
+    Checks the record's own hashes (core, extension, lens) against the chain; where the current
+    build has the same runtime hash it is used for a byte-for-byte check, else the record's
+    immutable references. The parameters read back through the recorded lens."""
     rec = load_record(Path(record_file))
     genesis = _genesis(w3)
     net = rec.get("network") or {}
@@ -1301,11 +1671,15 @@ def reverify(w3: Web3, record_file: str | Path, *, build: Build | None = None) -
         problems.append(Problem("network.genesis_hash", f"the node's block 0 hash is {genesis}, the record was made on {net['genesis_hash']}"))
     if problems:
         raise VerificationError(problems, rec.get("address", ""))
-    b = build if build is not None and build.runtime_hash == rec.get("runtime_bytecode_hash") else _RecordBuild(rec)
-    report = verify_deployment(w3, rec["address"], b, rec["constructor_args"]["decoded"],
-                               expected_code_hash=rec["runtime_bytecode_hash"], allow_tightened=True)
-    if isinstance(b, _RecordBuild):
-        report.notes.append("the current build differs from the recorded one: checked against the record's hash and immutable references")
+    ext_build = lens_build = None
+    if build is not None and build.runtime_hash == rec.get("runtime_bytecode_hash"):
+        ext_build, lens_build = companion_builds(build)
+    report = _verify_record(w3, rec, build, ext_build, lens_build, rec["constructor_args"]["decoded"], allow_tightened=True)
+    used = _record_builds(rec, build, ext_build, lens_build)
+    stale = [b.contract for b in used if isinstance(b, _RecordBuild)]
+    if stale:
+        report.notes.append(f"checked {', '.join(stale)} against the record's hashes and immutable references "
+                            "(no current build given, or the current build differs from the recorded one)")
     return report
 
 
@@ -1430,6 +1804,7 @@ def run_deploy(
         return EXIT_USAGE
     summary = {"status": res.status, "deal_id": deal.deal_id, "network": net.name, "address": res.address,
                "record": str(res.record_path) if res.record_path else None, "gas_used": res.gas_used,
+               "extension": res.extension or None, "lens": res.lens or None, "lens_gas_used": res.lens_gas_used,
                "seconds": round(res.seconds, 3)}
     if res.plan is not None:
         summary["plan"] = res.plan.summary()
@@ -1451,5 +1826,7 @@ def run_verify(w3: Web3, *, record_file: str | Path, build: Build | None = None,
         err(f"error: {exc}")
         return EXIT_USAGE
     out(json.dumps({"verified": True, "address": report.address, "runtime_bytecode_hash": report.code_hash,
+                    "extension": report.extension, "extension_runtime_bytecode_hash": report.extension_code_hash,
+                    "lens": report.lens, "lens_runtime_bytecode_hash": report.lens_code_hash,
                     "params": _jsonable(report.params), "notes": report.notes}, indent=2))
     return EXIT_OK

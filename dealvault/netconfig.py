@@ -3,7 +3,9 @@
 A network config (``deployments/chain138.config.yaml``, checked in, no secrets) gives the
 network's identity (chain id, genesis block hash), the canonical token and feed addresses and
 the venue addresses (Aave V3 pool or its addresses provider, Uniswap V2 router, redemption
-desk). A deal's own parameters (id, roles, risk) come from its deal spec, never from here.
+desk) and, optionally, the network's DealVaultLens (``venues.lens``: one stateless lens serves
+every vault on a chain; when it is null the deploy pipeline deploys one and records it with the
+deal). A deal's own parameters (id, roles, risk) come from its deal spec, never from here.
 
 The local mirror writes its own config with :func:`write_local_config` into
 ``deployments/local/<name>.config.yaml`` (ignored by git), never over the Chain 138 files.
@@ -85,6 +87,7 @@ class Venues:
     pool_addresses_provider: str | None = None  # or its PoolAddressesProvider (getPool())
     router: str | None = None                   # Uniswap V2 Router02
     desk: str | None = None                     # IRedemptionDesk
+    lens: str | None = None                     # DealVaultLens (optional: the deploy pipeline deploys one if null)
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class NetworkConfig:
         """(dotted key, address or None) for every configured address."""
         items: list[tuple[str, str | None]] = [(f"tokens.{k}.address", t.address) for k, t in self.tokens.items()]
         items.append(("feeds.eth_usd.address", self.feed.address))
-        for k in ("pool", "pool_addresses_provider", "router", "desk"):
+        for k in ("pool", "pool_addresses_provider", "router", "desk", "lens"):
             items.append((f"venues.{k}", getattr(self.venues, k)))
         return items
 
@@ -211,7 +214,7 @@ _NETWORK = {"name": True, "chain_id": True, "genesis_hash": True, "confirmations
 _TOKEN = {"address": True, "symbol": True, "decimals": True}
 _FEEDS = {"eth_usd": True}
 _FEED = {"address": True, "decimals": False, "max_age": False}
-_VENUES = {"pool": False, "pool_addresses_provider": False, "router": False, "desk": False}
+_VENUES = {"pool": False, "pool_addresses_provider": False, "router": False, "desk": False, "lens": False}
 
 
 def parse_netconfig(data: Any) -> NetworkConfig:
@@ -300,9 +303,10 @@ def _first(obj: Any, *names: str) -> str | None:
     return None
 
 
-def local_config_data(w3: Web3, mirror: Any, overlay: Any | None, name: str = "mirror") -> dict[str, Any]:
+def local_config_data(w3: Web3, mirror: Any, overlay: Any | None, name: str = "mirror", lens: str | None = None) -> dict[str, Any]:
     """The config mapping describing a running local mirror (+ overlay): addresses from the
-    kit's records, symbols and decimals read from the chain, identity from the node."""
+    kit's records, symbols and decimals read from the chain, identity from the node; ``lens``: a
+    DealVaultLens already on the mirror (None: each deployment deploys its own)."""
     addrs = {
         "weth9": _first(mirror, "weth9"),
         "weth10": _first(mirror, "weth10"),
@@ -338,11 +342,12 @@ def local_config_data(w3: Web3, mirror: Any, overlay: Any | None, name: str = "m
             "pool_addresses_provider": _first(overlay, "pool_addresses_provider", "addresses_provider", "provider"),
             "router": _first(overlay, "uniswap_router", "router"),
             "desk": _first(overlay, "desk", "redemption_desk"),
+            "lens": to_checksum_address(lens) if lens else None,
         },
     }
 
 
-def write_local_config(w3: Web3, mirror: Any, overlay: Any | None, path: str | Path | None = None) -> Path:
+def write_local_config(w3: Web3, mirror: Any, overlay: Any | None, path: str | Path | None = None, *, lens: str | None = None) -> Path:
     """Write the local mirror's network config (default ``deployments/local/mirror.config.yaml``).
 
     Refuses to write anywhere but a ``local`` folder, so the checked-in Chain 138 files are
@@ -352,7 +357,7 @@ def write_local_config(w3: Web3, mirror: Any, overlay: Any | None, path: str | P
     if path.parent.name != "local":
         raise ConfigError("", f"refusing to write a local config outside a 'local' folder: {path}")
     stem = path.name.removesuffix(".yaml").removesuffix(".config")
-    data = local_config_data(w3, mirror, overlay, name=re.sub(r"[^a-z0-9_-]", "-", stem.lower()) or "mirror")
+    data = local_config_data(w3, mirror, overlay, name=re.sub(r"[^a-z0-9_-]", "-", stem.lower()) or "mirror", lens=lens)
     parse_netconfig(data)  # never write what we would refuse to read
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

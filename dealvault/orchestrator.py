@@ -13,11 +13,23 @@ Steps (``--until STEP`` takes the number or the name):
 4     close       ``repay`` the debt from the books -> ``close`` (PnL)
 ====  ==========  =====================================================================
 
-Every leg: read ``riskView``; check the same caps off-chain with the numbers (fail fast, nothing
-sent); simulate (``eth_call``); sign locally; persist raw tx + nonce + hash in the record BEFORE
-broadcasting; broadcast; wait for the receipt (and confirmations); check ``LegCompleted``
-(``legSeq`` = the previous one + 1); record the snapshot. A failed tranche puts the vault in
-HOLDING: the run stops with exit code 3 and a message listing the safe options.
+Every leg: read the lens's ``riskView(vault)``; check the same caps off-chain with the numbers
+(fail fast, nothing sent); simulate (``eth_call``); sign locally; persist raw tx + nonce + hash in
+the record BEFORE broadcasting; broadcast; wait for the receipt (and confirmations); check
+``LegCompleted`` (``legSeq`` = the previous one + 1); record the snapshot. A failed tranche puts
+the vault in HOLDING: the run stops with exit code 3 and a message listing the safe options.
+
+Views come from the chain's DealVaultLens (``Venues.lens``: the deployment record's lens, or the
+network config's ``venues.lens``); the legs go to the vault with the whole vault ABI (IDealVault).
+
+The buy needs the vault's TWAP observation (taken at ``split``) to be ``twapWindow`` old
+(``lens.twap(vault, stable)``): on a local chain (the spec's network is local, or a dry run's fork)
+the orchestrator advances the chain's clock (``evm_increaseTime`` + ``evm_mine``) and says so; on a
+real network it waits until then, printing the wait, at most ``max_wait`` seconds (else it stops
+with exit code 4, nothing sent: re-run with ``--resume`` once the time has come). A pair whose spot
+price is more than ``max_slippage_bps`` above its TWAP refuses the buy before sending (exit 6),
+naming both prices. Reverts are decoded by name from the vault's ABI (every custom error of
+IDealVault: LossBudgetExceeded, PriceAboveTwap, TwapWindowShort, TrancheBelowMinimum, ...).
 
 The chain is the source of truth: each step decides from the vault's state and its
 ``LegCompleted`` logs what is left to do, so a re-run (``resume=True``) continues from the first
@@ -64,6 +76,7 @@ __all__ = [
     "CapError",
     "LegRejected",
     "OwnerActionNeeded",
+    "WaitNeeded",
     "ChainError",
     "Venues",
     "LegResult",
@@ -73,10 +86,16 @@ __all__ = [
     "run_leg",
     "read_status",
     "read_risk",
+    "read_params",
+    "read_twap",
     "check_network",
     "parse_until",
     "vault_abi",
+    "lens_abi",
+    "register_lens",
     "HOLDING_OPTIONS",
+    "DEFAULT_MAX_WAIT",
+    "REDEEM_MIN_GAS",
 ]
 
 log = logging.getLogger("dealvault.orchestrator")
@@ -93,12 +112,21 @@ _MASK = {
     "repay": 0x3C, "close": 0x3E,
 }
 _RISK_ADDING = {"supply", "borrow", "buy"}
+_NEEDS_FRESH = _RISK_ADDING | {"split"}  # split books the capital's value at the oracle price
+
+# redeem reverts GasTooLow below this gasleft() at its check (DealVault.REDEEM_GAS: the desk's and
+# the approves' fixed gas x 64/63 + what the leg needs after them); the transaction's gas limit
+# must also cover the intrinsic gas and the leg's work before the check
+REDEEM_MIN_GAS = 567_301
+_GAS_FLOOR = {"redeem": REDEEM_MIN_GAS + 150_000}
+DEFAULT_MAX_WAIT = 3_600  # seconds the orchestrator waits for the TWAP observation on a real network
 
 EXIT_OK = 0
 EXIT_ERROR = 1          # unexpected failure (a reverted leg, a bug): read the message and the record
 EXIT_INPUT = 2          # bad input: spec, network, account, vault phase; nothing was sent
 EXIT_HOLDING = 3        # a tranche failed: the vault is in HOLDING (safe options in the message)
-EXIT_OWNER_ACTION = 4   # waiting for an owner action (fund, repay...): `ape run owner_tx`
+EXIT_OWNER_ACTION = 4   # waiting for an owner action (fund, repay...: `ape run owner_tx`) or for time (the TWAP
+                        # observation): nothing sent; re-run with --resume
 EXIT_CHAIN = 5          # the chain could not be reached: the record is intact, re-run with --resume
 EXIT_REFUSED = 6        # an off-chain cap check or the simulation refused a leg; nothing sent for it
 
@@ -142,6 +170,11 @@ class OwnerActionNeeded(DealError):
     exit_code = EXIT_OWNER_ACTION
 
 
+class WaitNeeded(OwnerActionNeeded):
+    """The next leg needs time to pass (the TWAP observation) beyond the allowed wait; nothing was
+    sent for it: re-run with --resume after the time given. Exit code 4, like an owner action."""
+
+
 class ChainError(DealError):
     """RPC failure (connection refused, timeout, node stopped); the record is resumable."""
 
@@ -153,15 +186,50 @@ class ChainError(DealError):
 
 
 _ABI_CACHE: list | None = None
+_LENS_ABI_CACHE: list | None = None
 
 
 def vault_abi() -> list:
+    """The whole vault's ABI (IDealVault: the core's legs and the extension's functions at the one
+    address), plus the few errors only the builds declare (SafeCast, SafeERC20), so every revert
+    decodes by name."""
     global _ABI_CACHE
     if _ABI_CACHE is None:
         from .artifacts import own
+        from .deploy import merged_abi
 
-        _ABI_CACHE = own("DealVault").abi
+        extra = [x for c in ("DealVault", "DealVaultExtension") for x in own(c).abi if x.get("type") == "error"]
+        _ABI_CACHE = merged_abi(own("IDealVault").abi, extra)
     return _ABI_CACHE
+
+
+def lens_abi() -> list:
+    """DealVaultLens's ABI (riskView, params, twap, stableOf... of any vault)."""
+    global _LENS_ABI_CACHE
+    if _LENS_ABI_CACHE is None:
+        from .artifacts import own
+
+        _LENS_ABI_CACHE = own("DealVaultLens").abi
+    return _LENS_ABI_CACHE
+
+
+# vault -> the lens its deal reads through (set by Venues with a lens, or register_lens)
+_LENSES: dict[str, str] = {}
+
+
+def register_lens(vault: str, lens: str) -> None:
+    """Remember ``lens`` as the DealVaultLens to read ``vault`` through (read_risk's default)."""
+    _LENSES[to_checksum_address(vault)] = to_checksum_address(lens)
+
+
+def lens_for(vault: str, lens: str | None = None) -> str:
+    if lens:
+        return to_checksum_address(lens)
+    found = _LENSES.get(to_checksum_address(vault))
+    if found is None:
+        raise InputError(f"no DealVaultLens known for the vault {vault}: the deployment record (lens.address) or the "
+                         "network config (venues.lens) names it; pass it (lens=...)")
+    return found
 
 
 _ROUTER_ABI = [
@@ -187,6 +255,12 @@ class Venues:
     feed: str
     deploy_block: int = 0
     buckets: tuple[int, int, int] | None = None  # the vault's (core, working, opportunistic) bps if known
+    lens: str | None = None        # the DealVaultLens the deal reads its views through
+    lens_code_hash: str | None = None  # its runtime's keccak as the deployment record has it (checked before a run)
+
+    def __post_init__(self) -> None:
+        if self.lens:
+            register_lens(self.vault, self.lens)
 
     def wrapper(self, spec: DealSpec) -> str:
         return self.weth9 if spec.wrapper == "WETH9" else self.weth10
@@ -195,9 +269,13 @@ class Venues:
         return self.cusdt if spec.stablecoin == "cUSDT" else self.cusdc
 
     @classmethod
-    def from_deploy_record(cls, rec: Mapping[str, Any]) -> "Venues":
-        """From a deployment record (``deployments/<network>/<deal>.json`` or DeployResult.record)."""
+    def from_deploy_record(cls, rec: Mapping[str, Any], *, lens: str | None = None) -> "Venues":
+        """From a deployment record (``deployments/<network>/<deal>.json`` or DeployResult.record);
+        the lens is the record's (``lens.address``) unless ``lens`` is given (the network config's)."""
         c = rec["constructor_args"]["decoded"]
+        rec_lens = rec.get("lens") or {}
+        code_hash = rec_lens.get("runtime_bytecode_hash") if not lens or lens == rec_lens.get("address") else None
+        lens = lens or rec_lens.get("address")
         risk = c.get("risk") or {}
         buckets = None
         if all(k in risk for k in ("coreBps", "workingBps", "opportunisticBps")):
@@ -206,10 +284,13 @@ class Venues:
         return cls(vault=cs(rec["address"]), weth9=cs(c["weth9"]), weth10=cs(c["weth10"]), cusdt=cs(c["cusdt"]),
                    cusdc=cs(c["cusdc"]), usdtz=cs(c["usdtz"]), router=cs(c["router"]), pool=cs(c["pool"]),
                    desk=cs(c["desk"]), feed=cs(c["ethUsdFeed"]), deploy_block=int(rec.get("block_number") or 0),
-                   buckets=buckets)
+                   buckets=buckets, lens=cs(lens) if lens else None, lens_code_hash=code_hash)
 
     @classmethod
-    def from_netconfig(cls, net: Any, vault: str, *, pool: str | None = None, deploy_block: int = 0) -> "Venues":
+    def from_netconfig(cls, net: Any, vault: str, *, pool: str | None = None, deploy_block: int = 0,
+                       lens: str | None = None) -> "Venues":
+        """From a network config (a spec with a vault address): the lens is the config's
+        ``venues.lens`` unless given."""
         t = net.tokens
         p = pool or net.venues.pool
         missing = [k for k, v in (("usdtz", t["usdtz"].address), ("pool", p), ("router", net.venues.router), ("desk", net.venues.desk)) if v is None]
@@ -218,7 +299,8 @@ class Venues:
         cs = to_checksum_address
         return cls(vault=cs(vault), weth9=cs(t["weth9"].address), weth10=cs(t["weth10"].address), cusdt=cs(t["cusdt"].address),
                    cusdc=cs(t["cusdc"].address), usdtz=cs(t["usdtz"].address), router=cs(net.venues.router), pool=cs(p),
-                   desk=cs(net.venues.desk), feed=cs(net.feed.address), deploy_block=deploy_block)
+                   desk=cs(net.venues.desk), feed=cs(net.feed.address), deploy_block=deploy_block,
+                   lens=cs(lens or net.venues.lens) if (lens or getattr(net.venues, "lens", None)) else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,7 +336,7 @@ class LegResult:
 @dataclass
 class DealReport:
     deal_id: str
-    status: str                    # completed | holding | stopped | owner-action | dry-run
+    status: str                    # completed | holding | stopped | owner-action | waiting | dry-run
     exit_code: int
     message: str
     vault: str
@@ -280,15 +362,20 @@ class DealReport:
 # reading
 
 
-def _contract(w3: Web3, address: str):
-    # building a Contract from the vault's ABI costs ~5-10 ms of Python (bench/harness.py) and
-    # read_risk runs it twice a leg: cache it on the Web3 instance (same lifetime, no chain state)
+def _contract(w3: Web3, address: str, abi: str = "vault"):
+    # building a Contract from an ABI costs ~5-10 ms of Python (bench/harness.py) and read_risk
+    # runs it twice a leg: cache it on the Web3 instance (same lifetime, no chain state)
     cache = w3.__dict__.setdefault("_dealvault_contracts", {})
     address = to_checksum_address(address)
-    c = cache.get(address)
+    c = cache.get((address, abi))
     if c is None:
-        c = cache[address] = w3.eth.contract(address=address, abi=vault_abi())
+        c = cache[(address, abi)] = w3.eth.contract(address=address, abi=vault_abi() if abi == "vault" else lens_abi())
     return c
+
+
+def _lens(w3: Web3, vault: str, lens: str | None = None):
+    """The lens contract ``vault`` is read through (see :func:`lens_for`)."""
+    return _contract(w3, lens_for(vault, lens), "lens")
 
 
 def _struct(abi_outputs: Sequence[Mapping[str, Any]], value: Any) -> dict[str, Any]:
@@ -309,27 +396,36 @@ def _named(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_risk(w3: Web3, vault: str, block: Any = "latest") -> dict[str, Any]:
-    """The vault's riskView as a dict keyed by the Solidity field names (+ ``phaseName``...)."""
-    c = _contract(w3, vault)
-    fn = c.functions.riskView()
-    out = [x for x in vault_abi() if x.get("name") == "riskView"][0]["outputs"]
+def _lens_outputs(fn: str) -> list:
+    return [x for x in lens_abi() if x.get("type") == "function" and x.get("name") == fn][0]["outputs"]
+
+
+def read_risk(w3: Web3, vault: str, block: Any = "latest", *, lens: str | None = None) -> dict[str, Any]:
+    """The vault's risk view (``lens.riskView(vault)``) as a dict keyed by the Solidity field names
+    (+ ``phaseName``...). ``lens``: the DealVaultLens to read through (default: the one its
+    Venues named, see :func:`register_lens`)."""
+    fn = _lens(w3, vault, lens).functions.riskView(to_checksum_address(vault))
     with _rpc_guard("riskView"):
-        return _named(_struct(out, fn.call(block_identifier=block)))
+        return _named(_struct(_lens_outputs("riskView"), fn.call(block_identifier=block)))
+
+
+def read_params(w3: Web3, vault: str, *, lens: str | None = None) -> dict[str, Any]:
+    """``lens.params(vault)``: the risk parameters now, keyed like IDealVault.RiskParams (rungs a list)."""
+    fn = _lens(w3, vault, lens).functions.params(to_checksum_address(vault))
+    with _rpc_guard("params"):
+        p = _struct(_lens_outputs("params"), fn.call())
+    return {k: ([int(x) for x in v] if k == "rungs" else int(v)) for k, v in p.items()}
+
+
+def read_twap(w3: Web3, vault: str, stable: str, *, lens: str | None = None) -> dict[str, int]:
+    """``lens.twap(vault, stable)``: spotE6, twapE6, observedAt, readyAt, spotX112, twapX112."""
+    fn = _lens(w3, vault, lens).functions.twap(to_checksum_address(vault), to_checksum_address(stable))
+    with _rpc_guard("twap"):
+        return {k: int(v) for k, v in _struct(_lens_outputs("twap"), fn.call()).items()}
 
 
 def _onchain_params(w3: Web3, vault: str, spec: DealSpec, venues: Venues) -> dict[str, Any]:
-    c = _contract(w3, vault)
-    f = c.functions
-    core, working, opp = venues.buckets or (spec.vault.core_bps, spec.vault.working_bps, spec.vault.opportunistic_bps)
-    return {
-        "maxLtvBps": f.maxLtvBps().call(), "maxExposureBps": f.maxExposureBps().call(),
-        "coreBps": core, "workingBps": working, "opportunisticBps": opp,
-        "rungs": [f.rungSize(k).call() for k in range(3)], "maxDeskFeeBps": f.maxDeskFeeBps().call(),
-        "oracleMaxAge": f.oracleMaxAge().call(), "minDiscountBps": f.minDiscountBps().call(),
-        "maxSlippageBps": f.maxSlippageBps().call(), "sellFloorPrice": f.sellFloorPrice().call(),
-        "ethFloorPrice": f.ethFloorPrice().call(),
-    }
+    return read_params(w3, vault, lens=venues.lens)
 
 
 @contextlib.contextmanager
@@ -433,7 +529,11 @@ class DealRun:
         console: Any = None,
         on_leg: Callable[[LegResult], None] | None = None,
         receipt_timeout: float = 120.0,
+        max_wait: float = DEFAULT_MAX_WAIT,
     ):
+        if not venues.lens:
+            raise InputError(f"vault {venues.vault}: no DealVaultLens to read it through: the deployment record (lens.address) "
+                             "or the network config (venues.lens) must name one; `ape run deploy` deploys and records one")
         self.spec = spec
         self.w3 = w3
         self.operator = operator
@@ -445,6 +545,8 @@ class DealRun:
         self.on_leg = on_leg
         self.receipt_timeout = receipt_timeout
         self.vault = _contract(w3, venues.vault)
+        self.lens = _contract(w3, venues.lens, "lens")
+        self.max_wait = max_wait
         self.legs: list[LegResult] = []
         self.sent = 0
         self.chain_id = int(w3.eth.chain_id)
@@ -454,7 +556,15 @@ class DealRun:
     # ---- helpers
 
     def risk(self) -> dict[str, Any]:
-        return read_risk(self.w3, self.venues.vault)
+        return read_risk(self.w3, self.venues.vault, lens=self.venues.lens)
+
+    def params(self) -> dict[str, Any]:
+        """``lens.params(vault)``: the vault's risk parameters now."""
+        return read_params(self.w3, self.venues.vault, lens=self.venues.lens)
+
+    def stable_books(self, stable: str) -> int:
+        with _rpc_guard("stableOf"):
+            return int(self.lens.functions.stableOf(self.venues.vault, stable).call())
 
     def say(self, msg: str) -> None:
         log.info(msg)
@@ -503,6 +613,10 @@ class DealRun:
                     self.say(f"record: leg {leg.leg} ({leg.tx_hash}) was never mined; its nonce {leg.nonce} is used: marked failed")
                     continue
                 if known is None:
+                    stable = (leg.args or {}).get("stable")
+                    if leg.leg in ("buy", "sell") and stable:
+                        # the signed leg needs the TWAP observation ready when it is mined
+                        self.twap_ready(str(stable), leg.leg)
                     self.say(f"record: leg {leg.leg} {leg.tx_hash} unknown to the node, nonce {leg.nonce} unused: rebroadcasting the same raw tx")
                     with _rpc_guard("eth_sendRawTransaction"):
                         try:
@@ -578,7 +692,8 @@ class DealRun:
                 raise LegRejected(f"step {step} {leg}: gas estimation reverted: {self._explain(exc)}; nothing sent") from exc
             block_gas = int(w3.eth.get_block("latest")["gasLimit"])
             nonce = int(w3.eth.get_transaction_count(sender.address, "pending"))
-        tx.update(gas=min(est * 13 // 10 + 20_000, block_gas), nonce=nonce, **self._gas_fields())
+        # redeem: GasTooLow below REDEEM_MIN_GAS at its check, whatever the estimate says
+        tx.update(gas=min(max(est * 13 // 10 + 20_000, _GAS_FLOOR.get(leg, 0)), block_gas), nonce=nonce, **self._gas_fields())
         res = LegResult(step=step, leg=leg, args=args, sender=sender.address, nonce=nonce, risk_before=rv)
         self.sent += 1
         if isinstance(sender, ImpersonatingSender):  # dry run on a throw-away fork: no key, no raw tx
@@ -650,8 +765,8 @@ class DealRun:
         from web3.logs import DISCARD
 
         out = []
-        for name in ("Funded", "Split", "Supplied", "Borrowed", "Bought", "Sold", "Redeemed", "RedemptionFailed",
-                     "Repaid", "Closed", "HoldingEntered", "LegCompleted"):
+        for name in ("Funded", "Split", "Observed", "Supplied", "Borrowed", "Bought", "Sold", "Redeemed", "RedemptionFailed",
+                     "Repaid", "RepaidOnBehalf", "CollateralSeized", "OperatorLoss", "Closed", "HoldingEntered", "LegCompleted"):
             for ev in getattr(self.vault.events, name)().process_receipt(receipt, errors=DISCARD):
                 if to_checksum_address(ev["address"]) != self.venues.vault:
                     continue
@@ -678,23 +793,27 @@ class DealRun:
         if not (_MASK[leg] >> phase) & 1:
             allowed = [PHASES[i] for i in range(7) if (_MASK[leg] >> i) & 1]
             raise CapError(f"{leg}: the vault is in phase {PHASES[phase]}; {leg} is allowed only in {', '.join(allowed)}")
-        if leg in _RISK_ADDING:
-            if rv["paused"]:
-                raise CapError(f"{leg}: the vault is paused (risk-adding legs are blocked); the owner unpauses")
+        if leg in _RISK_ADDING and rv["paused"]:
+            raise CapError(f"{leg}: the vault is paused (risk-adding legs are blocked); the owner unpauses")
+        if leg in _NEEDS_FRESH:
             if int(rv["oracleStatus"]) != 0:
+                who = "split needs" if leg == "split" else "risk-adding legs need"
                 raise CapError(f"{leg}: the ETH/USD oracle is {ORACLE[int(rv['oracleStatus'])]} (updatedAt {rv['priceUpdatedAt']}, "
-                               f"answer {rv['ethPrice']}); risk-adding legs need a Fresh price")
+                               f"answer {rv['ethPrice']}); {who} a Fresh price")
 
     def caps(self) -> dict[str, int]:
-        f = self.vault.functions
-        with _rpc_guard("caps"):
-            return {
-                "ltv": min(int(f.maxLtvBps().call()), self.spec.vault.max_ltv_bps),
-                "exposure": min(int(f.maxExposureBps().call()), self.spec.vault.max_exposure_bps),
-                "min_discount": max(int(f.minDiscountBps().call()), self.spec.min_discount_bps),
-                "slippage": min(int(f.maxSlippageBps().call()), self.spec.max_slippage_bps),
-                "sell_floor": max(int(f.sellFloorPrice().call()), self.spec.vault.sell_floor_price_e6),
-            }
+        """The vault's parameters (lens.params), each tightened by the spec where it has its own."""
+        p = self.params()
+        return {
+            "ltv": min(p["maxLtvBps"], self.spec.vault.max_ltv_bps),
+            "exposure": min(p["maxExposureBps"], self.spec.vault.max_exposure_bps),
+            "min_discount": max(p["minDiscountBps"], self.spec.min_discount_bps),
+            "slippage": min(p["maxSlippageBps"], self.spec.max_slippage_bps),
+            "sell_floor": max(p["sellFloorPrice"], self.spec.vault.sell_floor_price_e6),
+            "twap_window": p["twapWindow"],
+            "min_tranche": p["minTranche"],
+            "rungs": p["rungs"],
+        }
 
     @staticmethod
     def _nav_e26(rv: dict[str, Any]) -> int:
@@ -760,7 +879,7 @@ class DealRun:
         stable = self.venues.stable(self.spec)
         path = [stable, self.venues.usdtz]
         limit_e6 = (BPS - caps["min_discount"]) * 100
-        held = int(self.vault.functions.stableOf(stable).call())
+        held = self.stable_books(stable)
         nav = self._nav_e26(rv)
         usdtz = int(rv["usdtzHeld"])
 
@@ -787,23 +906,94 @@ class DealRun:
         lo = lo // 10**6 * 10**6 if lo > 10**6 else lo  # whole stablecoin units
         return lo, (ok(lo)[1] if lo else 0), {"limit_e6": limit_e6, "bounded_by": "price limit / exposure cap"}
 
+    def _stable_name(self, stable: str) -> str:
+        return "cUSDT" if to_checksum_address(stable) == self.venues.cusdt else "cUSDC"
+
+    def twap_ready(self, stable: str, leg: str) -> dict[str, int]:
+        """The vault's TWAP observation of the [stable, USDTz] pair, made ready for ``leg``: at
+        least twapWindow old. Local chain (or a dry run's fork): advance the clock; real network:
+        wait for it (at most ``max_wait`` s, else WaitNeeded, nothing sent). Returns lens.twap after."""
+        tw = read_twap(self.w3, self.venues.vault, stable, lens=self.venues.lens)
+        pair = f"{self._stable_name(stable)}/USDTz"
+        if tw["observedAt"] == 0:
+            raise CapError(f"{leg}: the vault has no TWAP observation of the {pair} pair (split takes one; the operator or the "
+                           "owner can call observe()); nothing sent")
+        window = self.caps()["twap_window"]
+        # IDealVaultLens: readyAt = observedAt + twapWindow; taken from both, so that a lens reporting it
+        # early cannot make the leg revert TwapWindowShort
+        ready = max(tw["readyAt"], tw["observedAt"] + window)
+        local = self.spec.network.local or self.dry
+        with _rpc_guard("eth_getBlockByNumber"):
+            if local:
+                # the local node's clock, from a new (empty) block: anvil restarted from a state dump
+                # stamps new blocks with the wall clock, which may be behind the last block's time
+                self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            now = int(self.w3.eth.get_block("latest")["timestamp"])
+        if ready <= now:
+            return tw
+        wait = ready - now
+        if local:
+            with _rpc_guard("evm_increaseTime"):
+                self.w3.provider.make_request("evm_increaseTime", [wait])  # type: ignore[arg-type]
+                self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+            self.say(f"{leg}: the TWAP observation of the {pair} pair (taken at {tw['observedAt']}) is ready at {ready} "
+                     f"(twapWindow {window} s): advanced the {'fork' if self.dry and not self.spec.network.local else 'local chain'}'s "
+                     f"clock by {wait} s (evm_increaseTime + evm_mine)")
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ready))
+            if wait > self.max_wait:
+                raise WaitNeeded(f"{leg}: the TWAP observation of the {pair} pair is ready at {when} (block time {ready}, "
+                                 f"twapWindow {window} s), in {wait} s: longer than the maximum wait {int(self.max_wait)} s; "
+                                 f"nothing sent: re-run with --resume {self.spec.deal_id} after {when}")
+            self.say(f"{leg}: waiting {wait} s for the TWAP observation of the {pair} pair (ready at {when}, twapWindow {window} s; "
+                     f"max wait {int(self.max_wait)} s)")
+            deadline = time.monotonic() + wait + max(120.0, wait / 10)
+            while now < ready:
+                if time.monotonic() > deadline:
+                    raise WaitNeeded(f"{leg}: the chain's clock has not reached {when} (block time {ready}; latest block {now}); "
+                                     f"nothing sent: re-run with --resume {self.spec.deal_id}")
+                time.sleep(min(max(ready - now, 1), 15) if self.poll >= 1 else min(max(ready - now, 0.2), 1.0))
+                with _rpc_guard("eth_getBlockByNumber"):
+                    now = int(self.w3.eth.get_block("latest")["timestamp"])
+            self.say(f"{leg}: the TWAP observation is ready (block time {now})")
+        return read_twap(self.w3, self.venues.vault, stable, lens=self.venues.lens)
+
+    def _twap_bound(self, leg: str, stable: str, tw: Mapping[str, int], slip: int) -> None:
+        """The vault's own check, off-chain: spot within ``slip`` bps above (buy) or below (sell) the TWAP."""
+        spot, twap = int(tw["spotX112"]), int(tw["twapX112"])
+        pair = f"{self._stable_name(stable)}/USDTz"
+        p = lambda e6: f"{Decimal(int(e6)).scaleb(-6)}"  # noqa: E731
+        if leg == "buy" and spot * BPS > twap * (BPS + slip):
+            raise CapError(f"buy: the {pair} pair's spot price {p(tw['spotE6'])} is more than {slip} bps above its TWAP "
+                           f"{p(tw['twapE6'])} since {tw['observedAt']} (at most {p(tw['twapE6'] * (BPS + slip) // BPS)}): "
+                           "the pair may have been pushed up; nothing sent (the vault would revert PriceAboveTwap)")
+        if leg == "sell" and spot * BPS < twap * (BPS - slip):
+            raise CapError(f"sell: the {pair} pair's spot price {p(tw['spotE6'])} is more than {slip} bps below its TWAP "
+                           f"{p(tw['twapE6'])} since {tw['observedAt']} (at least {p(-(-tw['twapE6'] * (BPS - slip) // BPS))}): "
+                           "the pair may have been pushed down; nothing sent (the vault would revert PriceBelowTwap)")
+
     def step2(self) -> None:
         rv = self.risk()
         self._holding_check(rv)
         if self._done("Buy") > 0:
             return
         self._require("buy", rv)
-        amount, quote, info = self.plan_buy(rv)
         stable = self.venues.stable(self.spec)
+        tw = self.twap_ready(stable, "buy")
+        rv = self.risk()  # the clock may have moved: the oracle's age, the debt's interest
+        self._require("buy", rv)
+        caps = self.caps()
+        self._twap_bound("buy", stable, tw, caps["slippage"])
+        amount, quote, info = self.plan_buy(rv)
         if amount <= 0:
             raise CapError(f"buy: no amount of {self.spec.stablecoin} buys USDTz at <= {Decimal(info['limit_e6']).scaleb(-6)} "
-                           f"(min discount {self.caps()['min_discount']} bps) within the exposure cap; nothing sent")
-        caps = self.caps()
+                           f"(min discount {caps['min_discount']} bps) within the exposure cap; nothing sent")
         min_out = quote * (BPS - caps["slippage"]) // BPS
         deadline = int(self.w3.eth.get_block("latest")["timestamp"]) + 1800
         self.send_leg(2, "buy", self.vault.functions.buy(stable, amount, min_out, deadline),
                       {"stable": stable, "amount_in": amount, "min_out": min_out, "quote": quote, "deadline": deadline,
-                       "price_e6": amount * 10**6 // max(quote, 1), **info}, sender=self.operator, risk_before=rv)
+                       "price_e6": amount * 10**6 // max(quote, 1), "spot_e6": tw["spotE6"], "twap_e6": tw["twapE6"],
+                       **info}, sender=self.operator, risk_before=rv)
 
     def step3(self) -> str | None:
         """The ladder. Returns "holding" when a tranche failed, else None."""
@@ -812,6 +1002,7 @@ class DealRun:
         keep = bought - bought * self.spec.monetize.monetize_bps // BPS
         via = self.spec.monetize.via
         if via in ("redeem", "redeem-then-sell"):
+            caps = self.caps()  # rungs and the minimum tranche are fixed at deployment
             while True:
                 rv = self.risk()
                 if int(rv["phase"]) == 5:
@@ -827,11 +1018,19 @@ class DealRun:
                 if k >= self.spec.ladder.rungs:
                     self.say(f"ladder: rung {k + 1} is above the deal's ladder.rungs {self.spec.ladder.rungs}")
                     break
-                with _rpc_guard("rungSize"):
-                    size = min(int(self.vault.functions.rungSize(k).call()), self.spec.vault.rungs[k])
+                size = min(int(caps["rungs"][min(k, 2)]), self.spec.vault.rungs[k])
                 amount = min(size * self.spec.ladder.tranche_bps // BPS, left)
                 if amount <= 0:
                     break
+                # the vault refuses a tranche below minTranche unless it is all the USDTz held
+                # (TrancheBelowMinimum); minTranche <= every rung, so raising it stays within the rung
+                held, min_tranche = int(rv["usdtzHeld"]), int(caps["min_tranche"])
+                if amount < min_tranche and amount != held:
+                    if left < min_tranche:
+                        self.say(f"ladder: the {_u6(left)} USDTz left to monetize is below the vault's minimum tranche "
+                                 f"{_u6(min_tranche)} (and not all the {_u6(held)} held): not redeemed")
+                        break
+                    amount = min_tranche
                 self._require("redeem", rv)
                 res = self.send_leg(3, "redeem", self.vault.functions.redeem(stable, amount),
                                     {"stable": stable, "amount": amount, "rung": k}, sender=self.operator, risk_before=rv)
@@ -845,6 +1044,8 @@ class DealRun:
             if left > 0:
                 self._require("sell", rv)
                 caps = self.caps()
+                # the operator's sell: the observation twapWindow old, spot at most maxSlippageBps below the TWAP
+                self._twap_bound("sell", stable, self.twap_ready(stable, "sell"), caps["slippage"])
                 quote = self._quote(left, [self.venues.usdtz, stable])
                 floor_out = -(-caps["sell_floor"] * left // 10**6)
                 if quote < floor_out:
@@ -863,7 +1064,7 @@ class DealRun:
         self._holding_check(rv)
         stable = self.venues.stable(self.spec)
         if int(rv["debt"]) > 0:
-            books = int(self.vault.functions.stableOf(stable).call())
+            books = self.stable_books(stable)
             if books == 0:
                 raise OwnerActionNeeded(f"repay: debt {_u6(int(rv['debt']))} and no {self.spec.stablecoin} on the books: "
                                         "owner repay (`ape run owner_tx ownerRepay`) or deleverage, then --resume")
@@ -937,6 +1138,24 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> di
     with _rpc_guard("eth_getCode"):
         if not w3.eth.get_code(venues.vault):
             raise InputError(f"vault {venues.vault}: no contract at this address on chain {ident['chain_id']}")
+        lens_code = bytes(w3.eth.get_code(venues.lens))
+    if not lens_code:
+        raise InputError(f"lens {venues.lens}: no contract at this address on chain {ident['chain_id']} (the deployment record's "
+                         "lens.address or the network config's venues.lens); nothing sent")
+    # the lens's code: the deployment record's hash (verified when it was deployed), else this build's
+    from eth_utils import keccak
+
+    got = "0x" + keccak(lens_code).hex()
+    if venues.lens_code_hash:
+        want, what = venues.lens_code_hash.lower(), "the deployment record's"
+    else:
+        from .artifacts import own
+
+        want = "0x" + keccak(bytes.fromhex(own("DealVaultLens").deployed_bytecode.removeprefix("0x"))).hex()
+        what = "the DealVaultLens build's"
+    if got != want:
+        raise InputError(f"lens {venues.lens}: its code hashes to {got}, not {what} {want}: its views cannot be trusted; "
+                         "nothing sent")
     f = run.vault.functions
     with _rpc_guard("roles"):
         onchain_op, onchain_owner = f.operator().call(), f.owner().call()
@@ -961,9 +1180,12 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> di
                              f"with no leg run; to continue a deal use --resume {spec.deal_id}; nothing sent")
     elif existing is None and int(rv["legSeq"]) > 0:
         log.warning("resume without a record: rebuilding from the chain (the vault's logs rule)")
-    run.record.create_deal(spec, chain_id=ident["chain_id"], genesis_hash=ident["genesis_hash"], vault_address=venues.vault, exist_ok=True)
+    run.record.create_deal(spec, chain_id=ident["chain_id"], genesis_hash=ident["genesis_hash"], vault_address=venues.vault,
+                           lens_address=venues.lens, exist_ok=True)
     if existing is not None and existing.vault_address is None:
         run.record.update_deal(spec.deal_id, vault_address=venues.vault)
+    if existing is not None and existing.lens_address != venues.lens:  # any DealVaultLens serves any vault
+        run.record.update_deal(spec.deal_id, lens_address=venues.lens)
     return {**ident, "phase": PHASES[phase]}
 
 
@@ -982,6 +1204,7 @@ def run_deal(
     on_leg: Callable[[LegResult], None] | None = None,
     mainnet_genesis: str | None = None,
     lock_timeout: float = 0.0,
+    max_wait: float = DEFAULT_MAX_WAIT,
 ) -> DealReport:
     """Run ``spec`` from step 0 to step 4 (or ``until``). Raises :class:`DealError` subclasses for
     bad input (``exit_code`` 2, nothing sent), refused legs, owner actions, chain failures; returns
@@ -990,7 +1213,8 @@ def run_deal(
     ``operator`` / ``owner``: :mod:`dealvault.signer` signers (owner only on local chains, for
     funding). ``record``: the deal record (default: :func:`dealvault.record.open_record`).
     ``dry_run``: everything on a throw-away anvil fork of ``w3``'s node, with a temporary record;
-    nothing is sent to ``w3`` and the real record is not touched."""
+    nothing is sent to ``w3`` and the real record is not touched. ``max_wait``: seconds to wait
+    on a real network for the buy's TWAP observation (longer: exit 4, resumable)."""
     t0 = time.perf_counter()
     last = parse_until(until)
     if record is None:
@@ -1000,7 +1224,8 @@ def run_deal(
         if dry_run:
             return _dry_run(spec, w3=w3, operator=operator, owner=owner, venues=venues, last=last, resume=resume,
                             console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0)
-        run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg)
+        run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg,
+                      max_wait=max_wait)
         try:
             with record.lock(spec.deal_id, timeout=lock_timeout):
                 return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0)
@@ -1028,7 +1253,7 @@ def _drive(run: DealRun, *, last: int | None, resume: bool, mainnet_genesis: str
         status, code = "holding", EXIT_HOLDING
         message = HOLDING_OPTIONS.format(deal=spec.deal_id)
     except OwnerActionNeeded as exc:
-        status, code, message = "owner-action", exc.exit_code, str(exc)
+        status, code, message = ("waiting" if isinstance(exc, WaitNeeded) else "owner-action"), exc.exit_code, str(exc)
     if status == "completed" and int(run.risk()["phase"]) != 6:
         status, message = "stopped", "steps done but the vault is not CLOSED"
     if dry:
@@ -1093,7 +1318,8 @@ def run_leg(spec: DealSpec, leg: str, *, w3: Web3, sender: Any, record: Record, 
     with _rpc_guard("chain id"):
         run = DealRun(spec, w3=w3, operator=sender, record=record, venues=venues)
     with record.lock(spec.deal_id), _rpc_guard(f"{leg} leg"):
-        record.create_deal(spec, chain_id=run.chain_id, genesis_hash=genesis_hash(w3), vault_address=venues.vault, exist_ok=True)
+        record.create_deal(spec, chain_id=run.chain_id, genesis_hash=genesis_hash(w3), vault_address=venues.vault,
+                           lens_address=venues.lens, exist_ok=True)
         rv = run.risk()
         if leg in _MASK:
             run._require(leg, rv)
@@ -1101,18 +1327,22 @@ def run_leg(spec: DealSpec, leg: str, *, w3: Web3, sender: Any, record: Record, 
         return run.send_leg(step, leg, fn, {"args": [str(a) for a in args]}, sender=sender, value=value, risk_before=rv)
 
 
-def read_status(w3: Web3, vault: str, record: Record | None = None, deal_id: str | None = None) -> dict[str, Any]:
-    """The record (deal, legs, tranches, stats) and the live risk view side by side."""
+def read_status(w3: Web3, vault: str, record: Record | None = None, deal_id: str | None = None, *,
+                lens: str | None = None) -> dict[str, Any]:
+    """The record (deal, legs, tranches, stats) and the live risk view (``lens.riskView``) side by
+    side. ``lens``: default the deal record's lens, else the one registered for the vault."""
     from .report import jsonable
 
-    out: dict[str, Any] = {"vault": to_checksum_address(vault), "risk": jsonable(read_risk(w3, vault))}
-    if record is not None and deal_id is not None:
-        deal = record.get_deal(deal_id)
-        if deal is not None:
-            st = record.tranche_stats(deal_id)
-            out["deal"] = jsonable({k: getattr(deal, k) for k in ("id", "network", "chain_id", "genesis_hash", "vault_address", "status")})
-            out["legs"] = [jsonable({k: getattr(l, k) for k in ("leg_seq", "step", "leg", "status", "tx_hash", "nonce", "gas_used", "error")})
-                           for l in record.legs(deal_id)]
-            out["tranches"] = [jsonable(t.__dict__) for t in record.tranches(deal_id)]
-            out["stats"] = jsonable(st.__dict__ | {"by_rung": {k: v.__dict__ for k, v in st.by_rung.items()}})
+    deal = record.get_deal(deal_id) if (record is not None and deal_id is not None) else None
+    lens = lens or (deal.lens_address if deal is not None else None)
+    out: dict[str, Any] = {"vault": to_checksum_address(vault), "lens": lens_for(vault, lens),
+                           "risk": jsonable(read_risk(w3, vault, lens=lens))}
+    if deal is not None:
+        st = record.tranche_stats(deal_id)  # type: ignore[union-attr]
+        out["deal"] = jsonable({k: getattr(deal, k) for k in ("id", "network", "chain_id", "genesis_hash", "vault_address",
+                                                              "lens_address", "status")})
+        out["legs"] = [jsonable({k: getattr(l, k) for k in ("leg_seq", "step", "leg", "status", "tx_hash", "nonce", "gas_used", "error")})
+                       for l in record.legs(deal_id)]  # type: ignore[union-attr]
+        out["tranches"] = [jsonable(t.__dict__) for t in record.tranches(deal_id)]  # type: ignore[union-attr]
+        out["stats"] = jsonable(st.__dict__ | {"by_rung": {k: v.__dict__ for k, v in st.by_rung.items()}})
     return out

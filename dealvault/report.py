@@ -91,6 +91,11 @@ def report_json(r: Any) -> dict[str, Any]:
         "realized_pnl_usd8": int(rv["realizedPnlUsd"]),
         "realized_pnl_usd": str(usd8(int(rv["realizedPnlUsd"]))),
         "written_off_usdtz": int(rv["writtenOffUsdtz"]),
+        "operator_loss": int(rv["operatorLoss"]),          # 6 dp USD: what the operator legs realized (DealVault v2)
+        "loss_budget": int(rv["lossBudget"]),              # 6 dp USD: splitValue x maxOperatorLossBps / 10_000
+        "split_value": int(rv["splitValue"]),              # 6 dp USD: the funded capital at the oracle price at split
+        "repaid_on_behalf": int(rv["repaidOnBehalf"]),
+        "pool_debt": int(rv["poolDebt"]),
         "leg_seq": int(rv["legSeq"]),
         "tranches": [{"rung": t["rung"], "size": t["size"], "received": t["received"], "fee": t["fee"], "ok": t["ok"],
                       "reason": t.get("reason"), "leg_id": t.get("leg_id")} for t in r.tranches],
@@ -135,6 +140,10 @@ def render_report(r: Any, console: Any = None) -> None:
     t.add_row("realized PnL (ETH)", f"{_fmt(eth(rv['realizedPnlEth']), 6)} ETH", "set at close")
     t.add_row("realized PnL (USD)", f"${_fmt(usd8(rv['realizedPnlUsd']))}", "ETH PnL at the oracle + stablecoin surplus")
     t.add_row("written off", f"{_fmt(units6(rv['writtenOffUsdtz']))}", "USDTz left at close, at cost")
+    loss, budget = int(rv["operatorLoss"]), int(rv["lossBudget"])
+    share = f"{Decimal(loss * 10_000 // budget).scaleb(-2)}% of the budget" if budget else "no budget before split"
+    t.add_row("operator loss / budget", f"${_fmt(units6(loss))} / ${_fmt(units6(budget))}",
+              f"{share} (split value ${_fmt(units6(rv['splitValue']))})")
     c.print(t)
 
     tt = Table(title="Redemption ladder", header_style="bold")

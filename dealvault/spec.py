@@ -52,6 +52,9 @@ MAX_EXPOSURE_BPS = 2500
 MAX_FEE_BPS = 1000  # maxDeskFeeBps, maxSlippageBps, maxOperatorLossBps
 MAX_ETH_FLOOR_USD = Decimal(10**8)  # ethFloorPrice <= 1e16 (8 dp): OracleLib.MAX_PRICE
 MAX_LOOSEN_DELAY = 30 * 86400
+MIN_LOOSEN_DELAY = 3600  # ParamTable.MIN_LOOSEN_DELAY: the guardian's least time to revoke a loosening
+MAX_TWAP_WINDOW = 2**16 - 1  # twapWindow is a uint16 of seconds, >= 1
+MAX_MIN_DISCOUNT_BPS = 9_999
 BPS = 10_000
 STABLE_DECIMALS = 6  # cUSDT, cUSDC, USDTz
 USD_DECIMALS = 8  # oracle / ethFloorPrice
@@ -668,9 +671,9 @@ def _parse_vault(value: Any) -> VaultParams:
     else:
         rungs = d.rungs
 
-    fee = _int("vault.max_desk_fee_bps", data.get("max_desk_fee_bps", d.max_desk_fee_bps), 0, 1000)
+    fee = _int("vault.max_desk_fee_bps", data.get("max_desk_fee_bps", d.max_desk_fee_bps), 0, MAX_FEE_BPS)
     age = _int("vault.oracle_max_age", data.get("oracle_max_age", d.oracle_max_age), 1, 7 * 86400, unit="seconds")
-    disc = _int("vault.min_discount_bps", data.get("min_discount_bps", d.min_discount_bps), 0, BPS - 1)
+    disc = _int("vault.min_discount_bps", data.get("min_discount_bps", d.min_discount_bps), 0, MAX_MIN_DISCOUNT_BPS)
     slip = _int("vault.max_slippage_bps", data.get("max_slippage_bps", d.max_slippage_bps), 0, MAX_FEE_BPS)
     sell_floor = _decimal(
         "vault.sell_floor_price", data.get("sell_floor_price", d.sell_floor_price), STABLE_DECIMALS,
@@ -681,11 +684,11 @@ def _parse_vault(value: Any) -> VaultParams:
         low=Decimal("0.00000001"), high=MAX_ETH_FLOOR_USD, unit="USD per ETH",
     )
     loss = _int("vault.max_operator_loss_bps", data.get("max_operator_loss_bps", d.max_operator_loss_bps), 0, MAX_FEE_BPS)
-    window = _int("vault.twap_window", data.get("twap_window", d.twap_window), 1, 65_535, unit="seconds")
-    delay = _int("vault.loosen_delay", data.get("loosen_delay", d.loosen_delay), 0, MAX_LOOSEN_DELAY, unit="seconds")
+    window = _int("vault.twap_window", data.get("twap_window", d.twap_window), 1, MAX_TWAP_WINDOW, unit="seconds")
+    delay = _int("vault.loosen_delay", data.get("loosen_delay", d.loosen_delay), MIN_LOOSEN_DELAY, MAX_LOOSEN_DELAY, unit="seconds")
     if "min_tranche" in data:
-        tranche = _amount("vault.min_tranche", data["min_tranche"], STABLE_DECIMALS, unit="stablecoin units",
-                          minimum=Decimal("0.000001"))
+        tranche = _amount("vault.min_tranche", data["min_tranche"], STABLE_DECIMALS, unit="stablecoin units (at most rung 0)",
+                          minimum=Decimal("0.000001"), maximum=Decimal(rungs[0]).scaleb(-STABLE_DECIMALS))
     else:
         tranche = min(d.min_tranche, rungs[0])
     if tranche > rungs[0]:

@@ -10,8 +10,12 @@
 per-leg events of the same receipt (``Redeemed`` / ``RedemptionFailed`` -> tranches). Legs
 already in the record (same ``legSeq``) are left alone, so a re-run is a no-op.
 
-``status_flags`` is pure (no chain access): a risk view (``riskView`` as a dict keyed by the
-Solidity field names) and the vault's parameters in, a list of :class:`Flag` out. Money: ints.
+``status_flags`` is pure (no chain access): a risk view (the lens's ``riskView`` as a dict keyed
+by the Solidity field names) and the vault's parameters in, a list of :class:`Flag` out. Money: ints.
+
+Views come from the chain's DealVaultLens (``lens.riskView(vault)``, ``lens.params(vault)``):
+``vault_params`` / ``spread_inputs`` take the lens address (default: the one registered for the
+vault by its :class:`dealvault.orchestrator.Venues`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = [
     "DEFAULT_MIN_HEALTH_FACTOR",
     "DEFAULT_ORACLE_MARGIN_BPS",
     "DEFAULT_INTEREST_SHARE_BPS",
+    "DEFAULT_LOSS_MARGIN_BPS",
+    "loss_budget_line",
 ]
 
 BPS = 10_000
@@ -46,6 +52,7 @@ DEFAULT_MARGIN_BPS = 200               # LTV within 2 percentage points of the c
 DEFAULT_MIN_HEALTH_FACTOR = Decimal("1.5")
 DEFAULT_ORACLE_MARGIN_BPS = 2_000      # oracle older than 80% of its max age
 DEFAULT_INTEREST_SHARE_BPS = 5_000     # accrued interest >= 50% of the expected discount profit
+DEFAULT_LOSS_MARGIN_BPS = 2_000        # operator loss at 80% of its budget or more
 
 # the step a leg belongs to (the orchestrator's numbering); owner / crisis legs: -1
 LEG_STEP = {"fund": 0, "split": 0, "supply": 1, "borrow": 1, "buy": 2, "redeem": 3, "sell": 3, "repay": 4, "close": 4}
@@ -62,7 +69,8 @@ def leg_function(enum_name: str) -> str:
 
 @dataclass(frozen=True)
 class Flag:
-    code: str          # ltv-near-cap | ltv-over-cap | health-factor | oracle-age | oracle-stale | interest-vs-spread | holding
+    code: str          # ltv-near-cap | ltv-over-cap | health-factor | oracle-age | oracle-stale | interest-vs-spread |
+                       # loss-budget | holding
     severity: str      # warn | critical
     message: str
     value: Any = None
@@ -97,6 +105,7 @@ def status_flags(
     interest_share_bps: int = DEFAULT_INTEREST_SHARE_BPS,
     accrued_interest: int | None = None,
     expected_spread: int | None = None,
+    loss_margin_bps: int = DEFAULT_LOSS_MARGIN_BPS,
 ) -> list[Flag]:
     """The flags a watcher raises for ``risk`` (a riskView dict).
 
@@ -111,9 +120,12 @@ def status_flags(
       ``oracle-stale`` (critical) when the age is over ``oracleMaxAge`` or the vault says Stale/Invalid.
     - ``interest-vs-spread``: ``accrued_interest * 10_000 >= expected_spread * interest_share_bps``
       with accrued interest > 0 (both in 6-dp stablecoin units; see :func:`spread_inputs`).
+    - ``loss-budget``: operator loss > 0 and ``operatorLoss * 10_000 >= lossBudget * (10_000 -
+      loss_margin_bps)`` (warn); critical when ``operatorLoss >= lossBudget`` (the next operator leg
+      that realizes any loss is refused on chain: only the owner's legs can unwind).
     - ``holding``: the vault is in HOLDING (critical).
     """
-    if margin_bps < 0 or oracle_margin_bps < 0 or interest_share_bps < 0:
+    if margin_bps < 0 or oracle_margin_bps < 0 or interest_share_bps < 0 or loss_margin_bps < 0:
         raise ValueError("margins must be >= 0")
     flags: list[Flag] = []
     debt = int(risk.get("debt") or 0)
@@ -147,20 +159,42 @@ def status_flags(
             flags.append(Flag("interest-vs-spread", "warn",
                               f"accrued interest {Decimal(accrued_interest).scaleb(-6)} is >= {interest_share_bps / 100:g}% of the "
                               f"expected discount profit {Decimal(expected_spread).scaleb(-6)}", accrued_interest, expected_spread))
+    loss, budget = risk.get("operatorLoss"), risk.get("lossBudget")
+    if loss is not None and budget is not None and int(loss) > 0:
+        loss, budget = int(loss), int(budget)
+        if loss >= budget:
+            flags.append(Flag("loss-budget", "critical", f"the operator legs' realized loss {_usd6(loss)} has used up the "
+                                                         f"loss budget {_usd6(budget)} (USD): an operator leg that loses "
+                                                         "more is refused (LossBudgetExceeded); owner legs only", loss, budget))
+        elif loss * BPS >= budget * (BPS - loss_margin_bps):
+            flags.append(Flag("loss-budget", "warn", f"the operator legs' realized loss {_usd6(loss)} is "
+                                                     f"{Decimal(loss * BPS // max(budget, 1)).scaleb(-2)}% of the loss budget {_usd6(budget)} (USD)",
+                              loss, budget * (BPS - loss_margin_bps) // BPS))
     if int(risk.get("phase") or 0) == HOLDING:
         flags.append(Flag("holding", "critical", "the deal is in HOLDING: see the safe options (`ape run execute_deal` help)",
                           "HOLDING", None))
     return flags
 
 
-def vault_params(w3: Web3, vault: str, spec: Any = None) -> dict[str, int]:
-    """The vault's caps the flags use (``maxLtvBps``, ``oracleMaxAge``...); a deal spec's vault
-    section, if given, may only tighten them."""
-    from .orchestrator import _contract
+def loss_budget_line(risk: Mapping[str, Any]) -> str:
+    """``operator loss 12.5 of budget 1,500 USD (0.83%)`` from a risk view (6-dp USD books)."""
+    loss, budget = int(risk.get("operatorLoss") or 0), int(risk.get("lossBudget") or 0)
+    share = f"{Decimal(loss * 10_000 // budget).scaleb(-2)}%" if budget else "no budget before split"
+    return f"operator loss {_usd6(loss)} of budget {_usd6(budget)} USD ({share})"
 
-    f = _contract(w3, vault).functions
-    out = {"maxLtvBps": int(f.maxLtvBps().call()), "maxExposureBps": int(f.maxExposureBps().call()),
-           "oracleMaxAge": int(f.oracleMaxAge().call())}
+
+def _usd6(v: int) -> str:
+    return f"{Decimal(int(v)).scaleb(-6).normalize():,f}"
+
+
+def vault_params(w3: Web3, vault: str, spec: Any = None, *, lens: str | None = None) -> dict[str, int]:
+    """The vault's caps the flags use (``maxLtvBps``, ``oracleMaxAge``..., from ``lens.params``);
+    a deal spec's vault section, if given, may only tighten them."""
+    from .orchestrator import read_params
+
+    p = read_params(w3, vault, lens=lens)
+    out = {"maxLtvBps": p["maxLtvBps"], "maxExposureBps": p["maxExposureBps"], "oracleMaxAge": p["oracleMaxAge"],
+           "maxOperatorLossBps": p["maxOperatorLossBps"]}
     v = getattr(spec, "vault", None)
     if v is not None:
         out["maxLtvBps"] = min(out["maxLtvBps"], int(v.max_ltv_bps))
@@ -169,12 +203,15 @@ def vault_params(w3: Web3, vault: str, spec: Any = None) -> dict[str, int]:
     return out
 
 
-def spread_inputs(w3: Web3, vault: str, from_block: int = 0, risk: Mapping[str, Any] | None = None) -> dict[str, int]:
+def spread_inputs(w3: Web3, vault: str, from_block: int = 0, risk: Mapping[str, Any] | None = None, *,
+                  lens: str | None = None) -> dict[str, int]:
     """``accrued_interest`` and ``expected_spread`` (6-dp units) from the vault's logs.
 
     accrued interest = debt now - (borrowed - repaid) principal, floored at 0 (repayments are
-    counted against principal first, so this never overstates interest while debt is open);
-    expected spread = the discount captured at buy (USDTz face bought - stablecoin paid)."""
+    counted against principal first, so this never overstates interest while debt is open; the
+    debt is the caps' debt, which counts repayments made on the vault's behalf as still owed, as
+    the principal does); expected spread = the discount captured at buy (USDTz face bought -
+    stablecoin paid)."""
     from .orchestrator import _contract, read_risk
 
     c = _contract(w3, vault)
@@ -183,7 +220,7 @@ def spread_inputs(w3: Web3, vault: str, from_block: int = 0, risk: Mapping[str, 
     repaid = sum(int(e["args"]["amount"]) for e in ev.Repaid.get_logs(from_block=from_block))
     bought = ev.Bought.get_logs(from_block=from_block)
     spread = sum(int(e["args"]["amountOut"]) - int(e["args"]["amountIn"]) for e in bought)
-    debt = int((risk or read_risk(w3, vault))["debt"])
+    debt = int((risk or read_risk(w3, vault, lens=lens))["debt"])
     principal = max(borrowed - repaid, 0)
     return {"accrued_interest": max(debt - principal, 0) if debt > 0 else 0, "expected_spread": spread}
 
@@ -225,6 +262,7 @@ def rebuild_record(
     network: str | None = None,
     from_block: int = 0,
     to_block: Any = "latest",
+    lens: str | None = None,
 ) -> RebuildResult:
     """Rebuild (or complete) the record of ``deal_id`` from the vault's logs alone.
 
@@ -233,10 +271,12 @@ def rebuild_record(
     effective gas price from the receipt, the event's snapshot as ``risk_after``; a
     ``Redeemed`` / ``RedemptionFailed`` in the same receipt becomes a tranche. The deal row is
     created when missing (from ``spec`` if given, else a minimal one naming the vault). The deal
-    status follows the vault's phase (CLOSED -> completed, HOLDING -> holding, else stopped)."""
-    from .orchestrator import LEGS, PHASES, _contract, _decode_reason, _named, _struct, genesis_hash, read_risk, vault_abi
+    status follows the vault's phase (``vault.phase()``: CLOSED -> completed, HOLDING -> holding,
+    else stopped). ``lens``: recorded as the deal's lens (deal_status reads the risk view through it)."""
+    from .orchestrator import LEGS, PHASES, _contract, _decode_reason, _named, _struct, genesis_hash, vault_abi
 
     vault = to_checksum_address(vault_address)
+    lens = to_checksum_address(lens) if lens else None
     c = _contract(w3, vault)
     chain_id = int(w3.eth.chain_id)
     if not w3.eth.get_code(vault):
@@ -245,16 +285,18 @@ def rebuild_record(
     if deal is None:
         if spec is not None:
             record.create_deal(spec, deal_id=deal_id, chain_id=chain_id, genesis_hash=genesis_hash(w3), vault_address=vault,
-                               status="rebuilt")
+                               lens_address=lens, status="rebuilt")
         else:
             record.create_deal({"deal_id": deal_id, "rebuilt_from": "LegCompleted logs", "vault_address": vault},
                                deal_id=deal_id, network=network or f"chain-{chain_id}", chain_id=chain_id,
-                               genesis_hash=genesis_hash(w3), vault_address=vault, status="rebuilt")
+                               genesis_hash=genesis_hash(w3), vault_address=vault, lens_address=lens, status="rebuilt")
     else:
         if deal.vault_address and to_checksum_address(deal.vault_address) != vault:
             raise ValueError(f"deal {deal_id} is recorded with vault {deal.vault_address}, not {vault}")
         if deal.vault_address is None:
             record.update_deal(deal_id, vault_address=vault)
+        if lens is not None and deal.lens_address != lens:
+            record.update_deal(deal_id, lens_address=lens)
     have = {l.leg_seq for l in record.legs(deal_id) if l.leg_seq is not None}
     logs = c.events.LegCompleted.get_logs(from_block=from_block, to_block=to_block)
     logs = [e for e in logs if to_checksum_address(e["address"]) == vault]
@@ -295,7 +337,7 @@ def rebuild_record(
                         record.add_tranche(deal_id, rung=int(a["rung"]), size=int(a["amount"]), received=0, fee=0, ok=False,
                                            reason=_decode_reason(reason_hex), leg=row)
                     n_tranches += 1
-    phase = PHASES[int(read_risk(w3, vault)["phase"])]
+    phase = PHASES[int(c.functions.phase().call())]
     status = {"CLOSED": "completed", "HOLDING": "holding"}.get(phase, "stopped")
     if added or (deal is None):
         record.set_status(deal_id, status)

@@ -1,10 +1,12 @@
 """`ape run demo`: the whole demo deal on a fresh local Chain 138 mirror, end to end.
 
 Starts the kit (anvil with chain id 138 + the Chain 138 mirror + the venues overlay) on a free
-port, deploys the vault for deals/example.yaml with the shared deploy pipeline, funds it as the
-owner, runs every leg of the deal as the operator (ape test accounts TEST::0 / TEST::1, which are
-the kit node's dev accounts: ape signs locally, the raw transactions go to the kit), prints the
-report and the wall time, and stops the chain.
+port, deploys the vault for deals/example.yaml with the shared deploy pipeline (the vault, whose
+constructor creates its extension, and a DealVaultLens for its views), funds it as the owner, runs
+every leg of the deal as the operator (ape test accounts TEST::0 / TEST::1, which are the kit
+node's dev accounts: ape signs locally, the raw transactions go to the kit; before the buy the
+local chain's clock is advanced to the TWAP observation's readiness), prints the report (operator
+loss against the loss budget included), the gas and the wall time, and stops the chain.
 
     ape run demo [--deal deals/example.yaml] [--json] [--keep-db]
 """
@@ -59,7 +61,8 @@ def cli(deal_path: Path, as_json: bool, port: int | None):
             res = deploy_vault(w3, AnvilSigner(w3, roles["owner"]), net, deal, deployments_dir=Path(tmp) / "deployments",
                                confirmations=1, poll=0.02, log=lambda m: err.print(f"deploy: {m}"))
             venues = Venues.from_deploy_record(res.record)
-        err.print(f"vault {venues.vault} deployed ({res.gas_used:,} gas) at {time.perf_counter() - t0:.1f} s")
+        err.print(f"vault {venues.vault} deployed ({res.gas_used:,} gas; extension {res.extension} created by its constructor), "
+                  f"lens {venues.lens} ({res.lens_gas_used or 0:,} gas) at {time.perf_counter() - t0:.1f} s")
         db = ROOT / ".dealvault" / "demo" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.db"
         record = open_record(f"sqlite:///{db}")
         owner = ApeAccountSigner(ape_account(spec.roles.owner.value), w3)
@@ -87,6 +90,9 @@ def cli(deal_path: Path, as_json: bool, port: int | None):
             click.echo(json.dumps(report.to_json(), indent=2))
         else:
             render_report(report, out)
+        legs_gas = sum(int(l.gas_used or 0) for l in report.legs)
+        err.print(f"gas: deployment {res.gas_used + (res.lens_gas_used or 0):,} (vault {res.gas_used:,} + lens "
+                  f"{res.lens_gas_used or 0:,}), deal legs {legs_gas:,} ({len(report.legs)} legs)")
         code = report.exit_code
         err.print(f"record: {db}")
     except (DeployError, SpecError) as exc:

@@ -3,9 +3,12 @@
     ape run deploy --network chain138:mainnet:node --account <alias> --deal deals/<id>.yaml \
         [--config deployments/chain138.config.yaml] [--dry-run] [--redeploy] [--accept-genesis 0x...]
 
-Preflight (identity, code, tokens, feed, pool, roles, opcodes, gas) runs before anything is sent;
-any failure prints every problem naming its item and exits 2. The record goes to
-deployments/<network>/<deal-id>.json; a re-run with the same build and config is a no-op.
+Preflight (identity, code, tokens, feed, pool, roles, the configured lens's code, opcodes, gas)
+runs before anything is sent; any failure prints every problem naming its item and exits 2. The
+vault is one creation transaction (its constructor creates the extension); a DealVaultLens is
+deployed first unless the network config names one (venues.lens). The record (vault, extension
+and lens addresses and hashes) goes to deployments/<network>/<deal-id>.json; a re-run with the
+same build and config is a no-op.
 --dry-run runs the whole pipeline on a throw-away anvil fork of the network and sends nothing.
 The logic lives in dealvault.deploy (run_deploy); this is a thin wrapper.
 """

@@ -1,15 +1,24 @@
 """`ape run execute_deal`: run a deal's legs (step 0 to step 4) against its vault.
 
     ape run execute_deal --network <ecosystem:network:provider> --account <alias> --deal deals/example.yaml \
-        [--dry-run] [--until STEP] [--resume DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS]
+        [--dry-run] [--until STEP] [--resume DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS] [--max-wait SECONDS]
     ape run execute_deal --rpc http://127.0.0.1:8545 --account TEST::1 --owner-account TEST::0 --deal ... \
         --deployment deployments/local/mirror/demo-001.json
 
 The vault's addresses come from its deployment record (``deployments/<network>/<deal>.json``,
 written by ``ape run deploy``; or --deployment) or, for a spec with a vault address, from the
-network config (--config). Exit codes: 0 done, 1 unexpected failure, 2 bad input (nothing sent),
-3 HOLDING (a tranche failed; the message lists the safe options), 4 an owner action is needed,
-5 the chain could not be reached (re-run with --resume), 6 a cap check or simulation refused a leg.
+network config (--config). Its views are read through the chain's DealVaultLens: the deployment
+record's lens, else the network config's venues.lens.
+
+Before the buy the vault's TWAP observation (taken at split) must be twapWindow old: on a local
+chain the clock is advanced (evm_increaseTime); on a real network the run waits, printing how long,
+at most --max-wait seconds (longer: exit 4, nothing sent; re-run with --resume after the time shown).
+
+Exit codes: 0 done, 1 unexpected failure, 2 bad input (nothing sent), 3 HOLDING (a tranche failed;
+the message lists the safe options), 4 an owner action is needed, or the TWAP wait is longer than
+--max-wait (nothing sent; re-run with --resume), 5 the chain could not be reached (re-run with
+--resume), 6 a cap check or simulation refused a leg (e.g. the pair's spot price too far above its
+TWAP, or a revert such as LossBudgetExceeded, decoded by name).
 --json prints the machine-readable report on stdout; logs go to stderr.
 """
 
@@ -39,13 +48,16 @@ import click
 @click.option("--yes", is_flag=True, help="no confirmation prompt on non-local networks")
 @click.option("--rpc-timeout", "rpc_timeout", default=60.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="--rpc: seconds per JSON-RPC request before giving up (exit 5)")
-def cli(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes, rpc_timeout):
+@click.option("--max-wait", "max_wait", default=3600.0, show_default=True, type=click.FloatRange(min=0),
+              help="real networks: the longest wait (s) for the buy's TWAP observation; longer: exit 4, resumable")
+def cli(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes, rpc_timeout,
+        max_wait):
     sys.exit(main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes,
-                  rpc_timeout))
+                  rpc_timeout, max_wait))
 
 
 def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_path, db_url, dry, until, resume_id, as_json, yes,
-         rpc_timeout=60.0) -> int:
+         rpc_timeout=60.0, max_wait=3600.0) -> int:
     from rich.console import Console
 
     from dealvault.cli import connect
@@ -89,9 +101,16 @@ def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_
                 deployment = record_path(DEPLOYMENTS_DIR, net_name, spec.deal_id)
             if not Path(deployment).exists():
                 return fail(f"no deployment record {deployment}: deploy the vault first (`ape run deploy --deal {deal_path}`) or pass --deployment")
-            venues = Venues.from_deploy_record(load_record(Path(deployment)))
+            rec = load_record(Path(deployment))
+            cfg_lens = None
+            if not (rec.get("lens") or {}).get("address"):  # the record names none: the network config's
+                cfg_lens = load_netconfig(config_path or CHAIN138_CONFIG).venues.lens
+            venues = Venues.from_deploy_record(rec, lens=cfg_lens)
         else:
             venues = Venues.from_netconfig(load_netconfig(config_path or CHAIN138_CONFIG), spec.vault_address)
+        if venues.lens is None:
+            return fail(f"vault {venues.vault}: no DealVaultLens: the deployment record names none and the network config has no "
+                        "venues.lens (deploy one with `ape run deploy`, or set venues.lens)")
         mainnet_genesis = None
         with contextlib.suppress(Exception):
             mainnet_genesis = load_netconfig(CHAIN138_CONFIG).genesis_hash
@@ -124,7 +143,8 @@ def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_
 
             try:
                 report = run_deal(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, until=until,
-                                  dry_run=dry, resume=resume_id is not None, console=err, on_leg=on_leg, mainnet_genesis=mainnet_genesis)
+                                  dry_run=dry, resume=resume_id is not None, console=err, on_leg=on_leg, mainnet_genesis=mainnet_genesis,
+                                  max_wait=max_wait)
             finally:
                 record.close()
     except DealError as exc:

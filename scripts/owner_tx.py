@@ -6,15 +6,28 @@
                                                                            # approve + ownerRepay (2 txs)
     ape run owner_tx withdraw ETH 12.5 --vault 0x... --out w.json          # withdraw(token, amount); ETH = address(0)
     ape run owner_tx pause | unpause | hold --vault 0x... --out p.json
-    ape run owner_tx tighten max-ltv-bps 2500 --vault 0x... --out t.json   # the setters only tighten
+    ape run owner_tx set max-ltv-bps 2500 twap-window 3600 --vault 0x... --out s.json   # setParam, one per pair
+    ape run owner_tx set max-slippage-bps 150 --vault 0x... --deployment <record> --rpc URL --out s.json
+                                                                           # ... says which entries are queued
+    ape run owner_tx accept max-slippage-bps --vault 0x... --out a.json    # acceptParam after loosenDelay
+    ape run owner_tx revoke max-slippage-bps --vault 0x... --out r.json    # revokeParam (owner or guardian)
 
 On Chain 138 the vault's owner is a Safe multisig: the file is loaded in the Safe's Transaction
 Builder (version "1.0" batch: chainId, meta, transactions [{to, value, data, contractMethod,
 contractInputsValues}]), checked by the signers and executed there. Amounts are human decimals
-(ETH 18 dp, stablecoins 6 dp; tighten: bps / seconds, sell-floor-price in stablecoin per USDTz,
+(ETH 18 dp, stablecoins 6 dp; set: bps / seconds, sell-floor-price in stablecoin per USDTz,
 eth-floor-price in USD). A token symbol (cUSDT, cUSDC, USDTz, WETH9, WETH10) is resolved with
 --deployment (the vault's deployment record) or --config (a network config; default Chain 138's);
 a token address needs --decimals unless it is one of those.
+
+Parameters (DealVault v2): ``setParam(Param, value)``. A value tighter than (or equal to) the
+vault's current one acts at once; a looser one is queued for the vault's loosenDelay, at most back
+to the constructor's value (CapAboveCeiling past it), and applies only when someone sends
+``acceptParam(Param)`` after that delay (``owner_tx accept``); the owner or the guardian may
+``revokeParam(Param)`` meanwhile (``owner_tx revoke``). With --rpc (and the lens from --lens or
+--deployment) the builder reads the vault's current and constructor values through the lens and
+says, entry by entry, which act at once and which are queued (and until when); without it, it
+says both cases. ``tighten`` and the v1 setter names (setMaxLtvBps...) are aliases of ``set``.
 
 Bad input (unknown action, bad address, a negative or zero amount, too many decimals, a value
 out of range): a message naming it, exit code 2, no file written.
@@ -36,21 +49,32 @@ CHAIN_ID = 138
 ZERO = "0x0000000000000000000000000000000000000000"
 BUILDER_VERSION = "1.16.5"
 
-# tighten PARAM -> (setter, solidity type, kind, max)
-TIGHTEN = {
-    "max-ltv-bps": ("setMaxLtvBps", "uint16", "int", 3000),
-    "max-exposure-bps": ("setMaxExposureBps", "uint16", "int", 2500),
-    "max-desk-fee-bps": ("setMaxDeskFeeBps", "uint16", "int", 10_000),
-    "oracle-max-age": ("setOracleMaxAge", "uint32", "int", 2**32 - 1),
-    "min-discount-bps": ("setMinDiscountBps", "uint16", "int", 9_999),
-    "max-slippage-bps": ("setMaxSlippageBps", "uint16", "int", 9_999),
-    "sell-floor-price": ("setSellFloorPrice", "uint256", 6, 10**6),      # priceE6 <= 1e6
-    "eth-floor-price": ("setEthFloorPrice", "uint256", 8, 2**256 - 1),   # USD 8 dp
+# set PARAM -> IDealVault.Param: (index, enum name, lens.params field, kind: "int" or decimals, floor, hard limit,
+# higher_is_tighter, unit) -- contracts/libraries/ParamTable.sol
+PARAMS = {
+    "max-ltv-bps": (0, "MaxLtvBps", "maxLtvBps", "int", 0, 3000, False, "bps"),
+    "max-exposure-bps": (1, "MaxExposureBps", "maxExposureBps", "int", 0, 2500, False, "bps"),
+    "max-desk-fee-bps": (2, "MaxDeskFeeBps", "maxDeskFeeBps", "int", 0, 1000, False, "bps"),
+    "oracle-max-age": (3, "OracleMaxAge", "oracleMaxAge", "int", 1, 2**32 - 1, False, "s"),
+    "min-discount-bps": (4, "MinDiscountBps", "minDiscountBps", "int", 0, 9_999, True, "bps"),
+    "max-slippage-bps": (5, "MaxSlippageBps", "maxSlippageBps", "int", 0, 1000, False, "bps"),
+    "sell-floor-price": (6, "SellFloorPrice", "sellFloorPrice", 6, 1, 10**6, True, "stablecoin per USDTz"),  # priceE6 <= 1e6
+    "eth-floor-price": (7, "EthFloorPrice", "ethFloorPrice", 8, 1, 10**16, True, "USD per ETH"),         # USD 8 dp <= 1e16
+    "max-operator-loss-bps": (8, "MaxOperatorLossBps", "maxOperatorLossBps", "int", 0, 1000, False, "bps"),
+    "twap-window": (9, "TwapWindow", "twapWindow", "int", 1, 2**16 - 1, True, "s"),
+    "loosen-delay": (10, "LoosenDelay", "loosenDelay", "int", 0, 30 * 86400, True, "s"),
 }
-_SETTER_ALIASES = {v[0].lower(): k for k, v in TIGHTEN.items()} | {"set-" + k: k for k in TIGHTEN}
-ACTIONS = ("fund", "resume", "owner-repay", "withdraw", "pause", "unpause", "hold", "tighten", *sorted(TIGHTEN), )
+TIGHTEN = PARAMS  # v1 name
+_V1_SETTERS = {"setmaxltvbps": "max-ltv-bps", "setmaxexposurebps": "max-exposure-bps", "setmaxdeskfeebps": "max-desk-fee-bps",
+               "setoraclemaxage": "oracle-max-age", "setmindiscountbps": "min-discount-bps",
+               "setmaxslippagebps": "max-slippage-bps", "setsellfloorprice": "sell-floor-price",
+               "setethfloorprice": "eth-floor-price"}
+_PARAM_ALIASES = ({v[1].lower(): k for k, v in PARAMS.items()} | {v[2].lower(): k for k, v in PARAMS.items()}
+                  | {k.replace("-", ""): k for k in PARAMS})
+ACTIONS = ("fund", "resume", "owner-repay", "withdraw", "pause", "unpause", "hold", "set", "accept", "revoke")
 ACTION_HELP = ("fund AMOUNT_ETH | resume | owner-repay STABLE AMOUNT | withdraw TOKEN AMOUNT | pause | unpause | hold | "
-               "tighten PARAM VALUE (PARAM: " + ", ".join(TIGHTEN) + "; or the setter name, e.g. setMaxLtvBps VALUE)")
+               "set PARAM VALUE [PARAM VALUE ...] | accept PARAM [PARAM ...] | revoke PARAM [PARAM ...] "
+               "(PARAM: " + ", ".join(PARAMS) + "; `tighten` and the v1 setter names, e.g. setMaxLtvBps VALUE, mean set)")
 
 
 class OwnerTxError(ValueError):
@@ -178,26 +202,87 @@ def _fmt(n: int, decimals: int) -> str:
     return f"{Decimal(n).scaleb(-decimals).normalize():f}"
 
 
+def _param_key(value: str, what: str) -> str:
+    p = str(value).strip().lower().replace("_", "-")
+    p = _PARAM_ALIASES.get(p.replace("-", ""), p)
+    if p not in PARAMS:
+        raise OwnerTxError(f"{what}: unknown parameter {value!r}; allowed: {', '.join(PARAMS)}")
+    return p
+
+
+def _show(key: str, v: int) -> str:
+    kind = PARAMS[key][3]
+    return str(v) if kind == "int" else f"{_fmt(v, kind)} ({v})"
+
+
+def classify(key: str, value: int, current: Any = None, initial: Any = None, loosen_delay: int | None = None,
+             now: int | None = None) -> tuple[str, str]:
+    """("now" | "queued" | "unknown", words) for setParam(key, value) against the vault's current
+    and constructor values (lens.params / lens.initialParams, keyed by field name). Raises
+    OwnerTxError for a loosening past the constructor's value (the vault reverts CapAboveCeiling)."""
+    _i, _enum, field, _kind, _floor, _limit, higher, _unit = PARAMS[key]
+    if current is None or current.get(field) is None:
+        return "unknown", ("acts at once if it is tighter than (or equal to) the vault's current value; if looser it is "
+                           "QUEUED for the vault's loosenDelay and needs `owner_tx accept " + key + "` after it "
+                           "(pass --rpc to know which)")
+    cur = int(current[field])
+    tighter = value > cur if higher else value < cur
+    if value == cur:
+        return "now", f"equal to the current value {_show(key, cur)}: acts at once (no change; drops a queued loosening of it)"
+    if tighter:
+        return "now", f"tightens {_show(key, cur)} -> {_show(key, value)}: acts at once"
+    if initial is not None and initial.get(field) is not None:
+        init = int(initial[field])
+        if (value < init) if higher else (value > init):
+            raise OwnerTxError(f"set {key}: {_show(key, value)} is looser than the constructor's value {_show(key, init)}: the vault "
+                               "refuses it (CapAboveCeiling); a loosening may go at most back to the constructor's value")
+    when = ""
+    if loosen_delay is not None:
+        when = f" for loosenDelay {loosen_delay} s"
+        if now is not None:
+            when += f" (valid from block time {now + loosen_delay}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(now + loosen_delay))})"
+    return "queued", (f"loosens {_show(key, cur)} -> {_show(key, value)}: QUEUED{when}; applies only when acceptParam({PARAMS[key][1]}) "
+                      f"is sent after that (`ape run owner_tx accept {key}`; anyone may send it); the owner or the guardian "
+                      "may revokeParam meanwhile")
+
+
 def build_batch(action: str, args: list[str] | tuple[str, ...], *, vault: str, chain_id: int = CHAIN_ID,
                 safe: str | None = None, deployment: Path | None = None, config: Path | None = None,
-                decimals: int | None = None, now_ms: int | None = None) -> dict[str, Any]:
-    """The Safe Transaction Builder batch for one owner action. Raises :class:`OwnerTxError`."""
+                decimals: int | None = None, now_ms: int | None = None, current: Any = None, initial: Any = None,
+                loosen_delay: int | None = None, now: int | None = None) -> dict[str, Any]:
+    """The Safe Transaction Builder batch for one owner action. Raises :class:`OwnerTxError`.
+
+    ``current`` / ``initial``: the vault's parameters now and at construction (lens.params /
+    lens.initialParams by field name), ``loosen_delay`` and ``now`` (block time): with them a
+    ``set`` says which entries act at once and which are queued (and refuses a loosening past the
+    constructor's value); the batch's ``meta.description`` lists them."""
     vault = parse_address(vault, "--vault")
     safe_addr = parse_address(safe, "--safe") if safe else ""
     a = str(action).strip()
     key = a.lower()
-    if key in _SETTER_ALIASES:
-        key, args = "tighten", [_SETTER_ALIASES[key], *args]
-    elif key in TIGHTEN:
-        key, args = "tighten", [key, *args]
+    if key in _V1_SETTERS:
+        key, args = "set", [_V1_SETTERS[key], *args]
+    elif key.replace("_", "-") in PARAMS:
+        key, args = "set", [key.replace("_", "-"), *args]
+    elif key in ("tighten", "setparam", "set-param"):
+        key = "set"
+    elif key in ("acceptparam", "accept-param"):
+        key = "accept"
+    elif key in ("revokeparam", "revoke-param"):
+        key = "revoke"
     if key in ("ownerrepay", "owner_repay"):
         key = "owner-repay"
-    nargs = {"fund": 1, "resume": 0, "pause": 0, "unpause": 0, "hold": 0, "owner-repay": 2, "withdraw": 2, "tighten": 2}
-    if key not in nargs:
+    nargs = {"fund": 1, "resume": 0, "pause": 0, "unpause": 0, "hold": 0, "owner-repay": 2, "withdraw": 2}
+    if key not in nargs and key not in ("set", "accept", "revoke"):
         raise OwnerTxError(f"unknown action {action!r}; actions: {ACTION_HELP}")
-    if len(args) != nargs[key]:
+    if key in nargs and len(args) != nargs[key]:
         raise OwnerTxError(f"{key}: expects {nargs[key]} argument(s), got {len(args)} ({' '.join(map(str, args)) or 'none'}); "
                            f"usage: {ACTION_HELP}")
+    if key == "set" and (len(args) < 2 or len(args) % 2):
+        raise OwnerTxError(f"set: expects PARAM VALUE pairs, got {len(args)} argument(s) ({' '.join(map(str, args)) or 'none'}); "
+                           f"usage: {ACTION_HELP}")
+    if key in ("accept", "revoke") and not args:
+        raise OwnerTxError(f"{key}: expects at least one PARAM; usage: {ACTION_HELP}")
     txs: list[dict[str, Any]] = []
     lines: list[str] = []
     if key == "fund":
@@ -227,22 +312,43 @@ def build_batch(action: str, args: list[str] | tuple[str, ...], *, vault: str, c
         amount = parse_amount(args[1], d, "withdraw amount")
         txs.append(_tx(vault, "withdraw", [("token", "address"), ("amount", "uint256")], [token, amount]))
         lines.append(f"withdraw({token}, {amount}): send {_fmt(amount, d)} {label} from the vault to the owner "
-                     "(before CLOSED only the surplus above the books)")
+                     "(before CLOSED only the surplus above the books; in HOLDING also the idle ETH buckets)")
         title = f"DealVault: withdraw {_fmt(amount, d)} {label}"
-    else:  # tighten
-        p = str(args[0]).strip().lower().replace("_", "-")
-        p = _SETTER_ALIASES.get(p, p)
-        if p not in TIGHTEN:
-            raise OwnerTxError(f"tighten: unknown parameter {args[0]!r}; allowed: {', '.join(TIGHTEN)}")
-        setter, typ, kind, maximum = TIGHTEN[p]
-        if kind == "int":
-            v = parse_amount(args[1], 0, f"tighten {p}", allow_zero=p in ("min-discount-bps",), maximum=maximum)
-        else:
-            v = parse_amount(args[1], kind, f"tighten {p}", maximum=maximum)
-        txs.append(_tx(vault, setter, [("value", typ)], [v]))
-        shown = str(v) if kind == "int" else f"{_fmt(v, kind)} ({v})"
-        lines.append(f"{setter}({v}): tighten {p} to {shown}; the vault refuses a looser value (NotTighter)")
-        title = f"DealVault: {setter} {v}"
+    elif key == "set":
+        seen: set[str] = set()
+        queued, at_once = [], []
+        for n, (pk, pv) in enumerate(zip(args[::2], args[1::2]), 1):
+            p = _param_key(pk, "set")
+            if p in seen:
+                raise OwnerTxError(f"set: {p} is given twice")
+            seen.add(p)
+            index, enum, _field, kind, floor, limit, _higher, unit = PARAMS[p]
+            if kind == "int":
+                v = parse_amount(pv, 0, f"set {p}", allow_zero=floor == 0, maximum=limit)
+            else:
+                v = parse_amount(pv, kind, f"set {p}", maximum=limit)
+            if v < floor:
+                raise OwnerTxError(f"set {p}: {pv!r} is out of range (min {floor})")
+            verdict, words = classify(p, v, current, initial, loosen_delay, now)
+            (queued if verdict == "queued" else at_once).append(p)
+            txs.append(_tx(vault, "setParam", [("param", "uint8"), ("value", "uint256")], [index, v]))
+            lines.append(f"{n}. setParam({enum} = {index}, {v}): {p} {_show(p, v)} {unit}: {words}")
+        if current is not None:
+            lines.append("queued (need acceptParam after loosenDelay): " + (", ".join(queued) or "none")
+                         + "; at once: " + (", ".join(at_once) or "none"))
+        title = f"DealVault: setParam x {len(txs)}" + (f" ({len(queued)} queued)" if current is not None else "")
+    else:  # accept / revoke
+        fn = "acceptParam" if key == "accept" else "revokeParam"
+        for n, pk in enumerate(args, 1):
+            p = _param_key(pk, key)
+            index, enum = PARAMS[p][0], PARAMS[p][1]
+            txs.append(_tx(vault, fn, [("param", "uint8")], [index]))
+            if key == "accept":
+                lines.append(f"{n}. acceptParam({enum} = {index}): apply the queued loosening of {p} (reverts QueuedUntil before its "
+                             "time, NothingQueued if none)")
+            else:
+                lines.append(f"{n}. revokeParam({enum} = {index}): drop the queued loosening of {p} (owner or guardian)")
+        title = f"DealVault: {fn} x {len(txs)}"
     return {
         "version": "1.0",
         "chainId": str(int(chain_id)),
@@ -257,6 +363,24 @@ def build_batch(action: str, args: list[str] | tuple[str, ...], *, vault: str, c
         },
         "transactions": txs,
     }
+
+
+def read_vault_params(rpc: str, vault: str, lens: str) -> dict[str, Any]:
+    """The vault's current and constructor parameters (lens.params / lens.initialParams), its
+    loosenDelay and the block time, read over ``rpc`` (web3; nothing sent)."""
+    from web3 import Web3
+
+    from dealvault.artifacts import own
+
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+    abi = own("DealVaultLens").abi
+    c = w3.eth.contract(address=Web3.to_checksum_address(lens), abi=abi)
+    names = [x["name"] for x in [f for f in abi if f.get("name") == "params"][0]["outputs"][0]["components"]]
+    vault = Web3.to_checksum_address(vault)
+    cur = dict(zip(names, c.functions.params(vault).call()))
+    init = dict(zip(names, c.functions.initialParams(vault).call()))
+    return {"current": cur, "initial": init, "loosen_delay": int(cur["loosenDelay"]),
+            "now": int(w3.eth.get_block("latest")["timestamp"])}
 
 
 def write_batch(batch: dict[str, Any], out: Path) -> Path:
@@ -281,19 +405,39 @@ def write_batch(batch: dict[str, Any], out: Path) -> Path:
 @click.option("--deployment", default=None, type=click.Path(dir_okay=False, path_type=Path), help="deployment record (token symbols)")
 @click.option("--config", "config_path", default=None, type=click.Path(dir_okay=False, path_type=Path), help="network config (token symbols)")
 @click.option("--decimals", default=None, type=int, help="decimals of a token given by address")
-def cli(action, args, vault, out, safe, chain_id, deployment, config_path, decimals):
+@click.option("--rpc", default=None, help="read the vault's parameters (through the lens) to say which `set` entries are queued")
+@click.option("--lens", default=None, help="the DealVaultLens (default: the --deployment record's)")
+def cli(action, args, vault, out, safe, chain_id, deployment, config_path, decimals, rpc, lens):
     sys.exit(main(action, args, vault=vault, out=out, safe=safe, chain_id=chain_id, deployment=deployment,
-                  config=config_path, decimals=decimals))
+                  config=config_path, decimals=decimals, rpc=rpc, lens=lens))
 
 
-def main(action, args, *, vault, out, safe=None, chain_id=CHAIN_ID, deployment=None, config=None, decimals=None) -> int:
+def main(action, args, *, vault, out, safe=None, chain_id=CHAIN_ID, deployment=None, config=None, decimals=None,
+         rpc=None, lens=None) -> int:
     try:
         if chain_id <= 0:
             raise OwnerTxError(f"--chain-id {chain_id}: must be > 0")
         if decimals is not None and not 0 <= decimals <= 77:
             raise OwnerTxError(f"--decimals {decimals}: allowed 0..77")
+        onchain: dict[str, Any] = {}
+        if rpc is not None:
+            if lens is None and deployment is not None:
+                try:
+                    lens = (json.loads(Path(deployment).read_text()).get("lens") or {}).get("address")
+                except (OSError, ValueError) as exc:
+                    raise OwnerTxError(f"--deployment {deployment}: not a readable deployment record ({exc})") from None
+            if lens is None:
+                raise OwnerTxError("--rpc needs the lens: --lens ADDR or --deployment (a record naming its lens)")
+            lens = parse_address(lens, "--lens")
+            try:
+                onchain = read_vault_params(rpc, parse_address(vault, "--vault"), lens)
+            except OwnerTxError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the node or the lens did not answer
+                click.echo(f"error: --rpc {rpc}: cannot read the vault's parameters through the lens {lens}: {exc}; nothing written", err=True)
+                return 5
         batch = build_batch(action, list(args), vault=vault, chain_id=chain_id, safe=safe, deployment=deployment,
-                            config=config, decimals=decimals)
+                            config=config, decimals=decimals, **onchain)
     except OwnerTxError as exc:
         click.echo(f"error: {exc}; nothing written", err=True)
         return EXIT_INPUT

@@ -4,9 +4,12 @@
         [--config deployments/chain138.config.yaml]
 
 Reads deployments/<network>/<deal-id>.json and checks, on the connected chain: chain id and
-genesis hash, the runtime code at the address against the recorded bytecode hash (immutables
-masked), and every recorded constructor parameter (caps the owner tightened since are reported,
-not failed). Exit 0 verified, 1 mismatch (every difference listed), 2 missing or bad record.
+genesis hash; the runtime code of the vault's core, of its extension (``vault.extension()``) and
+of the recorded DealVaultLens against the recorded bytecode hashes (immutables masked); the core's
+and the extension's immutables against ``vault.setup()``; and every recorded constructor parameter,
+read back through the lens (caps the owner tightened since are reported, not failed).
+Exit 0 verified, 1 mismatch (every difference listed), 2 missing or bad record (a v1 record has no
+extension/lens block).
 """
 
 from __future__ import annotations

@@ -78,6 +78,8 @@ class Deal(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     genesis_hash: Mapped[str | None] = mapped_column(String(66))
     vault_address: Mapped[str | None] = mapped_column(String(42))
+    # the DealVaultLens the deal reads its vault through (migration 0002)
+    lens_address: Mapped[str | None] = mapped_column(String(42))
     status: Mapped[str] = mapped_column(String(32), nullable=False, default="created")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)

@@ -58,6 +58,7 @@ class DealInfo:
     status: str
     created_at: datetime
     updated_at: datetime
+    lens_address: str | None = None  # the DealVaultLens the deal reads its vault through
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,7 @@ class Record:
         vault_address: str | None = None,
         status: str = "created",
         exist_ok: bool = False,
+        lens_address: str | None = None,
     ) -> DealInfo:
         """Record a deal from its :class:`~dealvault.spec.DealSpec` (or a spec mapping plus the
         keyword fields). With ``exist_ok`` an existing deal is returned unchanged."""
@@ -259,6 +261,7 @@ class Record:
                 chain_id=int(chain_id),
                 genesis_hash=_hex(genesis_hash),
                 vault_address=vault_address,
+                lens_address=lens_address,
                 status=status,
             )
             s.add(row)
@@ -281,8 +284,8 @@ class Record:
             return [_deal_info(r) for r in s.scalars(select(Deal).order_by(Deal.created_at, Deal.id))]
 
     def update_deal(self, deal: Any, **changes: Any) -> DealInfo:
-        """Change ``status``, ``vault_address`` or ``genesis_hash`` of a deal."""
-        allowed = {"status", "vault_address", "genesis_hash"}
+        """Change ``status``, ``vault_address``, ``lens_address`` or ``genesis_hash`` of a deal."""
+        allowed = {"status", "vault_address", "lens_address", "genesis_hash"}
         bad = set(changes) - allowed
         if bad:
             raise RecordError(f"update_deal: cannot change {sorted(bad)}; allowed: {sorted(allowed)}")

@@ -3,6 +3,11 @@
 Runs on the session's Chain 138 mirror + overlay (conftest) and on anvil forks of it. Records go
 to tmp_path. Every refusal is checked to send nothing: the deployer's nonce and the block number
 are unchanged.
+
+DealVault v2: one creation transaction deploys the core, whose constructor creates the extension;
+the pipeline deploys a DealVaultLens unless the network config names one (venues.lens), verifies
+the three bytecodes and reads the parameters back through the lens. Expected addresses come from
+the CREATE rule (sender, nonce), parameters from the deal spec, never from the pipeline's output.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from pathlib import Path
 import ape
 import pytest
 import yaml
+from web3 import Web3
 
 from dealvault import deploy as D
 from dealvault import opcodes
 from dealvault.anvil import start_anvil
-from dealvault.evm import role_address, set_balance
+from dealvault.evm import create_address, role_address, set_balance
 from dealvault.netconfig import (
     CHAIN138_CONFIG,
     ConfigError,
@@ -102,7 +108,7 @@ def _cfg_variant(tmp_path: Path, data: dict, name: str = "variant", **edits) -> 
 
 
 @pytest.fixture
-def deployer(w3):
+def deploy_signer(w3):
     who = role_address("test.deployer")
     set_balance(w3, who, 100 * 10**18)
     return D.AnvilSigner(w3, who, impersonate=True)
@@ -144,7 +150,21 @@ def test_standard_json_input_reproduces_the_build(build):
     assert bytes.fromhex(c["deployedBytecode"]["object"]) == build.runtime
     assert bytes.fromhex(c["bytecode"]["object"]) == build.creation
     assert build.compiler_version.startswith("0.8.28+commit.7893614a")
-    assert {"weth9", "pool", "coreBps"} <= set(build.immutable_names.values())
+    assert {"weth9", "pool", "coreBps", "extension", "minTranche"} <= set(build.immutable_names.values())
+    # the same input reproduces the extension (created by the core's constructor) and the lens
+    ext, lens = D.build_contract("DealVaultExtension"), D.build_contract("DealVaultLens")
+    assert ext.standard_json_input == lens.standard_json_input == std
+    assert "contracts/DealVaultLens.sol" in std["sources"] and "contracts/DealVaultExtension.sol" in std["sources"]
+    e = out["contracts"]["contracts/DealVaultExtension.sol"]["DealVaultExtension"]["evm"]
+    assert bytes.fromhex(e["deployedBytecode"]["object"]) == ext.runtime
+    assert bytes.fromhex(e["bytecode"]["object"]) == ext.creation and ext.creation in build.creation  # created by the core
+    l = out["contracts"]["contracts/DealVaultLens.sol"]["DealVaultLens"]["evm"]
+    assert bytes.fromhex(l["deployedBytecode"]["object"]) == lens.runtime and lens.immutable_references == {}
+    # each equals ape's build byte for byte (build_contract checks it; say it here independently)
+    from dealvault.artifacts import own
+
+    for b in (build, ext, lens):
+        assert bytes.fromhex(own(b.contract).deployed_bytecode[2:]) == b.runtime, b.contract
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,10 +233,10 @@ def test_local_config_is_written_only_under_local(w3, mirror, market, tmp_path):
 # deploy on the mirror
 
 
-def test_deploy_rerun_second_deal_and_reverify(w3, build, local_cfg, deployments, deployer, tmp_path):
+def test_deploy_rerun_second_deal_and_reverify(w3, build, local_cfg, deployments, deploy_signer, tmp_path):
     net = load_netconfig(local_cfg)
     deal = _deal()
-    res = D.deploy_vault(w3, deployer, net, deal, build=build, deployments_dir=deployments)
+    res = D.deploy_vault(w3, deploy_signer, net, deal, build=build, deployments_dir=deployments)
     assert res.status == "deployed"
     path = deployments / "local" / "mirror" / "demo-001.json"
     assert res.record_path == path
@@ -224,7 +244,7 @@ def test_deploy_rerun_second_deal_and_reverify(w3, build, local_cfg, deployments
     for key in ("address", "transaction_hash", "block_number", "deployer", "constructor_args", "compiler", "standard_json_input",
                 "source_hash", "runtime_bytecode_hash", "abi", "timestamp", "configs"):
         assert key in rec, key
-    assert rec["deployer"] == deployer.address
+    assert rec["deployer"] == deploy_signer.address
     assert rec["constructor_args"]["decoded"]["owner"] == _resolver("TEST::0")
     assert rec["constructor_args"]["raw"] == "0x" + D.encode_constructor(build, res.plan.config).hex()
     assert D.decode_constructor(build.abi, bytes.fromhex(rec["constructor_args"]["raw"][2:]))["risk"]["rungs"] == list(deal.risk["rungs"])
@@ -232,34 +252,58 @@ def test_deploy_rerun_second_deal_and_reverify(w3, build, local_cfg, deployments
     assert rec["runtime_bytecode_hash"] == build.runtime_hash
     assert rec["configs"]["network"]["sha256"] == net.sha256
     assert w3.eth.get_code(res.address)
-    print(f"\ndeploy gas {res.gas_used}, {res.seconds:.2f} s")
+    # no lens configured: the lens first (deploy_signer nonce n), then the vault (n + 1); the core
+    # creates the extension with its own first CREATE (nonce 1, EIP-161)
+    n = rec["nonce"] - 1
+    assert rec["lens"]["address"] == res.lens == create_address(deploy_signer.address, n)
+    assert rec["address"] == create_address(deploy_signer.address, n + 1)
+    assert rec["extension"]["address"] == res.extension == create_address(res.address, 1)
+    assert rec["lens"]["source"] == "deployed" and rec["lens"]["nonce"] == n and rec["lens"]["gas_used"] == res.lens_gas_used > 0
+    ext_build, lens_build = D.build_contract("DealVaultExtension"), D.build_contract("DealVaultLens")
+    assert rec["extension"]["runtime_bytecode_hash"] == ext_build.runtime_hash
+    assert rec["lens"]["runtime_bytecode_hash"] == lens_build.runtime_hash
+    assert "0x" + bytes(w3.eth.get_code(res.lens)).hex() == "0x" + lens_build.runtime.hex()
+    assert ext_build.mask(bytes(w3.eth.get_code(res.extension))) == ext_build.runtime
+    # the parameters read back (through the lens) are the spec's, as the constructor got them
+    assert rec["verification"]["params"]["risk"] == {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in deal.risk.items()}
+    assert rec["verification"]["params"]["owner"] == _resolver("TEST::0")
+    print(f"\ndeploy gas {res.gas_used} + lens {res.lens_gas_used}, {res.seconds:.2f} s")
 
     # a re-run is a no-op
-    with Unchanged(w3, deployer.address):
-        again = D.deploy_vault(w3, deployer, net, deal, build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address):
+        again = D.deploy_vault(w3, deploy_signer, net, deal, build=build, deployments_dir=deployments)
     assert again.status == "existing" and again.address == res.address
     assert json.loads(path.read_text()) == rec
 
     # a second deal gets its own record; the first is untouched
     deal2 = _deal(_spec_variant(tmp_path, deal_id="demo-002"))
-    res2 = D.deploy_vault(w3, deployer, net, deal2, build=build, deployments_dir=deployments)
+    res2 = D.deploy_vault(w3, deploy_signer, net, deal2, build=build, deployments_dir=deployments)
     assert res2.status == "deployed" and res2.address != res.address
     assert (deployments / "local" / "mirror" / "demo-002.json").exists()
     assert json.loads(path.read_text()) == rec
 
+    # a second deal without a configured lens gets its own lens
+    rec2 = json.loads((deployments / "local" / "mirror" / "demo-002.json").read_text())
+    assert rec2["lens"]["address"] != rec["lens"]["address"]
+
     # verify_deployment against the record
-    assert D.run_verify(w3, record_file=path, build=build, out=lambda m: None) == 0
-    report = D.reverify(w3, path)  # without the build: the record's own hash and immutable map
+    outs: list[str] = []
+    assert D.run_verify(w3, record_file=path, build=build, out=outs.append) == 0
+    j = json.loads(outs[-1])
+    assert (j["extension"], j["lens"]) == (rec["extension"]["address"], rec["lens"]["address"])
+    report = D.reverify(w3, path)  # without the build: the record's own hashes and immutable maps
     assert report.code_hash == rec["runtime_bytecode_hash"]
+    assert report.extension_code_hash == rec["extension"]["runtime_bytecode_hash"]
+    assert report.lens_code_hash == rec["lens"]["runtime_bytecode_hash"]
 
 
-def test_changed_config_needs_redeploy_and_keeps_history(w3, build, local_cfg, deployments, deployer, tmp_path):
+def test_changed_config_needs_redeploy_and_keeps_history(w3, build, local_cfg, deployments, deploy_signer, tmp_path):
     net = load_netconfig(local_cfg)
-    first = D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    first = D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     tighter = _deal(_spec_variant(tmp_path, **{"vault.max_ltv_bps": 2950}))
-    with Unchanged(w3, deployer.address), pytest.raises(D.RecordError, match=r"maxLtvBps 3000 -> 2950.*--redeploy"):
-        D.deploy_vault(w3, deployer, net, tighter, build=build, deployments_dir=deployments)
-    res = D.deploy_vault(w3, deployer, net, tighter, build=build, deployments_dir=deployments, redeploy=True)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.RecordError, match=r"maxLtvBps 3000 -> 2950.*--redeploy"):
+        D.deploy_vault(w3, deploy_signer, net, tighter, build=build, deployments_dir=deployments)
+    res = D.deploy_vault(w3, deploy_signer, net, tighter, build=build, deployments_dir=deployments, redeploy=True)
     assert res.status == "deployed" and res.address != first.address
     rec = json.loads(res.record_path.read_text())
     assert [h["address"] for h in rec["history"]] == [first.address]
@@ -277,71 +321,71 @@ def test_deploy_with_an_ape_account(w3, build, local_cfg, deployments):
 # refusals: each names the item and sends nothing
 
 
-def test_tampered_record_is_refused(w3, build, local_cfg, deployments, deployer):
+def test_tampered_record_is_refused(w3, build, local_cfg, deployments, deploy_signer):
     net = load_netconfig(local_cfg)
-    res = D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    res = D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     rec = json.loads(res.record_path.read_text())
     rec["runtime_bytecode_hash"] = "0x" + "ab" * 32
     res.record_path.write_text(json.dumps(rec))
-    with Unchanged(w3, deployer.address), pytest.raises(D.RecordError, match="runtime_bytecode_hash: the record says 0xabab"):
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
-    with Unchanged(w3, deployer.address), pytest.raises(D.RecordError):
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments, redeploy=True)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.RecordError, match="runtime_bytecode_hash: the record says 0xabab"):
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.RecordError):
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments, redeploy=True)
     assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=lambda m: None) == 1
 
 
-def test_wrong_chain_id(w3, build, cfg_data, deployments, deployer, tmp_path):
+def test_wrong_chain_id(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
     net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"network.chain_id": 1}))
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     assert ei.value.items() == ["network.chain_id"]
     assert "chain id 138" in str(ei.value) and "expects 1" in str(ei.value)
 
 
-def test_wrong_genesis_hash(w3, build, cfg_data, deployments, deployer, tmp_path):
+def test_wrong_genesis_hash(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
     net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"network.genesis_hash": "0x" + "11" * 32}))
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     assert ei.value.items() == ["network.genesis_hash"] and "different chain" in str(ei.value)
 
 
-def test_null_genesis_needs_accept_genesis(w3, build, cfg_data, deployments, deployer, tmp_path):
+def test_null_genesis_needs_accept_genesis(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
     """The Chain 138 placeholder: a non-ephemeral network with genesis_hash null."""
     net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"network.genesis_hash": None, "network.ephemeral": False}))
     seen = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError, match=f"--accept-genesis {seen}"):
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError, match="network.genesis_hash"):
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError, match=f"--accept-genesis {seen}"):
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError, match="network.genesis_hash"):
         D.check_identity(w3, net, accept_genesis="0x" + "22" * 32)
-    plan = D.preflight(w3, net, _deal(), build, deployer.address, accept_genesis=seen)
+    plan = D.preflight(w3, net, _deal(), build, deploy_signer.address, accept_genesis=seen)
     assert plan.identity["genesis_accepted_by_flag"] is True
 
 
-def test_real_chain138_config_refused_on_the_mirror(w3, build, deployments, deployer):
+def test_real_chain138_config_refused_on_the_mirror(w3, build, deployments, deploy_signer):
     """deployments/chain138.config.yaml as checked in: placeholder genesis and null venues."""
     net = load_netconfig(CHAIN138_CONFIG)
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     assert ei.value.items() == ["network.genesis_hash"]
     seen = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
     with pytest.raises(D.PreflightError) as ei:
-        D.preflight(w3, net, _deal(), build, deployer.address, accept_genesis=seen)
+        D.preflight(w3, net, _deal(), build, deploy_signer.address, accept_genesis=seen)
     assert {"tokens.usdtz.address", "venues.router", "venues.desk"} <= set(ei.value.items())
 
 
-def test_missing_contract_at_configured_address(w3, build, cfg_data, deployments, deployer, tmp_path):
+def test_missing_contract_at_configured_address(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
     empty = role_address("test.no-code-here")
     net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"venues.desk": empty}))
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     assert ei.value.items() == ["venues.desk"] and f"no contract at {empty}" in str(ei.value)
     assert not (deployments / "local").exists()
 
 
-def test_wrong_token_decimals_and_symbol(w3, build, cfg_data, deployments, deployer, tmp_path):
+def test_wrong_token_decimals_and_symbol(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
     net = load_netconfig(_cfg_variant(tmp_path, cfg_data, **{"tokens.cusdc.decimals": 18, "tokens.weth10.symbol": "WETH"}))
-    with Unchanged(w3, deployer.address), pytest.raises(D.PreflightError) as ei:
-        D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     assert set(ei.value.items()) == {"tokens.cusdc.decimals", "tokens.weth10.symbol"}
 
 
@@ -354,16 +398,16 @@ def test_poor_deployer(w3, build, local_cfg, deployments):
     assert ei.value.items() == ["deployer"]
 
 
-def test_run_deploy_exit_code_2_names_the_item(w3, build, cfg_data, deployments, deployer, tmp_path):
+def test_run_deploy_exit_code_2_names_the_item(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
     cfg = _cfg_variant(tmp_path, cfg_data, **{"network.chain_id": 5})
     errors: list[str] = []
-    with Unchanged(w3, deployer.address):
-        code = D.run_deploy(w3, deal_path=EXAMPLE, config_path=cfg, signer=deployer, deployments_dir=deployments,
+    with Unchanged(w3, deploy_signer.address):
+        code = D.run_deploy(w3, deal_path=EXAMPLE, config_path=cfg, signer=deploy_signer, deployments_dir=deployments,
                             resolver=_resolver, build=build, out=errors.append, err=errors.append)
     assert code == 2 and "network.chain_id" in errors[-1]
     bad_spec = tmp_path / "bad.yaml"
     bad_spec.write_text(EXAMPLE.read_text().replace("max_ltv_bps: 3000", "max_ltv_bps: 4000"))
-    code = D.run_deploy(w3, deal_path=bad_spec, config_path=cfg, signer=deployer, deployments_dir=deployments,
+    code = D.run_deploy(w3, deal_path=bad_spec, config_path=cfg, signer=deploy_signer, deployments_dir=deployments,
                         resolver=_resolver, build=build, out=errors.append, err=errors.append)
     assert code == 2 and "vault.max_ltv_bps" in errors[-1]
 
@@ -385,17 +429,17 @@ def test_deploy_on_a_fork_of_the_mirror(w3, build, local_cfg, deployments):
     assert not w3.eth.get_code(res.address)  # the upstream saw nothing
 
 
-def test_dry_run_sends_nothing(w3, build, local_cfg, deployments, deployer):
+def test_dry_run_sends_nothing(w3, build, local_cfg, deployments, deploy_signer):
     net = load_netconfig(local_cfg)
-    with Unchanged(w3, deployer.address):
-        res = D.dry_run(w3, w3.provider.endpoint_uri, net, _deal(), deployer.address, build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address):
+        res = D.dry_run(w3, w3.provider.endpoint_uri, net, _deal(), deploy_signer.address, build=build, deployments_dir=deployments)
     assert res.status == "dry-run" and res.gas_used and res.record_path is None
     assert not w3.eth.get_code(res.address)
     assert not (deployments / "local").exists()
     # after a real deployment, the dry run finds the record and is a no-op
-    D.deploy_vault(w3, deployer, net, _deal(), build=build, deployments_dir=deployments)
-    with Unchanged(w3, deployer.address):
-        assert D.dry_run(w3, w3.provider.endpoint_uri, net, _deal(), deployer.address, build=build,
+    D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
+    with Unchanged(w3, deploy_signer.address):
+        assert D.dry_run(w3, w3.provider.endpoint_uri, net, _deal(), deploy_signer.address, build=build,
                          deployments_dir=deployments).status == "existing"
 
 
@@ -410,3 +454,126 @@ def test_unsupported_opcode_on_a_pre_shanghai_fork(w3, shanghai_build, local_cfg
                            build=shanghai_build, deployments_dir=deployments)
     assert ei.value.items() == ["build.evm_version"]
     assert "PUSH0 (0x5f, shanghai)" in str(ei.value) and "NotActivated" in str(ei.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# v2: the lens from the network config, the extension's and the lens's code, params via the lens
+
+
+def test_configured_lens_is_verified_and_used(w3, build, cfg_data, deployments, deploy_signer, tmp_path):
+    """A network config naming a lens: nothing but the vault is sent, the record names the
+    config's lens; a lens with other code, or none at the address, is refused before sending."""
+    first = D.deploy_vault(w3, deploy_signer, load_netconfig(_cfg_variant(tmp_path, cfg_data, name="a")), _deal(),
+                           build=build, deployments_dir=deployments / "a")
+    lens = first.lens
+    net = load_netconfig(_cfg_variant(tmp_path, cfg_data, name="b", **{"venues.lens": lens}))
+    nonce = w3.eth.get_transaction_count(deploy_signer.address)
+    res = D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments / "b")
+    assert w3.eth.get_transaction_count(deploy_signer.address) == nonce + 1  # the vault only
+    assert res.address == create_address(deploy_signer.address, nonce)
+    assert res.lens == lens and res.lens_gas_used is None
+    assert res.record["lens"]["address"] == lens and res.record["lens"]["source"].startswith("network config")
+    assert res.plan.lens == lens and res.plan.lens_tx is None and res.plan.lens_gas_estimate == 0
+    # a "lens" that is another contract (the USDTz/cUSDT pair has code): refused, nothing sent
+    other = str(cfg_data["venues"]["router"])
+    pair = Web3.to_checksum_address(D._call(w3, other, [{"name": "factory", "type": "function", "stateMutability": "view",
+                                                           "inputs": [], "outputs": [{"type": "address"}]}], "factory"))
+    bad = load_netconfig(_cfg_variant(tmp_path, cfg_data, name="c", **{"venues.lens": pair}))
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, bad, _deal(), build=build, deployments_dir=deployments / "c")
+    assert ei.value.items() == ["venues.lens"] and "not the DealVaultLens build" in str(ei.value)
+    empty = role_address("test.no-lens-here")
+    none = load_netconfig(_cfg_variant(tmp_path, cfg_data, name="d", **{"venues.lens": empty}))
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.deploy_vault(w3, deploy_signer, none, _deal(), build=build, deployments_dir=deployments / "d")
+    assert ei.value.items() == ["venues.lens"] and f"no contract at {empty}" in str(ei.value)
+
+
+def test_lens_venue_in_the_network_config(cfg_data):
+    ok = copy.deepcopy(cfg_data)
+    ok["venues"]["lens"] = "0x" + "ab" * 20
+    assert parse_netconfig(ok).venues.lens == Web3.to_checksum_address("0x" + "ab" * 20)
+    assert parse_netconfig(cfg_data).venues.lens is None  # optional
+    dup = copy.deepcopy(cfg_data)
+    dup["venues"]["lens"] = dup["venues"]["desk"]
+    with pytest.raises(ConfigError, match=r"venues\.lens: .* is also venues\.desk"):
+        parse_netconfig(dup)
+
+
+def _set_code(w3, where: str, code: bytes) -> None:
+    w3.provider.make_request("anvil_setCode", [where, "0x" + code.hex()])
+
+
+def test_verification_checks_the_extension_and_the_lens(w3, build, local_cfg, deployments, deploy_signer):
+    """Another extension behind the vault, or another lens, fails verification naming which."""
+    res = D.deploy_vault(w3, deploy_signer, load_netconfig(local_cfg), _deal(), build=build, deployments_dir=deployments)
+    ext_code = bytes(w3.eth.get_code(res.extension))
+    lens_code = bytes(w3.eth.get_code(res.lens))
+    errors: list[str] = []
+    _set_code(w3, res.extension, ext_code[:-1] + bytes([ext_code[-1] ^ 1]))  # one byte of the metadata tail
+    assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=errors.append) == 1
+    assert "extension.runtime_bytecode" in errors[-1] and res.extension in errors[-1]
+    _set_code(w3, res.extension, ext_code)
+    _set_code(w3, res.lens, lens_code[:-1] + bytes([lens_code[-1] ^ 1]))
+    assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=errors.append) == 1
+    assert "lens.runtime_bytecode" in errors[-1] and "extension" not in errors[-1]
+    with pytest.raises(D.VerificationError, match="lens.runtime_bytecode_hash: the record says"):
+        D.reverify(w3, res.record_path)  # the record's hashes alone catch it too
+    _set_code(w3, res.lens, lens_code)
+    assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None) == 0
+    # a record without the lens block (a v1 record) cannot be verified: exit 2, saying why
+    rec = json.loads(res.record_path.read_text())
+    del rec["lens"]
+    res.record_path.write_text(json.dumps(rec))
+    assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=errors.append) == 2
+    assert "no extension or lens block" in errors[-1]
+
+
+def _set_param(w3, vault: str, owner: str, param: int, value: int) -> None:
+    from eth_abi import encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    data = function_signature_to_4byte_selector("setParam(uint8,uint256)") + encode(["uint8", "uint256"], [param, value])
+    h = w3.eth.send_transaction({"from": owner, "to": vault, "data": "0x" + data.hex(), "gas": 300_000})
+    assert w3.eth.wait_for_transaction_receipt(h)["status"] == 1
+
+
+def test_reverify_reads_params_through_the_lens_and_accepts_tightened(w3, build, local_cfg, deployments, deploy_signer):
+    """The owner tightens maxLtvBps (lower) and twapWindow (higher) with setParam: re-verification
+    reads the new values through lens.params and reports them as notes, not failures."""
+    res = D.deploy_vault(w3, deploy_signer, load_netconfig(local_cfg), _deal(), build=build, deployments_dir=deployments)
+    owner = _resolver("TEST::0")
+    spec_risk = _deal().risk
+    _set_param(w3, res.address, owner, 0, 2500)                                     # MaxLtvBps: lower is tighter
+    _set_param(w3, res.address, owner, 9, spec_risk["twapWindow"] + 60)             # TwapWindow: higher is tighter
+    _set_param(w3, res.address, owner, 8, spec_risk["maxOperatorLossBps"] - 10)     # MaxOperatorLossBps: lower
+    report = D.reverify(w3, res.record_path, build=build)
+    assert report.params["risk"]["maxLtvBps"] == 2500
+    assert report.params["risk"]["twapWindow"] == spec_risk["twapWindow"] + 60
+    assert sorted(report.notes)[:3] == sorted([
+        f"risk.maxLtvBps was tightened on chain since deployment: {spec_risk['maxLtvBps']} -> 2500",
+        f"risk.twapWindow was tightened on chain since deployment: {spec_risk['twapWindow']} -> {spec_risk['twapWindow'] + 60}",
+        f"risk.maxOperatorLossBps was tightened on chain since deployment: {spec_risk['maxOperatorLossBps']} -> "
+        f"{spec_risk['maxOperatorLossBps'] - 10}",
+    ])
+    # a deployment check (no tightening allowed) refuses the same values, naming each
+    with pytest.raises(D.VerificationError) as ei:
+        D.verify_deployment(w3, res.address, build, res.record["constructor_args"]["decoded"], lens=res.lens)
+    assert {p.item for p in ei.value.problems} == {"risk.maxLtvBps", "risk.twapWindow", "risk.maxOperatorLossBps"}
+    # without a lens nothing can be read back: named
+    with pytest.raises(D.VerificationError, match="lens: no lens address"):
+        D.verify_deployment(w3, res.address, build, {})
+
+
+def test_constructor_revert_is_decoded_by_name(w3, build, local_cfg, deploy_signer):
+    """A parameter the constructor refuses: the preflight names the custom error and its
+    arguments (enum by name) from the build's ABI; nothing is sent."""
+    deal = _deal()
+    bad = D.DealParams(deal_id="bad", roles=deal.roles, risk={**deal.risk, "twapWindow": 0}, stablecoin="cusdt")
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
+        D.preflight(w3, load_netconfig(local_cfg), bad, build, deploy_signer.address)
+    assert ei.value.items() == ["constructor"]
+    assert "ParamInvalid(param=TwapWindow(9), value=0)" in str(ei.value)
+    bad = D.DealParams(deal_id="bad", roles=deal.roles, risk={**deal.risk, "maxOperatorLossBps": 1001}, stablecoin="cusdt")
+    with pytest.raises(D.PreflightError, match=r"CapAboveCeiling\(value=1001, ceiling=1000\)"):
+        D.preflight(w3, load_netconfig(local_cfg), bad, build, deploy_signer.address)

@@ -1,16 +1,24 @@
 """The orchestrator end to end on the kit (own anvil node: chain id 138 + mirror + overlay).
 
-Expectations are computed here from raw reads (token balances, debt token, feed, nonces), never
-from the vault's own math. Subprocess runs cover the CLI exit codes and crash safety.
+Expectations are computed here from raw reads (token balances, debt token, feed, pair reserves,
+block timestamps, nonces), never from the vault's own math. Subprocess runs cover the CLI exit
+codes and crash safety.
+
+DealVault v2: the views come from the lens the deployment recorded; before the buy the vault's
+TWAP observation (taken at split) must be twapWindow (300 s in deals/example.yaml) old: the local
+mirror's clock is advanced, a real network waits (up to max_wait, else exit 4); a pair pushed above
+its TWAP refuses the buy before sending (exit 6); reverts decode by name (v2's custom errors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -27,11 +35,19 @@ from dealvault.kit import start_kit
 from dealvault.netconfig import load_netconfig, write_local_config
 from dealvault.orchestrator import (
     EXIT_INPUT,
+    EXIT_OWNER_ACTION,
+    EXIT_REFUSED,
+    REDEEM_MIN_GAS,
+    CapError,
     InputError,
+    LegRejected,
     Venues,
+    _decode_reason,
     read_risk,
     run_deal,
+    run_leg,
 )
+from dealvault.overlay import swap_on_pair
 from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.signer import ApeAccountSigner
@@ -46,6 +62,10 @@ FEED = [{"type": "function", "name": "latestRoundData", "stateMutability": "view
          "outputs": [{"type": "uint80", "name": "r"}, {"type": "int256", "name": "a"}, {"type": "uint256", "name": "s"},
                      {"type": "uint256", "name": "u"}, {"type": "uint80", "name": "ar"}]}]
 PHASE = [{"type": "function", "name": "phase", "stateMutability": "view", "inputs": [], "outputs": [{"type": "uint8", "name": ""}]}]
+PAIR = [{"type": "function", "name": "getReserves", "stateMutability": "view", "inputs": [],
+         "outputs": [{"type": "uint112", "name": "r0"}, {"type": "uint112", "name": "r1"}, {"type": "uint32", "name": "t"}]},
+        {"type": "function", "name": "token0", "stateMutability": "view", "inputs": [], "outputs": [{"type": "address", "name": ""}]}]
+TWAP_WINDOW = 300  # deals/example.yaml vault.twap_window
 
 
 def resolver(alias: str) -> str:
@@ -116,6 +136,44 @@ def wilson(s: int, n: int) -> Decimal:
         return (p + z * z / (2 * n) - z * (p * (1 - p) / n + z * z / (4 * n * n)).sqrt()) / (1 + z * z / n)
 
 
+class Lines:
+    """A console for run_deal that keeps what it prints."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def print(self, msg, **_kw):
+        self.lines.append(str(msg))
+
+    def status(self, *_a, **_kw):
+        return contextlib.nullcontext()
+
+    def text(self) -> str:
+        return " ".join(" ".join(self.lines).split())
+
+
+def spot_e6(w3, v) -> int:
+    """The cUSDT/USDTz pair's spot price of USDTz (1e6 = $1) from its reserves, as UQ112x112 then
+    rounded down like the vault (TwapLib.toE6)."""
+    pair = w3.eth.contract(address=pair_address(w3, v), abi=PAIR)
+    r0, r1, _ = pair.functions.getReserves().call()
+    rz, rs = (r0, r1) if pair.functions.token0().call() == v.usdtz else (r1, r0)
+    return ((rs << 112) // rz * 10**6) >> 112
+
+
+def pair_address(w3, v) -> str:
+    factory = [{"type": "function", "name": "getPair", "stateMutability": "view",
+                "inputs": [{"type": "address", "name": "a"}, {"type": "address", "name": "b"}], "outputs": [{"type": "address", "name": ""}]}]
+    router = [{"type": "function", "name": "factory", "stateMutability": "view", "inputs": [], "outputs": [{"type": "address", "name": ""}]}]
+    f = w3.eth.contract(address=w3.eth.contract(address=v.router, abi=router).functions.factory().call(), abi=factory)
+    return f.functions.getPair(v.cusdt, v.usdtz).call()
+
+
+def split_block_time(w3, rec) -> int:
+    (split,) = [l for l in rec.legs("demo-001") if l.leg == "split"]
+    return int(w3.eth.get_block(split.block_number)["timestamp"])
+
+
 def spec_with(**changes):
     data = yaml.safe_load(EXAMPLE.read_text())
     for k, v in changes.items():
@@ -134,7 +192,9 @@ def test_happy_path_whole_deal(chain, deployed, rec, kit):
     w3, v = chain, deployed.venues
     op, owner = signers(w3)
     n0 = nonces(w3)
-    report = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v)
+    price = int(w3.eth.contract(address=v.feed, abi=FEED).functions.latestRoundData().call()[1])
+    out = Lines()
+    report = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, console=out)
     assert report.status == "completed" and report.exit_code == 0
     # raw reads, independent of the vault's math
     assert w3.eth.contract(address=v.vault, abi=PHASE).functions.phase().call() == 6  # CLOSED
@@ -170,6 +230,18 @@ def test_happy_path_whole_deal(chain, deployed, rec, kit):
     assert j["tranches_succeeded"] == 3 and j["rung_unlocked"] == 3
     assert sum(t["received"] for t in j["tranches"]) == sum(t.received for t in tr)
     assert j["gas_total"] == sum(int(w3.eth.get_transaction_receipt(l.tx_hash)["gasUsed"]) for l in legs)
+    # v2: the buy came once the split's observation was twapWindow old, the local clock moved for it (said so)
+    buy = [l for l in legs if l.leg == "buy"][0]
+    assert int(w3.eth.get_block(buy.block_number)["timestamp"]) >= split_block_time(w3, rec) + TWAP_WINDOW
+    assert "advanced the local chain's clock by" in out.text() and "evm_increaseTime" in out.text()
+    # the redeem legs were sent with gas enough for the vault's GasTooLow floor (plus the intrinsic 21,000)
+    for l in legs:
+        if l.leg == "redeem":
+            assert int(w3.eth.get_transaction(l.tx_hash)["gas"]) >= REDEEM_MIN_GAS + 21_000
+    # the loss budget: 50 bps of the capital at the feed's price (6 dp USD); the demo loses nothing
+    split_value = deployed.spec.capital_wei * price // 10**20
+    assert j["split_value"] == split_value and j["loss_budget"] == split_value * 50 // 10_000
+    assert j["operator_loss"] == 0
 
 
 def test_dry_run_sends_nothing(chain, deployed, rec):
@@ -207,6 +279,20 @@ def test_bad_input_nothing_sent(chain, deployed, rec, fresh_db):
     stranger = ApeAccountSigner(ape_account("TEST::5"), w3)
     msg = _no_send(w3, lambda: run(deployed.spec, op=stranger))
     assert "is not the vault's operator" in msg
+    # v2: the views' lens must be named and be the recorded DealVaultLens (not just any contract)
+    import dataclasses
+
+    from dealvault.orchestrator import register_lens
+
+    try:
+        no_lens = dataclasses.replace(v, lens=None, lens_code_hash=None)
+        msg = _no_send(w3, lambda: run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=no_lens))
+        assert "no DealVaultLens" in msg
+        other = dataclasses.replace(v, lens=v.pool)  # a contract, but not the recorded lens
+        msg = _no_send(w3, lambda: run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=other))
+        assert f"lens {v.pool}: its code hashes to" in msg and "deployment record's" in msg
+    finally:
+        register_lens(v.vault, v.lens)
     # a vault in the wrong phase: run step 0, then start the deal afresh (not --resume)
     r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until=0)
     assert r.status == "stopped" and read_risk(w3, v.vault)["phaseName"] == "SPLIT"
@@ -301,3 +387,133 @@ def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no-such-alias" in out.stderr
     assert w3.eth.block_number == block
+
+
+# ---- v2: TWAP, loss budget, new errors ----------------------------------------------------------
+
+
+def test_buy_refused_when_the_pair_is_pushed_above_its_twap(chain, deployed, rec, kit):
+    """Someone pumps the USDTz/cUSDT pair once the TWAP window has passed: the spot is far above
+    the TWAP, the buy is refused before sending (exit 6) naming both prices; through run_leg the
+    simulation's PriceAboveTwap revert is decoded by name."""
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="position")
+    w3.provider.make_request("evm_increaseTime", [TWAP_WINDOW])
+    w3.provider.make_request("evm_mine", [])
+    before = spot_e6(w3, v)
+    swap_on_pair(w3, kit.overlay, v.cusdt, v.usdtz, 400_000 * 10**6)  # buys USDTz: its price goes up
+    after = spot_e6(w3, v)
+    assert after * 10_000 > before * 10_100  # more than 100 bps up
+    n0 = nonces(w3)
+    with pytest.raises(CapError) as ei:
+        run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True)
+    assert ei.value.exit_code == EXIT_REFUSED == 6
+    msg = str(ei.value)
+    assert f"spot price {Decimal(after).scaleb(-6)}" in msg and "TWAP" in msg and "nothing sent" in msg
+    twap = Decimal(msg.split("its TWAP ")[1].split(" ")[0])
+    # the TWAP still stands at the price before the pump (within a second's weight of the new one)
+    assert abs(twap - Decimal(before).scaleb(-6)) * 10_000 <= Decimal(before).scaleb(-6) * 50
+    assert nonces(w3) == n0 and "buy" not in [l.leg for l in rec.legs("demo-001")]  # nothing sent
+    # the vault itself refuses it too: the simulation's revert, decoded by name
+    with pytest.raises(LegRejected, match=r"PriceAboveTwap\(spotE6=\d+, twapE6=\d+\)"):
+        run_leg(deployed.spec, "buy", w3=w3, sender=op, record=rec, venues=v, args=(v.cusdt, 10**9, 0, 2**40))
+    assert nonces(w3) == n0
+
+
+def test_new_errors_decoded_by_name(chain, deployed, rec):
+    """A buy right after split (TwapWindowShort with the split's block time) and a dust tranche
+    (TrancheBelowMinimum) are refused by the simulation with the error's name and arguments;
+    the other v2 errors decode from their ABI encoding too."""
+    from eth_abi import encode
+    from eth_utils import keccak as k
+
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="position")
+    t_split = split_block_time(w3, rec)
+    with pytest.raises(LegRejected, match=rf"TwapWindowShort\(observedAt={t_split}, twapWindow={TWAP_WINDOW}\)"):
+        run_leg(deployed.spec, "buy", w3=w3, sender=op, record=rec, venues=v, args=(v.cusdt, 10**9, 0, 2**40))
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True, until="buy")
+    with pytest.raises(LegRejected, match=r"TrancheBelowMinimum\(amount=5000000, minTranche=1000000000\)"):
+        run_leg(deployed.spec, "redeem", w3=w3, sender=op, record=rec, venues=v, args=(v.cusdt, 5 * 10**6))
+
+    def data(sig: str, types: list[str], values: list) -> str:
+        return "0x" + (k(text=sig)[:4] + encode(types, values)).hex()
+
+    cases = [
+        ("LossBudgetExceeded(uint256,uint256)", ["uint256", "uint256"], [75_000_000_001, 75_000_000_000],
+         "LossBudgetExceeded(lossAfter=75000000001, budget=75000000000)"),
+        ("PriceAboveTwap(uint256,uint256)", ["uint256", "uint256"], [820_000, 800_000], "PriceAboveTwap(spotE6=820000, twapE6=800000)"),
+        ("PriceBelowTwap(uint256,uint256)", ["uint256", "uint256"], [780_000, 800_000], "PriceBelowTwap(spotE6=780000, twapE6=800000)"),
+        ("DeleverageTooLarge(uint256,uint256)", ["uint256", "uint256"], [3, 2], "DeleverageTooLarge(proceedsBound=3, debt=2)"),
+        ("GasTooLow(uint256,uint256)", ["uint256", "uint256"], [500_000, 567_301], "GasTooLow(available=500000, needed=567301)"),
+        ("QueuedUntil(uint8,uint256)", ["uint8", "uint256"], [9, 1234], "QueuedUntil(param=TwapWindow(9), validAt=1234)"),
+        ("NothingQueued(uint8)", ["uint8"], [8], "NothingQueued(param=MaxOperatorLossBps(8))"),
+        ("CapAboveCeiling(uint256,uint256)", ["uint256", "uint256"], [1001, 1000], "CapAboveCeiling(value=1001, ceiling=1000)"),
+        ("WrongPhase(uint8,uint256)", ["uint8", "uint256"], [5, 0x1c], "WrongPhase(current=HOLDING(5), allowedMask=28)"),
+    ]
+    for sig, types, values, want in cases:
+        assert _decode_reason(data(sig, types, values)) == want
+
+
+def _local_false(spec_path: Path, genesis: str):
+    """The example deal as if on a real network (not local): the kit's genesis pinned."""
+    roles = {r: resolver(f"TEST::{i}") for i, r in enumerate(("owner", "operator", "guardian"))}
+    return spec_with(network={"name": "kit-as-real", "chain_id": 138, "local": False, "genesis_hash": genesis}, roles=roles)
+
+
+def test_real_network_waits_for_the_twap_or_stops_resumable(chain, deployed, rec):
+    """Not a local chain: the orchestrator never moves the clock. A readiness further away than
+    max_wait stops with exit 4 (status waiting), nothing sent; a short one is waited for (the
+    chain's clock advances with its blocks), then the buy goes through."""
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="position")
+    genesis = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
+    real = _local_false(EXAMPLE, genesis)
+    ready = split_block_time(w3, rec) + TWAP_WINDOW
+    block, n0 = w3.eth.block_number, nonces(w3)
+    out = Lines()
+    r = run_deal(real, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True, until="buy", max_wait=30, console=out)
+    assert (r.status, r.exit_code) == ("waiting", EXIT_OWNER_ACTION)
+    assert f"block time {ready}" in r.message and "--resume demo-001" in r.message and "maximum wait 30 s" in r.message
+    assert w3.eth.block_number == block and nonces(w3) == n0  # nothing sent, the clock untouched
+    # ~4 s before readiness, blocks every 0.5 s (anvil stamps them with the wall clock + the offset)
+    now = int(w3.eth.get_block("latest")["timestamp"])
+    w3.provider.make_request("evm_increaseTime", [ready - now - 4])
+    w3.provider.make_request("evm_mine", [])
+    stop = threading.Event()
+
+    def miner():
+        mw3 = Web3(Web3.HTTPProvider(w3.provider.endpoint_uri))
+        while not stop.wait(0.5):
+            mw3.provider.make_request("evm_mine", [])
+
+    t = threading.Thread(target=miner, daemon=True)
+    t.start()
+    try:
+        t0 = time.monotonic()
+        r = run_deal(real, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True, until="buy", max_wait=60, console=out)
+        waited = time.monotonic() - t0
+    finally:
+        stop.set()
+        t.join(timeout=5)
+    assert r.status == "stopped" and [l.leg for l in r.legs] == ["buy"]
+    assert "waiting" in out.text() and "for the TWAP observation" in out.text() and "advanced" not in out.text()
+    assert waited >= 2  # it did wait for the chain's clock
+    buy = r.legs[0]
+    assert int(w3.eth.get_block(buy.block_number)["timestamp"]) >= ready
+
+
+def test_min_tranche_raises_a_dust_tranche(chain, deployed, rec):
+    """A ladder whose tranches (1 bps of a rung) are below the vault's minimum tranche: the
+    orchestrator sends the minimum instead (the vault would revert TrancheBelowMinimum)."""
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    spec = spec_with(**{"ladder.tranche_bps": 1, "ladder.max_tranches": 2})
+    r = run_deal(spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="monetize")
+    assert r.status == "stopped"
+    tr = rec.tranches("demo-001")
+    assert [t.size for t in tr] == [1_000 * 10**6, 1_000 * 10**6] and all(t.ok for t in tr)
+    assert 50_000 * 10**6 * 1 // 10_000 < 1_000 * 10**6  # what the spec alone would have sent

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from dealvault.record import (
     DealLocked,
@@ -89,6 +89,29 @@ def test_schema_migrates_from_empty(db_url):
     engine.dispose()
 
 
+def test_upgrade_from_0001_keeps_deals_and_adds_the_lens(db_url, spec):
+    """A record created before DealVault v2 (schema 0001): opening it upgrades to head, its deals
+    are kept (lens_address NULL) and the lens can be recorded."""
+    from dealvault.record import upgrade as upgrade_to
+
+    engine = create_engine(normalize_url(db_url))
+    upgrade_to(engine, "0001")
+    assert "lens_address" not in {c["name"] for c in inspect(engine).get_columns("deals")}
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO deals (id, spec, network, chain_id, status, created_at, updated_at) "
+                          "VALUES ('old-deal', '{}', 'chain138-local', 138, 'completed', :t, :t)"),
+                     {"t": "2026-01-01 00:00:00+00:00"})
+    engine.dispose()
+    rec = open_record(db_url)
+    try:
+        assert rec.schema_revision() == head_revision() == "0002"
+        old = rec.get_deal("old-deal")
+        assert (old.status, old.chain_id, old.lens_address) == ("completed", 138, None)
+        assert rec.update_deal("old-deal", lens_address="0x" + "78" * 20).lens_address == "0x" + "78" * 20
+    finally:
+        rec.close()
+
+
 def test_models_match_the_migrations(record):
     """The ORM models and the head migration describe the same schema."""
     from alembic.autogenerate import compare_metadata
@@ -147,6 +170,12 @@ def test_create_and_get_deal(record, spec):
     assert record.get_deal("nope") is None
     upd = record.update_deal(deal, status="running", vault_address="0x" + "12" * 20)
     assert (upd.status, upd.vault_address) == ("running", "0x" + "12" * 20)
+    # DealVault v2: the lens the deal reads its vault through (none until the orchestrator records it)
+    assert upd.lens_address is None
+    upd = record.update_deal(deal, lens_address="0x" + "34" * 20)
+    assert upd.lens_address == "0x" + "34" * 20 and record.get_deal(deal.id).lens_address == "0x" + "34" * 20
+    other = record.create_deal(spec, deal_id=unique_id(), lens_address="0x" + "56" * 20)
+    assert record.get_deal(other.id).lens_address == "0x" + "56" * 20
     with pytest.raises(RecordError, match="cannot change"):
         record.update_deal(deal, chain_id=1)
 

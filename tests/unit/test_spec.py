@@ -13,6 +13,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dealvault import spec as S
 from dealvault.spec import (
     RISK_PARAMS_FIELDS,
     DealSpec,
@@ -88,6 +89,9 @@ def test_example_loads():
     assert spec.target_ltv_bps <= spec.vault.max_ltv_bps <= 3000
     assert spec.vault.rungs == (50_000 * 10**6, 250_000 * 10**6, 1_000_000 * 10**6)
     assert spec.vault.sell_floor_price == Decimal("0.85")
+    # DealVault v2's keys: the demo's short TWAP window (the local mirror's clock is advanced to it)
+    v = spec.vault
+    assert (v.max_operator_loss_bps, v.twap_window, v.loosen_delay, v.min_tranche) == (50, 300, 86_400, 1_000 * 10**6)
 
 
 def test_example_climbs_all_three_rungs_within_the_caps():
@@ -109,7 +113,7 @@ def test_example_climbs_all_three_rungs_within_the_caps():
 def test_risk_params_tuple_matches_the_struct_order():
     spec = load_spec(EXAMPLE)
     t = spec.risk_params_tuple()
-    assert len(t) == len(RISK_PARAMS_FIELDS) == 12
+    assert len(t) == len(RISK_PARAMS_FIELDS) == 16  # v1's 12 + maxOperatorLossBps, twapWindow, loosenDelay, minTranche
     d = dict(zip(RISK_PARAMS_FIELDS, t))
     assert d == spec.vault.risk_params_dict()
     assert (d["maxLtvBps"], d["maxExposureBps"]) == (3000, 2500)
@@ -117,6 +121,8 @@ def test_risk_params_tuple_matches_the_struct_order():
     assert d["rungs"] == [50_000_000_000, 250_000_000_000, 1_000_000_000_000]
     assert d["sellFloorPrice"] == 850_000  # 6 dp
     assert d["ethFloorPrice"] == 1500 * 10**8  # 8 dp
+    assert (d["maxOperatorLossBps"], d["twapWindow"], d["loosenDelay"]) == (50, 300, 86_400)
+    assert d["minTranche"] == 1_000_000_000  # 1,000 stablecoin units, 6 dp
     assert all(isinstance(v, int) for k, v in d.items() if k != "rungs")
 
 
@@ -138,6 +144,13 @@ def test_defaults_and_conversions():
     assert spec.confirmations == 1 and spec.gas.is_auto
     assert spec.ladder.rungs == 3 and spec.monetize.monetize_bps == 10_000 and spec.monetize.keep_bps == 0
     assert spec.capital_wei == 10 * 10**18
+    # v2 defaults: 50 bps loss budget, 1800 s TWAP window, 1 day loosening delay, 1,000 minimum tranche
+    assert (v.max_operator_loss_bps, v.twap_window, v.loosen_delay, v.min_tranche) == (50, 1800, 86_400, 1_000 * 10**6)
+    # the default minimum tranche never exceeds a smaller first rung
+    small = parse_spec(with_("vault.rungs", [500, 1_000, 2_000])).vault
+    assert small.min_tranche == 500 * 10**6
+    assert parse_spec(with_("vault.min_tranche", "0.5")).vault.min_tranche == 500_000
+    assert parse_spec(with_("vault.min_tranche", 50_000)).vault.min_tranche == 50_000 * 10**6  # = rung 0
     assert parse_spec(with_("capital", "0.000000000000000001")).capital_wei == 1
     assert parse_spec(with_("capital", Decimal("1.5"))).capital_wei == 15 * 10**17
     assert parse_spec(with_("capital", 7)).capital_wei == 7 * 10**18
@@ -257,7 +270,14 @@ def test_wrong_types(path, value, words):
         ("vault.max_desk_fee_bps", 1001, "0..1000"),
         ("vault.oracle_max_age", 0, "1..604800"),
         ("vault.min_discount_bps", 10_000, "0..9999"),
-        ("vault.max_slippage_bps", 5001, "0..5000"),
+        ("vault.max_slippage_bps", 1001, "0..1000"),
+        ("vault.max_operator_loss_bps", 1001, "0..1000"),
+        ("vault.twap_window", 0, "1..65535"),
+        ("vault.twap_window", 65_536, "1..65535"),
+        ("vault.loosen_delay", 30 * 86400 + 1, "3600..2592000"),
+        ("vault.min_tranche", "50000.000001", "0.000001..50000"),
+        ("vault.min_tranche", "0", "0.000001..50000"),
+        ("vault.eth_floor_price", "100000000.00000001", "0.00000001..100000000"),
         ("vault.sell_floor_price", "1.01", "0.000001..1"),
         ("vault.sell_floor_price", "0", "0.000001..1"),
         ("vault.eth_floor_price", "-1", "0.00000001.."),
@@ -401,7 +421,8 @@ def test_spec_equal_or_tighter_than_vault_passes():
     tighter = parse_spec(
         with_("vault", {"eth_floor_price": "2000", "max_ltv_bps": 2600, "max_exposure_bps": 2000,
                         "rungs": [10_000, 20_000, 30_000], "max_desk_fee_bps": 10, "oracle_max_age": 60,
-                        "min_discount_bps": 800, "max_slippage_bps": 50, "sell_floor_price": "0.9"})
+                        "min_discount_bps": 800, "max_slippage_bps": 50, "sell_floor_price": "0.9",
+                        "max_operator_loss_bps": 10, "twap_window": 3600, "loosen_delay": 2 * 86400, "min_tranche": 5_000})
     )
     assert check_against_vault(tighter, onchain()) == []
 
@@ -418,6 +439,10 @@ def test_spec_equal_or_tighter_than_vault_passes():
         ("maxSlippageBps", 30, ["vault.max_slippage_bps 100", "maxSlippageBps 30"]),
         ("sellFloorPrice", 900_000, ["vault.sell_floor_price 0.85", "sellFloorPrice 0.9"]),
         ("ethFloorPrice", 2000 * 10**8, ["vault.eth_floor_price 1500", "ethFloorPrice 2000"]),
+        ("maxOperatorLossBps", 20, ["vault.max_operator_loss_bps 50", "maxOperatorLossBps 20"]),
+        ("twapWindow", 3600, ["vault.twap_window 1800", "twapWindow 3600"]),
+        ("loosenDelay", 2 * 86400, ["vault.loosen_delay 86400", "loosenDelay 172800"]),
+        ("minTranche", 2_000 * 10**6, ["vault.min_tranche 1000", "minTranche 2000"]),
         ("coreBps", 4000, ["vault.buckets.core 5000 differs", "coreBps 4000"]),
     ],
 )
@@ -443,3 +468,54 @@ def test_check_against_vault_accepts_mapping_object_and_vaultparams():
         setattr(obj, k, v)
     for params in (as_map, obj, VaultParams.from_onchain(as_map)):
         assert any("maxLtvBps 2000" in e for e in check_against_vault(spec, params))
+
+
+# ------------------------------------------------------------------------------- the on-chain limits
+
+
+def _sol_constants(path: Path) -> dict[str, int]:
+    text = path.read_text()
+    out = {}
+    for name, expr in re.findall(r"uint256 internal constant (\w+) = ([^;]+);", text):
+        expr = expr.strip().replace("days", "* 86400")
+        if re.fullmatch(r"[0-9e* ]+", expr):
+            out[name] = int(eval(expr.replace("e", "* 10 **")))  # noqa: S307 - literal arithmetic from our own source
+    return out
+
+
+def test_spec_ranges_match_paramtable_sol():
+    """The parser's ranges are the vault's hard limits (contracts/libraries/ParamTable.sol): a
+    value the parser accepts never reverts CapAboveCeiling / ParamInvalid in the constructor."""
+    c = _sol_constants(ROOT / "contracts" / "libraries" / "ParamTable.sol")
+    assert c["MAX_LTV_BPS"] == S.MAX_LTV_BPS == 3000
+    assert c["MAX_EXPOSURE_BPS"] == S.MAX_EXPOSURE_BPS == 2500
+    assert c["MAX_FEE_BPS"] == S.MAX_FEE_BPS == 1000
+    assert c["MAX_PRICE"] == S.MAX_ETH_FLOOR_USD * 10**S.USD_DECIMALS == 10**16
+    assert c["MAX_LOOSEN_DELAY"] == S.MAX_LOOSEN_DELAY == 30 * 86400
+    assert c["MIN_LOOSEN_DELAY"] == S.MIN_LOOSEN_DELAY == 3600
+    table = (ROOT / "contracts" / "libraries" / "ParamTable.sol").read_text()
+    assert "if (param == 4) return 9999;" in table and S.MAX_MIN_DISCOUNT_BPS == 9999
+    assert "if (param == 9) return type(uint16).max;" in table and S.MAX_TWAP_WINDOW == 2**16 - 1
+    assert "if (param == 6) return 1e6;" in table  # sellFloorPrice <= $1
+    # each limit is accepted exactly at the edge and refused one step past it
+    edges = [("max_desk_fee_bps", 1000, 1001), ("max_slippage_bps", 1000, 1001), ("max_operator_loss_bps", 1000, 1001),
+             ("twap_window", 65_535, 65_536), ("loosen_delay", 30 * 86400, 30 * 86400 + 1), ("min_discount_bps", 9999, 10_000),
+             ("eth_floor_price", "100000000", "100000000.00000001"), ("sell_floor_price", "1", "1.000001")]
+    for key, ok, bad in edges:
+        parse_spec(with_(f"vault.{key}", ok))
+        e = err(with_(f"vault.{key}", bad))
+        assert e.key == f"vault.{key}" and "out of range" in str(e), str(e)
+    # the floors: twapWindow >= 1, loosenDelay >= 1 hour (ParamInvalid below), minTranche > 0 (RungsInvalid(3))
+    assert err(with_("vault.twap_window", 0)).key == "vault.twap_window"
+    assert err(with_("vault.loosen_delay", 3599)).key == "vault.loosen_delay"
+    parse_spec(with_("vault.loosen_delay", 3600))
+    assert err(with_("vault.min_tranche", 0)).key == "vault.min_tranche"
+    v = parse_spec(with_("vault.eth_floor_price", "100000000")).vault
+    assert v.eth_floor_price_e8 == 10**16
+
+
+def test_min_tranche_must_fit_rung_zero():
+    e = err(with_("vault", {"eth_floor_price": "1500", "rungs": [100, 200, 300], "min_tranche": 101}))
+    assert e.key == "vault.min_tranche" and "0.000001..100" in str(e)
+    v = parse_spec(with_("vault", {"eth_floor_price": "1500", "rungs": [100, 200, 300], "min_tranche": 100})).vault
+    assert v.min_tranche == v.rungs[0] == 100 * 10**6

@@ -2,6 +2,10 @@
 owner_tx's Safe Transaction Builder batches (decoded back with eth_abi).
 
 The kit node and the deployed vault are the orchestrator tests' fixtures (imported, not copied).
+DealVault v2: the live risk view and parameters come through the deployment's lens (the deal
+record keeps it); the flags include the operator loss against its budget; owner_tx's parameter
+changes are setParam(Param, value) (acceptParam / revokeParam), classified against the vault's
+current and constructor values read through the lens (tighter: at once; looser: queued).
 """
 
 from __future__ import annotations
@@ -58,8 +62,9 @@ def test_rebuild_completed_deal_from_logs(chain, deployed, rec, fresh_db):
     assert len(original) == 10
     lost = open_record(fresh_db("lost"))  # the record is gone: a fresh database
     try:
-        res = rebuild_record(w3, v.vault, lost, "demo-001", from_block=v.deploy_block)
+        res = rebuild_record(w3, v.vault, lost, "demo-001", from_block=v.deploy_block, lens=v.lens)
         assert res.added == list(range(1, 11)) and res.skipped == [] and res.tranches_added == 3
+        assert lost.get_deal("demo-001").lens_address == v.lens == rec.get_deal("demo-001").lens_address
         assert _leg_rows(lost) == original  # legSeq, step, leg, status, tx hash, nonce, sender, block, gas, raw tx
         for l in lost.legs("demo-001"):  # gas and block straight from the node's receipts
             r = w3.eth.get_transaction_receipt(l.tx_hash)
@@ -115,6 +120,7 @@ def test_rebuild_refuses_wrong_vault(chain, deployed, rec):
 # ---- flags at their edges --------------------------------------------------------------------
 
 PARAMS = {"maxLtvBps": 3000, "oracleMaxAge": 3600}
+BUDGET = 75_000 * 10**6  # 6 dp USD: 50 bps of $15M
 NOW = 1_700_000_000
 
 
@@ -181,6 +187,33 @@ def test_flag_interest_vs_spread_edges():
                               interest_share_bps=1000)) == ["interest-vs-spread"]
 
 
+def test_flag_loss_budget_edges():
+    """Warn from 80% of the budget (default margin 2000 bps), critical once it is used up; no
+    flag without loss (nor before split, budget 0)."""
+    warn_at = BUDGET * 8_000 // 10_000
+    assert codes(status_flags(risk(operatorLoss=0, lossBudget=BUDGET), PARAMS, 200, now=NOW)) == []
+    assert codes(status_flags(risk(operatorLoss=0, lossBudget=0), PARAMS, 200, now=NOW)) == []
+    assert codes(status_flags(risk(operatorLoss=warn_at - 1, lossBudget=BUDGET), PARAMS, 200, now=NOW)) == []
+    f = status_flags(risk(operatorLoss=warn_at, lossBudget=BUDGET), PARAMS, 200, now=NOW)
+    assert codes(f) == ["loss-budget"] and f[0].severity == "warn" and "80.00% of the loss budget 75,000 (USD)" in f[0].message
+    f = status_flags(risk(operatorLoss=BUDGET - 1, lossBudget=BUDGET), PARAMS, 200, now=NOW)
+    assert f[0].severity == "warn"
+    f = status_flags(risk(operatorLoss=BUDGET, lossBudget=BUDGET), PARAMS, 200, now=NOW)
+    assert codes(f) == ["loss-budget"] and f[0].severity == "critical" and "LossBudgetExceeded" in f[0].message
+    # margin 0: only a used-up budget
+    assert codes(status_flags(risk(operatorLoss=BUDGET - 1, lossBudget=BUDGET), PARAMS, 200, now=NOW, loss_margin_bps=0)) == []
+    f = status_flags(risk(operatorLoss=BUDGET, lossBudget=BUDGET), PARAMS, 200, now=NOW, loss_margin_bps=0)
+    assert codes(f) == ["loss-budget"] and f[0].severity == "critical"
+
+
+def test_loss_budget_line():
+    from dealvault.status import loss_budget_line
+
+    assert loss_budget_line({"operatorLoss": 1_500_000_000, "lossBudget": BUDGET}) == \
+        "operator loss 1,500 of budget 75,000 USD (2.00%)"
+    assert loss_budget_line({"operatorLoss": 0, "lossBudget": 0}).endswith("(no budget before split)")
+
+
 def test_flag_holding_and_combined():
     assert codes(status_flags(risk(phase=3), PARAMS, 200, now=NOW)) == []
     f = status_flags(risk(phase=5), PARAMS, 200, now=NOW)
@@ -202,8 +235,8 @@ def test_flags_on_the_live_vault(chain, deployed, rec, kit):
     run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True)
     rv = read_risk(w3, v.vault)
     now = int(w3.eth.get_block("latest")["timestamp"])
-    p = vault_params(w3, v.vault, deployed.spec)
-    assert p["maxLtvBps"] == 3000 and p["oracleMaxAge"] == 3600
+    p = vault_params(w3, v.vault, deployed.spec)  # through the lens its Venues named
+    assert p["maxLtvBps"] == 3000 and p["oracleMaxAge"] == 3600 and p["maxOperatorLossBps"] == 50
     si = spread_inputs(w3, v.vault, v.deploy_block, rv)
     assert si["expected_spread"] > 0 and si["accrued_interest"] >= 0
     c = codes(status_flags(rv, p, 200, now=now, **si))
@@ -224,15 +257,28 @@ def test_deal_status_cli_rebuild_and_once(chain, deployed, rec, kit, tmp_path):
     db = f"sqlite:///{tmp_path}/cli.db"
     env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")}
     base = [str(APE), "run", "deal_status", "--rpc", kit.node.url, "--db", db]
-    out = subprocess.run([*base, "--rebuild", "demo-001", "--vault", v.vault, "--from-block", str(v.deploy_block), "--json"],
+    # no lens anywhere (no record yet, no --lens/--deployment, Chain 138's config names none): exit 2, nothing read
+    out = subprocess.run([*base, "--vault", v.vault, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 2 and "no DealVaultLens known" in " ".join(out.stderr.split()), out.stdout + out.stderr
+    out = subprocess.run([*base, "--rebuild", "demo-001", "--vault", v.vault, "--from-block", str(v.deploy_block), "--json",
+                          "--deployment", str(deployed.record_file)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     j = json.loads(out.stdout)
     assert [l["tx_hash"] for l in j["legs"]] == [l.tx_hash for l in rec.legs("demo-001")]
     assert j["risk"]["phaseName"] == "HOLDING" and "holding" in [f["code"] for f in j["flags"]]
+    assert j["lens"] == v.lens and j["deal"]["lens_address"] == v.lens
+    # the operator loss against its budget: 50 bps of the capital at the feed's price
+    from test_orchestrator import FEED
+
+    price = int(w3.eth.contract(address=v.feed, abi=FEED).functions.latestRoundData().call()[1])
+    budget = deployed.spec.capital_wei * price // 10**20 * 50 // 10_000
+    assert j["risk"]["lossBudget"] == budget and j["risk"]["operatorLoss"] == 0
+    assert j["loss_budget"] == f"operator loss 0 of budget {Decimal(budget).scaleb(-6).normalize():,f} USD (0.00%)"
+    # the deal record now names the lens: DEAL_ID alone is enough
     out = subprocess.run([*base, "demo-001", "--once"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 1, out.stdout + out.stderr
-    assert "FLAG holding" in out.stdout
+    assert "FLAG holding" in out.stdout and "operator loss 0 of budget" in " ".join(out.stdout.split())
 
 
 # ---- owner_tx -----------------------------------------------------------------------------------
@@ -274,14 +320,43 @@ def test_owner_tx_batches_decode(tmp_path):
         (t,) = owner_tx.build_batch(action, [], vault=VAULT)["transactions"]
         assert t["data"] == "0x" + function_signature_to_4byte_selector(f"{action}()").hex() and t["value"] == "0"
 
+    # v2: parameter changes are setParam(Param, value); `tighten` and the v1 setter names still work as aliases
     t = owner_tx.build_batch("tighten", ["max-ltv-bps", "2500"], vault=VAULT)["transactions"][0]
-    assert _call(t, "setMaxLtvBps(uint16)", ["uint16"]) == (2500,)
+    assert _call(t, "setParam(uint8,uint256)", ["uint8", "uint256"]) == (0, 2500)
+    assert t["contractMethod"]["name"] == "setParam" and t["contractInputsValues"] == {"param": "0", "value": "2500"}
     t = owner_tx.build_batch("setOracleMaxAge", ["1800"], vault=VAULT)["transactions"][0]
-    assert _call(t, "setOracleMaxAge(uint32)", ["uint32"]) == (1800,)
-    t = owner_tx.build_batch("tighten", ["sell-floor-price", "0.9"], vault=VAULT)["transactions"][0]
-    assert _call(t, "setSellFloorPrice(uint256)", ["uint256"]) == (900_000,)
-    t = owner_tx.build_batch("tighten", ["eth-floor-price", "1750.5"], vault=VAULT)["transactions"][0]
-    assert _call(t, "setEthFloorPrice(uint256)", ["uint256"]) == (175_050_000_000,)
+    assert _call(t, "setParam(uint8,uint256)", ["uint8", "uint256"]) == (3, 1800)
+    t = owner_tx.build_batch("set", ["sell-floor-price", "0.9"], vault=VAULT)["transactions"][0]
+    assert _call(t, "setParam(uint8,uint256)", ["uint8", "uint256"]) == (6, 900_000)
+    t = owner_tx.build_batch("set", ["eth-floor-price", "1750.5"], vault=VAULT)["transactions"][0]
+    assert _call(t, "setParam(uint8,uint256)", ["uint8", "uint256"]) == (7, 175_050_000_000)
+    b = owner_tx.build_batch("set", ["max-operator-loss-bps", "40", "twap-window", "3600", "loosen-delay", "172800"], vault=VAULT)
+    assert [_call(t, "setParam(uint8,uint256)", ["uint8", "uint256"]) for t in b["transactions"]] == [(8, 40), (9, 3600), (10, 172_800)]
+    assert "QUEUED" in b["meta"]["description"] and "pass --rpc" in b["meta"]["description"]  # both cases said, unknown which
+    (t,) = owner_tx.build_batch("accept", ["twap-window"], vault=VAULT)["transactions"]
+    assert _call(t, "acceptParam(uint8)", ["uint8"]) == (9,)
+    a, r = owner_tx.build_batch("revoke", ["MaxSlippageBps", "loosen_delay"], vault=VAULT)["transactions"]
+    assert (_call(a, "revokeParam(uint8)", ["uint8"]), _call(r, "revokeParam(uint8)", ["uint8"])) == ((5,), (10,))
+
+    # with the vault's values (as lens.params / initialParams give them): which act at once, which are queued
+    cur = {"maxLtvBps": 2500, "twapWindow": 1800, "maxSlippageBps": 80, "minDiscountBps": 500}
+    init = {"maxLtvBps": 3000, "twapWindow": 300, "maxSlippageBps": 100, "minDiscountBps": 500}
+    b = owner_tx.build_batch("set", ["max-ltv-bps", "2000", "twap-window", "600", "max-slippage-bps", "100",
+                                     "min-discount-bps", "500"], vault=VAULT, current=cur, initial=init, loosen_delay=86_400,
+                             now=1_700_000_000)
+    d = b["meta"]["description"]
+    assert "1. setParam(MaxLtvBps = 0, 2000)" in d and "tightens 2500 -> 2000: acts at once" in d
+    assert "2. setParam(TwapWindow = 9, 600)" in d and "loosens 1800 -> 600: QUEUED for loosenDelay 86400 s" in d
+    assert "valid from block time 1700086400" in d
+    assert "3. setParam(MaxSlippageBps = 5, 100)" in d and "loosens 80 -> 100: QUEUED" in d
+    assert "equal to the current value 500: acts at once" in d
+    assert "queued (need acceptParam after loosenDelay): twap-window, max-slippage-bps; at once: max-ltv-bps, min-discount-bps" in d
+    assert b["meta"]["name"] == "DealVault: setParam x 4 (2 queued)"
+    # looser than the constructor's value: the vault would revert CapAboveCeiling: refused here
+    with pytest.raises(owner_tx.OwnerTxError, match="CapAboveCeiling"):
+        owner_tx.build_batch("set", ["max-slippage-bps", "101"], vault=VAULT, current=cur, initial=init)
+    with pytest.raises(owner_tx.OwnerTxError, match=r"twap-window: 299 is looser than the constructor's value 300"):
+        owner_tx.build_batch("set", ["twap-window", "299"], vault=VAULT, current=cur, initial=init)
 
     out = tmp_path / "b.json"
     assert owner_tx.main("pause", [], vault=VAULT, out=out) == 0
@@ -299,6 +374,15 @@ def test_owner_tx_batches_decode(tmp_path):
     ("pause", [], VAULT.replace("F", "f", 1), "checksum"),
     ("tighten", ["max-ltv-bps", "3001"], VAULT, "out of range"),
     ("tighten", ["max-leverage", "1"], VAULT, "unknown parameter"),
+    ("set", ["max-operator-loss-bps", "1001"], VAULT, "out of range"),
+    ("set", ["twap-window", "0"], VAULT, "must be > 0"),
+    ("set", ["twap-window", "65536"], VAULT, "out of range"),
+    ("set", ["loosen-delay", str(30 * 86400 + 1)], VAULT, "out of range"),
+    ("set", ["eth-floor-price", "100000000.00000001"], VAULT, "out of range"),
+    ("set", ["max-ltv-bps"], VAULT, "PARAM VALUE pairs"),
+    ("set", ["max-ltv-bps", "1", "max-ltv-bps", "2"], VAULT, "given twice"),
+    ("accept", [], VAULT, "at least one PARAM"),
+    ("revoke", ["min-tranche"], VAULT, "unknown parameter"),
     ("withdraw", ["0x" + "ab" * 20, "1"], VAULT, "--decimals"),
 ])
 def test_owner_tx_bad_input(tmp_path, action, args, vault, match):
@@ -322,3 +406,55 @@ def test_owner_tx_cli_exit_2_negative_amount(tmp_path):
     assert p.returncode == 0, p.stderr
     (t,) = json.loads(out.read_text())["transactions"]
     assert t["to"] == VAULT and t["data"] == "0x" + function_signature_to_4byte_selector("resume()").hex()
+
+
+def test_owner_tx_set_against_the_live_vault(chain, deployed, tmp_path):
+    """owner_tx --rpc reads the vault through the deployment's lens: after the owner tightened
+    maxSlippageBps on chain, setting it back is reported QUEUED and a further tightening at once;
+    the batch's transactions, executed by the owner, do exactly that on chain (RiskParamQueued /
+    RiskParamSet, read from the receipts' raw logs)."""
+    from eth_utils import keccak
+
+    w3, v = chain, deployed.venues
+    owner = signers(w3)[1].address
+    vault = v.vault
+
+    def send(tx):
+        h = w3.eth.send_transaction({"from": owner, "to": tx["to"], "data": tx["data"], "value": int(tx["value"]), "gas": 300_000})
+        r = w3.eth.wait_for_transaction_receipt(h)
+        assert r["status"] == 1
+        return r
+
+    w3.provider.make_request("anvil_impersonateAccount", [owner])
+    try:
+        first = tmp_path / "t.json"
+        assert owner_tx.main("set", ["max-slippage-bps", "80"], vault=vault, out=first, rpc=str(w3.provider.endpoint_uri),
+                             deployment=deployed.record_file) == 0
+        b = json.loads(first.read_text())
+        assert "tightens 100 -> 80: acts at once" in b["meta"]["description"]
+        r = send(b["transactions"][0])
+        set_topic = keccak(text="RiskParamSet(uint8,uint256,uint256)")
+        assert any(bytes(l["topics"][0]) == set_topic and int.from_bytes(bytes(l["topics"][1]), "big") == 5 for l in r["logs"])
+        second = tmp_path / "q.json"
+        assert owner_tx.main("set", ["max-slippage-bps", "100", "max-ltv-bps", "2800"], vault=vault, out=second,
+                             rpc=str(w3.provider.endpoint_uri), deployment=deployed.record_file) == 0
+        b = json.loads(second.read_text())
+        d = b["meta"]["description"]
+        assert "loosens 80 -> 100: QUEUED for loosenDelay 86400 s" in d and "tightens 3000 -> 2800: acts at once" in d
+        queued_topic = keccak(text="RiskParamQueued(uint8,uint256,uint256)")
+        r = send(b["transactions"][0])
+        (q,) = [l for l in r["logs"] if bytes(l["topics"][0]) == queued_topic]
+        value, valid_at = int.from_bytes(bytes(q["data"])[:32], "big"), int.from_bytes(bytes(q["data"])[32:], "big")
+        assert int.from_bytes(bytes(q["topics"][1]), "big") == 5 and value == 100
+        assert valid_at == int(w3.eth.get_block(r["blockNumber"])["timestamp"]) + 86_400
+        r = send(b["transactions"][1])
+        assert any(bytes(l["topics"][0]) == set_topic and int.from_bytes(bytes(l["topics"][1]), "big") == 0 for l in r["logs"])
+        # past the constructor's value: refused before writing anything
+        never = tmp_path / "never.json"
+        assert owner_tx.main("set", ["max-ltv-bps", "3001"], vault=vault, out=never, rpc=str(w3.provider.endpoint_uri),
+                             deployment=deployed.record_file) == 2
+        assert owner_tx.main("set", ["max-slippage-bps", "150"], vault=vault, out=never, rpc=str(w3.provider.endpoint_uri),
+                             deployment=deployed.record_file) == 2
+        assert not never.exists()
+    finally:
+        w3.provider.make_request("anvil_stopImpersonatingAccount", [owner])
