@@ -12,7 +12,17 @@ snapshot table after each leg).
 Either way the fixtures below treat the upstream the same: they *find* WETH9, WETH10, cUSDT,
 cUSDC and the feed (:func:`dealvault.upstream.find_upstream`, which fails naming the address and
 what was found), deploy the venues overlay on the fork (liquidity funded with the funding helper,
-never minted), and deploy DealVault through the deployment pipeline (:func:`dealvault.deploy.deploy_vault`).
+never minted), and deploy DealVault v2 through the deployment pipeline
+(:func:`dealvault.deploy.deploy_vault`: the core, the extension it creates, and the lens the
+pipeline deploys and records with it). The vault is used through its full ABI (``IDealVault`` at
+the vault's address); every view (riskView, params, collateralOf, stableOf, twap) is read through
+the lens of the vault's deployment record (:func:`lens_of`).
+
+v2 rules the driver follows: a buy needs the vault's TWAP observation (taken at ``split`` and by
+``observe``) to be ``twapWindow`` old (``Deal.twap_ready`` mines a block at that second), a redeem
+is sent with an explicit gas limit above the vault's 567,301 floor (``REDEEM_GAS``), and
+``Deal.refused`` decodes a refused leg's revert (the custom error and its arguments, checked where
+the test knows them) from a simulation, then sends the leg for real and requires it mined reverted.
 
 These fixtures override ``w3``, ``mirror`` and ``market`` of ``tests/conftest.py`` (which install
 the mirror on ape's local provider); the role accounts and ``DEFAULT_RISK`` are shared.
@@ -20,6 +30,7 @@ the mirror on ape's local provider); the role accounts and ``DEFAULT_RISK`` are 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -123,10 +134,22 @@ def vault_build():
     return build_contract()
 
 
+# vault address -> the ape DealVaultLens of its deployment record (filled by deploy_fork_vault)
+LENSES: dict[str, object] = {}
+
+
+def lens_of(vault):
+    """The DealVaultLens the vault's deployment record names (an ape contract instance)."""
+    return LENSES[to_checksum_address(str(getattr(vault, "address", vault)))]
+
+
 @pytest.fixture(scope="session")
 def deploy_fork_vault(w3, fork_netconfig, vault_build, deployer, owner, operator, guardian, project, tmp_path_factory):
-    """Deploys a DealVault through the deployment pipeline (preflight, deploy, verify, record);
-    returns the ape contract instance. ``deploy_fork_vault(maxLtvBps=2500, stablecoin="cusdc")``."""
+    """Deploys a DealVault through the deployment pipeline (preflight, deploy the lens and the
+    vault, verify the core, the extension and the lens, record); returns the vault as
+    ``project.IDealVault`` (the whole ABI: the core's legs and the extension's functions) and
+    registers the record's lens for :func:`lens_of`.
+    ``deploy_fork_vault(maxLtvBps=2500, stablecoin="cusdc")``."""
     from dealvault import deploy as D
     from tests.conftest import DEFAULT_RISK
 
@@ -144,7 +167,15 @@ def deploy_fork_vault(w3, fork_netconfig, vault_build, deployer, owner, operator
         )
         res = D.deploy_vault(w3, D.ApeSigner(deployer, w3), fork_netconfig, deal, build=vault_build, deployments_dir=records)
         assert res.status == "deployed", res.status
-        return project.DealVault.at(res.address)
+        # the lens the pipeline deployed, verified and recorded with the vault
+        lens = to_checksum_address(res.record["lens"]["address"])
+        assert res.lens and to_checksum_address(res.lens) == lens, (res.lens, lens)
+        assert w3.eth.get_code(lens), f"no code at the recorded lens {lens}"
+        ext = to_checksum_address(res.record["extension"]["address"])
+        vault = project.IDealVault.at(res.address)
+        assert to_checksum_address(vault.extension()) == ext and w3.eth.get_code(ext)
+        LENSES[to_checksum_address(res.address)] = project.DealVaultLens.at(lens)
+        return vault
 
     return deploy
 
@@ -172,6 +203,17 @@ ERC20_ABI = [
 ]
 
 
+SCALED_ABI = [
+    {"type": "function", "name": "scaledBalanceOf", "stateMutability": "view", "inputs": [{"type": "address", "name": "u"}], "outputs": [{"type": "uint256", "name": ""}]},
+]
+RAY = 10**27
+
+
+def ray_mul(a: int, b: int) -> int:
+    """Aave's WadRayMath.rayMul (half up)."""
+    return (a * b + RAY // 2) // RAY
+
+
 class Raw:
     """Raw on-chain reads for one vault: balances, debt, aTokens, feed, pool account data."""
 
@@ -194,6 +236,23 @@ class Raw:
 
     def atoken(self, symbol="WETH") -> int:
         return self.bal(self.market.a_tokens[symbol])
+
+    def scaled_debt(self, symbol="cUSDT") -> int:
+        """The vault's scaled variable debt (the debt token's scaledBalanceOf), raw."""
+        c = self.w3.eth.contract(address=to_checksum_address(self.market.variable_debt_tokens[symbol]), abi=SCALED_ABI)
+        return c.functions.scaledBalanceOf(to_checksum_address(self.vault)).call()
+
+    def debt_at(self, ts: int, symbol="cUSDT") -> int:
+        """The vault's variable debt at timestamp ``ts`` (>= the latest block's), from the raw
+        scaled balance and the reserve's index compounded at its current rate (Aave's math)."""
+        from tests.unit.helpers_vault import debt_at
+
+        stable = self.up.cusdt if symbol == "cUSDT" else self.up.cusdc
+        return debt_at(self.w3, self.market, stable, self.market.variable_debt_tokens[symbol], self.vault, ts)
+
+    def debt_index(self, stable: str | None = None, block="latest") -> int:
+        """The pool's normalized variable debt (ray) of ``stable`` at ``block``."""
+        return self.pool.functions.getReserveNormalizedVariableDebt(stable or self.up.cusdt).call(block_identifier=block)
 
     def price(self) -> tuple[int, int]:
         _r, answer, _s, updated, _a = self.feed.functions.latestRoundData().call()
@@ -219,8 +278,48 @@ class Raw:
 # --- the deal driver, with a snapshot table after each leg -------------------------------------
 
 PHASES = ("FUNDED", "SPLIT", "WORKING", "POSITIONED", "MONETIZING", "HOLDING", "CLOSED")
-ORACLE = ("fresh", "stale", "invalid")
+ORACLE = ("fresh", "stale", "invalid", "unread")
 DEADLINE = 2**64
+# redeem reverts GasTooLow below 567,301 gas left at its check (DealVault.REDEEM_GAS): every redeem
+# here is sent with an explicit limit above it, as the harness sends it
+REDEEM_GAS = 1_000_000
+# `Deal.refused(EMPTY_REVERT, ...)`: a revert with no data (e.g. a call to a contract-less address)
+EMPTY_REVERT = b""
+REFUSED_GAS = 5_000_000  # the explicit limit a refused leg is sent with (no estimate: it reverts)
+
+
+def _hex(b) -> str:
+    return "0x" + bytes(b).hex()
+
+
+@functools.lru_cache(maxsize=1)
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    from eth_utils import keccak
+
+    from dealvault.artifacts import own
+
+    out = {keccak(text="Error(string)")[:4]: ("Error", ["message"], ["string"]),
+           keccak(text="Panic(uint256)")[:4]: ("Panic", ["code"], ["uint256"])}
+    for e in own("IDealVault").abi:
+        if e.get("type") == "error":
+            types = [i["type"] for i in e["inputs"]]
+            out[keccak(text=f"{e['name']}({','.join(types)})")[:4]] = (e["name"], [i["name"] for i in e["inputs"]], types)
+    return out
+
+
+def decode_revert(data: str) -> tuple[str, dict]:
+    """Revert data -> (error name, {argument: value}): IDealVault's custom errors (addresses
+    checksummed, enums as ints), Error(string) as ("Error", {"message": ...}), Panic; unknown
+    data as ("0x<selector>", {})."""
+    from eth_abi import decode
+
+    raw = bytes.fromhex(data[2:]) if data.startswith("0x") else bytes.fromhex(data)
+    table = _error_table()
+    if raw[:4] not in table:
+        return "0x" + raw[:4].hex(), {}
+    name, names, types = table[raw[:4]]
+    vals = decode(types, raw[4:])
+    return name, {n: (to_checksum_address(v) if t == "address" else v) for n, t, v in zip(names, types, vals)}
 
 
 def _eth(wei: int) -> str:
@@ -240,12 +339,14 @@ def _bps(x: int) -> str:
 
 
 class Deal:
-    """Runs legs on a vault and prints (with -s) one risk-snapshot row per leg."""
+    """Runs legs on a vault and prints (with -s) one risk-snapshot row per leg (the lens's riskView)."""
 
-    HEADER = ("leg", "phase", "core", "work", "opp", "coll ETH", "debt $", "LTV", "HF", "NAV $", "exp", "stable $", "USDTz", "rung", "oracle")
+    HEADER = ("leg", "phase", "core", "work", "opp", "coll ETH", "debt $", "LTV", "HF", "NAV $", "exp", "stable $", "USDTz", "rung",
+              "loss $", "oracle")
 
     def __init__(self, w3, vault, market, upstream, owner, operator, guardian, title: str):
         self.w3, self.vault, self.market, self.up = w3, vault, market, upstream
+        self.lens = lens_of(vault)
         self.owner, self.operator, self.guardian = owner, operator, guardian
         self.raw = Raw(w3, vault, market, upstream)
         self.weth9, self.weth10 = upstream.weth9, upstream.weth10
@@ -253,19 +354,31 @@ class Deal:
         self.core_eth: int | None = None
         self.core_checks = 0
         self.rows = 0
+        self.observed_at: int | None = None  # block time of the last split / observe (the TWAP's start)
         self._out(f"\n== {title} ==")
         self._out(self._fmt(self.HEADER))
 
     @staticmethod
     def _fmt(cols) -> str:
-        widths = (22, 10, 9, 8, 8, 9, 11, 5, 6, 12, 5, 11, 11, 5, 7)
+        widths = (22, 10, 9, 8, 8, 9, 11, 5, 6, 12, 5, 11, 11, 5, 8, 7)
         return " ".join(str(c)[:w].rjust(w) if i else str(c)[:w].ljust(w) for i, (c, w) in enumerate(zip(cols, widths)))
 
     def _out(self, line: str) -> None:
         sys.stdout.write(line + "\n")
 
     def view(self):
-        return self.vault.riskView()
+        """The lens's riskView of the vault (v2: the views left the vault)."""
+        return self.lens.riskView(self.vault.address)
+
+    def params(self):
+        """The lens's risk parameters of the vault (maxLtvBps, sellFloorPrice, twapWindow, ...)."""
+        return self.lens.params(self.vault.address)
+
+    def collateral_of(self, wrapper: str) -> int:
+        return self.lens.collateralOf(self.vault.address, wrapper)
+
+    def stable_of(self, stable: str) -> int:
+        return self.lens.stableOf(self.vault.address, stable)
 
     def row(self, label: str) -> None:
         v = self.view()
@@ -273,7 +386,7 @@ class Deal:
         self._out(self._fmt((
             label, PHASES[v.phase], _eth(v.coreEth), _eth(v.workingEth), _eth(v.opportunisticEth), _eth(v.collateralWeth),
             _usd6(v.debt), _bps(v.ltvBps), hf, _usd8(v.nav), _bps(v.exposureBps), _usd6(v.stableHeld), _usd6(v.usdtzHeld),
-            f"{v.rung}", ORACLE[v.oracleStatus],
+            f"{v.rung}", _usd6(v.operatorLoss), ORACLE[v.oracleStatus],
         )))
         self.rows += 1
         self._check_core(v)
@@ -282,6 +395,9 @@ class Deal:
         """Core ETH never moves: booked core constant from split on, and held in ETH by the vault."""
         if v.phase == 6:  # CLOSED: the owner may take it now
             return
+        if v.phase == 0:  # FUNDED: v2 books the funded capital in the core bucket until split
+            assert v.coreEth == v.fundedCapital and self.raw.eth() >= v.coreEth, (v.coreEth, v.fundedCapital)
+            return
         if self.core_eth is None and v.coreEth:
             self.core_eth = v.coreEth
         if self.core_eth is not None:
@@ -289,20 +405,86 @@ class Deal:
             assert self.raw.eth() >= self.core_eth, f"vault holds {self.raw.eth()} wei < core {self.core_eth}"
             self.core_checks += 1
 
+    def _send(self, name: str, args, sender, kw):
+        if name == "redeem":
+            kw.setdefault("gas", REDEEM_GAS)
+        return getattr(self.vault, name)(*args, sender=sender or self.operator, **kw)
+
     def leg(self, name: str, *args, sender=None, label: str | None = None, **kw):
-        tx = getattr(self.vault, name)(*args, sender=sender or self.operator, **kw)
+        tx = self._send(name, args, sender, kw)
+        if name in ("split", "observe"):
+            self.observed_at = int(self.w3.eth.get_block(tx.block_number)["timestamp"])
         self.row(label or name)
         return tx
 
-    def refused(self, error, name: str, *args, sender=None, label: str | None = None, **kw):
-        """The leg reverts with ``error`` (an ape custom-error class or a message); state unchanged."""
+    def refused(self, error, name: str, *args, sender=None, label: str | None = None, expect: dict | None = None,
+                expect_fn=None, **kw):
+        """The leg reverts with ``error`` (an ape custom-error class, with ``expect`` = its
+        arguments where known; a revert string; EMPTY_REVERT: no revert data; or None: any
+        revert); state unchanged.
+
+        The leg is simulated (eth_call from its sender at the latest block) to decode the revert
+        (:func:`decode_revert`: the custom error and its arguments, or Error(string)), then sent
+        for real with an explicit gas limit and must be mined reverted (status 0). ``expect_fn``
+        (inputs -> bool) checks arguments that depend on the second the leg ran (a debt with
+        interest, a TWAP). Sent through web3 rather than ape: ape_foundry renders the whole call
+        trace of every reverted transaction, seconds for a leg that reverts deep inside Aave."""
         before = self.view()
-        with (ape.reverts() if error is None else ape.reverts(error)):
-            getattr(self.vault, name)(*args, sender=sender or self.operator, **kw)
+        who = to_checksum_address(str((sender or self.operator).address))
+        tx = {"from": who, "to": to_checksum_address(str(self.vault.address)), "data": _hex(getattr(self.vault, name).encode_input(*args)),
+              "gas": hex(kw.pop("gas", REFUSED_GAS)), "value": hex(kw.pop("value", 0))}
+        assert not kw, f"unexpected arguments {kw}"
+        resp = self.w3.provider.make_request("eth_call", [tx, "latest"])
+        assert "error" in resp, f"{name} did not revert: {resp.get('result')}"
+        data = resp["error"].get("data") or "0x"
+        got, inputs = decode_revert(data if isinstance(data, str) else _hex(data))
+        if error is None:
+            pass
+        elif isinstance(error, bytes):  # EMPTY_REVERT
+            assert error == EMPTY_REVERT and data in ("0x", ""), (got, inputs)
+        elif isinstance(error, str):
+            assert (got, inputs.get("message")) == ("Error", error), (got, inputs, error)
+        else:
+            assert got == error.__name__, (got, inputs, error.__name__)
+            assert all(inputs.get(k) == v for k, v in (expect or {}).items()), (inputs, expect)
+            if expect_fn is not None:
+                assert expect_fn(inputs), inputs
+        receipt = self.w3.eth.wait_for_transaction_receipt(self.w3.eth.send_transaction(tx))
+        assert receipt["status"] == 0, f"{name} was mined successfully"
         after = self.view()
         assert before.legSeq == after.legSeq and before.phase == after.phase and before.debt <= after.debt
-        why = "reverts" if error is None else getattr(error, "__name__", None) or str(error)
+        assert before.operatorLoss == after.operatorLoss
+        why = f"{got}(" + ", ".join(f"{k}={v}" for k, v in inputs.items()) + ")"
         self._out(f"x {label or name:<20} refused: {why}")
+        return inputs
+
+    # -- TWAP (v2: a buy, and an operator's sell, price against the pair's own TWAP)
+    def twap_ready(self, stable: str | None = None) -> int:
+        """Mines a block at the first second a buy may use the vault's observation of the
+        ``stable`` pair: the observation's block time (kept here from the split / observe receipt)
+        + twapWindow. The lens's Twap.observedAt / readyAt must agree. Returns that time."""
+        stable = stable or self.cusdt
+        t = self.lens.twap(self.vault.address, stable)
+        assert self.observed_at is not None and t.observedAt == self.observed_at, (t.observedAt, self.observed_at)
+        ready = self.observed_at + self.params().twapWindow
+        assert t.readyAt == ready, (t.readyAt, ready)
+        if ready > self.raw.now():
+            from dealvault.evm import rpc
+
+            rpc(self.w3, "evm_setNextBlockTimestamp", [ready])
+            rpc(self.w3, "evm_mine", [])
+        assert self.raw.now() >= ready
+        return ready
+
+    def observe_and_wait(self, stable: str | None = None, sender=None) -> None:
+        """A new TWAP observation (operator), then wait the window: the TWAP starts at the pair's
+        price now (after a third party moved it)."""
+        tx = self.vault.observe(sender=sender or self.operator)
+        self.observed_at = int(self.w3.eth.get_block(tx.block_number)["timestamp"])
+        obs = [e for e in tx.events if e.event_name == "Observed"]
+        assert sorted(e.stable for e in obs) == sorted((self.cusdt, self.cusdc)) and {e.timestamp for e in obs} == {self.observed_at}
+        self.twap_ready(stable)
+        self.note(f"observe(): the TWAP window starts at {self.observed_at}")
 
     # -- common sequences
     def open(self, funded_wei: int) -> None:
@@ -312,7 +494,8 @@ class Deal:
     def position(self, funded: int, ltv_bps: int, *, wrapper: str | None = None, stable: str | None = None,
                  buy: bool = True, keep_working: int = 0) -> dict:
         """fund -> split -> supply all working -> borrow ``ltv_bps`` of the collateral at the raw
-        feed price -> buy USDTz with all of it. Returns the amounts (independently computed)."""
+        feed price -> (a TWAP window later) buy USDTz with all of it. Returns the amounts
+        (independently computed)."""
         wrapper, stable = wrapper or self.weth9, stable or self.cusdt
         self.open(funded)
         working = funded * 3000 // 10_000 - keep_working
@@ -320,8 +503,10 @@ class Deal:
         price, _ = self.raw.price()
         borrow = working * price * ltv_bps // (10**20 * 10_000)
         self.leg("borrow", stable, borrow)
-        out = {"funded": funded, "working": working, "price": price, "borrow": borrow, "usdtz": 0}
+        out = {"funded": funded, "working": working, "price": price, "borrow": borrow, "usdtz": 0,
+               "split_value": funded * price // 10**20}
         if buy:
+            self.twap_ready(stable)
             before = self.raw.bal(self.usdtz)
             self.leg("buy", stable, borrow, 0, DEADLINE)
             out["usdtz"] = self.raw.bal(self.usdtz) - before

@@ -8,9 +8,18 @@ moves), so one deal shows exactly which legs fail, with which error, for:
 * WETH paused / cUSDT paused (Aave error '29' RESERVE_PAUSED: nothing moves on that reserve).
 
 The failing legs on the exit path are then sent for real and revert cleanly (state unchanged). The legs that do not touch the pool (redeem,
-sell, buy) and riskView keep working. Then the deal closes once the reserves are unfrozen /
-unpaused; a frozen reserve never blocks the exit (repay, withdraw, close run while frozen),
-a paused one does until it is unpaused.
+sell, buy) and the lens's riskView keep working. Then the deal closes once the reserves are
+unfrozen / unpaused; a frozen reserve never blocks the exit (repay, withdraw, close run while
+frozen), a paused cUSDT reserve blocks the repayment until it is unpaused.
+
+v2 outcomes asserted here:
+* before the probes the operator takes a new TWAP observation at the moved pair price (0.90) and
+  waits a window, so the buy and the operator's sell pass their TWAP checks and any refusal is
+  the reserve's (without it the sell would be PriceBelowTwap: the pair fell below its TWAP);
+* a paused WETH reserve no longer blocks ``close`` (v1: RESERVE_PAUSED): close withdraws what the
+  reserve can pay now (nothing), leaves the collateral booked as aTokens (Closed.collateralLeft),
+  and counts it in the PnL; the aTokens cannot move while the reserve is paused (the owner's
+  withdraw of them reverts '29'); once unpaused the owner withdraws them, and through them the WETH.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from decimal import Decimal
 import ape
 import pytest
 
+from dealvault.evm import impersonating, send
 from dealvault.funding import fund
 from dealvault.overlay import erc20, set_reserve_frozen, set_reserve_paused
 
@@ -100,7 +110,7 @@ def probe(deal, leg: str) -> str:
     sender = str((deal.owner if role == "owner" else deal.operator).address)
     fn = getattr(_web3_vault(deal).functions, method)(*args(deal))
     try:
-        fn.call({"from": sender})
+        fn.call({"from": sender, "gas": 3_000_000})  # redeem needs >= 567,301 (v2)
         return OK
     except ContractLogicError as exc:
         data = exc.data if isinstance(exc.data, (bytes, str)) else None
@@ -114,8 +124,12 @@ def _mid_deal(deal, w3, market, owner):
     pos = deal.position(5_000 * ETH, 2900, keep_working=10 * ETH)
     deal.leg("redeem", deal.cusdt, 50_000 * USD, label="redeem r0 50,000")
     # the pair at 0.90: a buy passes the discount limit (<= 0.95) and a sell the floor (>= 0.85), so
-    # a refusal of either would be the reserve's
+    # a refusal of either would be the reserve's; v2: observed at that price a window ago, so both
+    # pass their TWAP checks too
     deal.reopen_discount(price=Decimal("0.90"))
+    deal.observe_and_wait()
+    t = deal.lens.twap(deal.vault.address, deal.cusdt)
+    assert t.spotE6 == t.twapE6 and 899_000 <= t.spotE6 <= 900_000
     fund(w3, deal.cusdt, str(owner.address), 100_000 * USD)
     w3.eth.wait_for_transaction_receipt(erc20(w3, deal.cusdt).functions.approve(str(deal.vault.address), 2**256 - 1).transact({"from": str(owner.address)}))  # mined before ape picks this sender's next nonce
     assert deal.view().phase == MONETIZING
@@ -134,8 +148,8 @@ def _matrix(deal, w3, market, mode: str) -> None:
         want = {leg: EXPECTED[(symbol, mode)].get(leg, OK) for leg in LEGS}
         deal.note(f"{symbol} {mode}: " + ", ".join(f"{k} {'ok' if v == OK else 'x ' + v}" for k, v in got.items()))
         assert got == want, (symbol, mode, got)
-        s = deal.view()  # the risk view still answers, with the pool's account data
-        assert s.debt == deal.raw.debt() and (s.poolCollateralBase, s.poolDebtBase) == deal.raw.account()[:2]
+        s = deal.view()  # the lens's risk view still answers, with the pool's account data
+        assert s.debt == s.poolDebt == deal.raw.debt() and (s.poolCollateralBase, s.poolDebtBase) == deal.raw.account()[:2]
         _set(w3, market, asset, mode, False)
         assert _flags(market, w3, asset) == (False, False)
 
@@ -146,7 +160,9 @@ def _close_and_check(deal, pos):
     s = deal.view()
     assert s.phase == CLOSED and s.realizedPnlEth == 0 and raw.eth() == 5_000 * ETH
     assert s.realizedPnlUsd == (raw.bal(deal.cusdt) - s.ownerRepaid) * 100
-    assert s.writtenOffUsdtz == 0
+    assert s.writtenOffUsdtz == 0 and s.repaidOnBehalf == 0
+    ev = [e for e in tx.events if e.event_name == "Closed"][0]
+    assert ev.collateralLeft == 0 and ev.realizedPnlUsd == s.realizedPnlUsd
     return tx
 
 
@@ -189,14 +205,46 @@ def test_reserve_paused_mid_deal(fork_vault, make_deal, w3, market, owner):
     deal.row("WETH+cUSDT paused")
     deal.redeem_all()
     deal.refused(PAUSED, "repay", deal.cusdt, 2**256 - 1)
-    deal.refused(v.DebtOutstanding, "close")
-    # cUSDT unpaused: the debt is repaid; close still needs the WETH reserve
+    # DebtOutstanding names the debt at the second the leg ran (between the reads around it)
+    t0 = raw.now()
+    deal.refused(v.DebtOutstanding, "close",
+                 expect_fn=lambda e: e["debt"] in {raw.debt_at(t) for t in range(t0, raw.now() + 2)})
+    # cUSDT unpaused: the debt is repaid
     set_reserve_paused(w3, market, deal.cusdt, False)
     deal.note("the admin unpauses cUSDT")
     deal.leg("repay", deal.cusdt, 2**256 - 1, label="repay all")
     assert raw.debt() == 0
-    deal.refused(PAUSED, "close")  # the collateral cannot leave a paused reserve
-    assert raw.atoken("WETH") >= pos["working"]
+
+    # v2: close runs with WETH still paused; the collateral cannot leave the paused reserve, so it
+    # stays booked as aTokens (collateralLeft) and counts in the PnL
+    coll = deal.collateral_of(deal.weth9)
+    assert coll == pos["working"]
+    a_before = raw.atoken("WETH")
+    tx = deal.leg("close", label="close (WETH paused)")
+    s = deal.view()
+    ev = [e for e in tx.events if e.event_name == "Closed"][0]
+    assert s.phase == CLOSED and ev.collateralLeft == coll and s.collateralBooked == coll
+    assert s.realizedPnlEth == ev.realizedPnlEth == 0 and raw.eth() == 5_000 * ETH - coll
+    assert s.realizedPnlUsd == (raw.bal(deal.cusdt) - s.ownerRepaid) * 100 and s.writtenOffUsdtz == 0
+    assert raw.atoken("WETH") == a_before >= pos["working"]  # nothing left the paused reserve
+    # the aTokens cannot move while the reserve is paused
+    a_weth = market.a_tokens["WETH"]
+    with ape.reverts(PAUSED):
+        v.withdraw(a_weth, coll, sender=owner)
     set_reserve_paused(w3, market, deal.weth9, False)
     deal.note("the admin unpauses WETH")
-    _close_and_check(deal, pos)
+    # after CLOSED the owner takes the aTokens (all of them: the booked collateral and its interest)
+    a_all = raw.atoken("WETH")
+    o = str(owner.address)
+    o_a = raw.bal(a_weth, o)
+    deal.leg("withdraw", a_weth, a_all, sender=owner, label="owner withdraws aWETH")
+    assert raw.atoken("WETH") == 0 and raw.bal(a_weth, o) - o_a >= a_all - 1  # aToken transfers round by a wei
+    # ... and the WETH through them, from the pool
+    pool = market.pool_contract(w3)
+    weth_before = raw.bal(deal.weth9, o)
+    with impersonating(w3, o):
+        send(w3, pool.functions.withdraw(deal.weth9, 2**256 - 1, o), o)
+    assert raw.bal(deal.weth9, o) - weth_before >= coll
+    # the owner's ETH: everything else the vault holds
+    deal.leg("withdraw", "0x0000000000000000000000000000000000000000", raw.eth(), sender=owner, label="owner withdraws ETH")
+    assert raw.eth() == 0
