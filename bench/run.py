@@ -388,6 +388,14 @@ def _classify(env: Env, vault_addr: str, call: dict[str, Any]) -> str:
         return "extra: pool cross-check (getUserAccountData)"
     if sel == _sel("getAmountsOut(uint256,address[])"):
         return "extra: router quote (getAmountsOut)"
+    if sel == _sel("scaledBalanceOf(address)"):
+        return "extra: debt books (debtToken.scaledBalanceOf)"
+    if sel == _sel("getReserveNormalizedVariableDebt(address)"):
+        return "extra: debt at the pool's index (getReserveNormalizedVariableDebt)"
+    if sel in (_sel("getReserves()"), _sel("price0CumulativeLast()"), _sel("price1CumulativeLast()")):
+        return "extra: TWAP check (pair reserves and accumulator)"
+    if sel == _sel("allowance(address,address)"):
+        return "extra: allowance check (reset only a leftover)"
     if sel == _sel("balanceOf(address)"):
         if to in a_tokens:
             return "extra: aToken.balanceOf (collateral read)"

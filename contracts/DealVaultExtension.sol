@@ -113,6 +113,9 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
                 fromBooks = amount - available;
                 _takeIdleEth(fromBooks);
             }
+        } else {
+            // after CLOSED anything may go, surplus first; the books follow what is left
+            fromBooks = _debitClosed(token, amount);
         }
         emit Withdrawn(token, amount, fromBooks);
         if (token == address(0)) {
@@ -297,6 +300,31 @@ contract DealVaultExtension is DealVaultBase, IDealVaultExtension {
         workingEth = uint80(working - fromWorking);
         coreEth = uint80(core - (amount - fromOpp - fromWorking));
         ethReturned = _u80(ethReturned + amount);
+    }
+
+    /// @dev After CLOSED: what of `amount` comes out of the books (the rest is surplus), written off
+    ///      them, so the lens never shows a closed vault holding what it no longer has.
+    function _debitClosed(address token, uint256 amount) internal returns (uint256 fromBooks) {
+        uint256 booked;
+        uint256 balance;
+        if (token == address(0)) {
+            booked = uint256(coreEth) + workingEth + opportunisticEth;
+            balance = address(this).balance;
+        } else {
+            // token != 0 here, so an absent WETH10 reserve (aWeth10 == 0) never matches
+            booked = token == usdtz ? usdtzHeld : token == aWeth9 ? collateral9 : token == aWeth10 ? collateral10 : stableOf(token);
+            balance = _selfBalance(token);
+        }
+        // what stays after the transfer (a larger amount reverts in the transfer itself)
+        uint256 left = balance > amount ? balance - amount : 0;
+        if (booked <= left) return 0;
+        fromBooks = booked - left;
+        // left < booked, a uint80 book
+        if (token == address(0)) _takeIdleEth(fromBooks);
+        else if (token == usdtz) usdtzHeld = uint80(left);
+        else if (token == aWeth9) collateral9 = uint80(left);
+        else if (token == aWeth10) collateral10 = uint80(left);
+        else if (token == cusdt || token == cusdc) _setStable(token, left);
     }
 
     function _surplus(address token) internal view returns (uint256) {

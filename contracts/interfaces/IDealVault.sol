@@ -309,7 +309,8 @@ interface IDealVaultTypes {
     event RiskParamSet(Param indexed param, uint256 oldValue, uint256 newValue);
     event RiskParamQueued(Param indexed param, uint256 value, uint256 validAt);
     event RiskParamRevoked(Param indexed param, address indexed by);
-    /// @notice `fromBooks`: the part taken from the ETH buckets (owner's exit in HOLDING), 0 otherwise.
+    /// @notice `fromBooks`: the part taken from the books (the ETH buckets in HOLDING; any book after
+    ///         CLOSED), 0 for a surplus.
     event Withdrawn(address indexed token, uint256 amount, uint256 fromBooks);
     event OwnershipTransferStarted(address indexed previousOwner, address indexed newOwner);
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
@@ -469,7 +470,8 @@ interface IDealVaultExtension is IDealVaultTypes {
     function hold() external;
     /// @notice Sends `amount` of `token` (address(0) = ETH) to the owner. Before CLOSED what exceeds
     ///         the books (donations), and in HOLDING also the idle ETH buckets (opportunistic, then
-    ///         working, then core: `ethReturned`); after CLOSED anything, aTokens included.
+    ///         working, then core: `ethReturned`); after CLOSED anything, aTokens included (surplus
+    ///         first; the books are written down to what is left).
     /// @param token the token, or address(0) for ETH.
     /// @param amount the amount in the token's units.
     function withdraw(address token, uint256 amount) external;

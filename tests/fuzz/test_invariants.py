@@ -918,7 +918,7 @@ class VaultMachine(RuleBasedStateMachine):
         if what == "ETH":
             token, bal, books = ZERO, s["eth.vault"], eth_books(s)
         elif what == "aWETH9":
-            token, bal, books = e.a_tokens["WETH9"], s["abal.WETH9"], s["abal.WETH9"]
+            token, bal, books = e.a_tokens["WETH9"], s["abal.WETH9"], s["coll.WETH9"]
         else:
             token, bal = e.tokens[what], s[f"bal.{what}"]
             books = s["rv"]["usdtzHeld"] if what == "USDTz" else s.get(f"stable.{what}", 0)
@@ -930,11 +930,17 @@ class VaultMachine(RuleBasedStateMachine):
             return
         b, af = res["before"], res["after"]
         assert phase == CLOSED or what != "aWETH9" or amount == 0, "aTokens withdrawn before CLOSED"
-        from_books = max(amount - surplus, 0) if phase != CLOSED else 0
-        assert phase == HOLDING or from_books == 0, "withdrew booked value outside HOLDING"
+        # before CLOSED only the surplus (and in HOLDING the ETH buckets); after CLOSED the surplus
+        # goes first and the books are written down to what is left
+        from_books = max(amount - surplus, 0) if phase != CLOSED else max(books - (bal - amount), 0)
+        assert phase in (HOLDING, CLOSED) or from_books == 0, "withdrew booked value outside HOLDING"
         wd = [x for n, x in vault_events(e, res["rc"]) if n == "Withdrawn"]
         assert wd and wd[0]["fromBooks"] == from_books and wd[0]["amount"] == amount
-        if from_books:
+        if from_books and what != "ETH":
+            after_books = {"aWETH9": af["coll.WETH9"], "USDTz": af["rv"]["usdtzHeld"]}.get(
+                what, af.get(f"stable.{what}", 0))
+            assert after_books == books - from_books == min(books, bal - amount), "withdraw after CLOSED: books"
+        elif from_books:
             rv = b["rv"]
             f_opp = min(from_books, rv["opportunisticEth"])
             f_work = min(from_books - f_opp, rv["workingEth"])

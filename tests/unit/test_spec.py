@@ -477,7 +477,7 @@ def _sol_constants(path: Path) -> dict[str, int]:
     text = path.read_text()
     out = {}
     for name, expr in re.findall(r"uint256 internal constant (\w+) = ([^;]+);", text):
-        expr = expr.strip().replace("days", "* 86400")
+        expr = expr.strip().replace("days", "* 86400").replace("hours", "* 3600")
         if re.fullmatch(r"[0-9e* ]+", expr):
             out[name] = int(eval(expr.replace("e", "* 10 **")))  # noqa: S307 - literal arithmetic from our own source
     return out

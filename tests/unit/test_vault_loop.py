@@ -174,12 +174,17 @@ def check_close_and_withdraw(deal: Deal, borrow: int, buy: int, rows: list, stab
     owner = deal.owner
     s0 = bal(w3, stable, owner)
     e0 = bal(w3, None, owner)
+    # after CLOSED the surplus goes first and the books are written down to what is left
+    eth_books = rv.coreEth + rv.workingEth + rv.opportunisticEth
     r = vault.withdraw("0x0000000000000000000000000000000000000000", eth_now, sender=owner)
     assert bal(w3, None, owner) == e0 + eth_now - r.gas_used * r.gas_price
-    assert [(w.token, w.amount, w.fromBooks) for w in r.decode_logs(vault.Withdrawn)] == [(ZERO, eth_now, 0)]
+    assert [(w.token, w.amount, w.fromBooks) for w in r.decode_logs(vault.Withdrawn)] == [(ZERO, eth_now, eth_books)]
     r = vault.withdraw(stable, stable_left, sender=owner)
     assert bal(w3, stable, owner) == s0 + stable_left
-    assert [(w.token, w.amount, w.fromBooks) for w in r.decode_logs(vault.Withdrawn)] == [(stable, stable_left, 0)]
+    assert [(w.token, w.amount, w.fromBooks) for w in r.decode_logs(vault.Withdrawn)] == [(stable, stable_left, stable_left)]
+    after = risk_view(vault)
+    assert (after.coreEth, after.workingEth, after.opportunisticEth, after.stableHeld) == (0, 0, 0, 0)
+    assert after.ethReturned == eth_books and after.realizedPnlUsd == rv.realizedPnlUsd
     for wr in deal.books.collateral:  # supply interest stayed as aTokens: surplus after CLOSED
         a_tok = v.a_token(wr)
         left = bal(w3, a_tok, vault)

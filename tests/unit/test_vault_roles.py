@@ -433,3 +433,40 @@ def test_constructor_edges_pass(project, deployer, vault_config):
     assert {k: getattr(got, k) for k in bottom} == bottom
     assert list(got.rungs) == [1, 2, 2**63 - 1]
     assert list(lens_call("setup", c.address)[6]) == [1, 2, 2**63 - 1]  # Setup.rungs
+
+
+def test_after_close_the_books_follow_the_owners_withdrawals(w3, vault_factory, mirror, market, owner, operator, stranger):
+    """After CLOSED the owner may take anything; the surplus goes first and the books are written
+    down to what is left (Withdrawn.fromBooks), so the lens never shows a closed vault holding what
+    it no longer has. The realized PnL, booked at close, does not move."""
+    from helpers_vault import make_deal
+
+    deal = make_deal(vault_factory, w3, mirror, market, owner, operator)
+    deal.run("close")
+    v = deal.vault
+    rv0 = risk_view(v)
+    assert rv0.phase == PH["CLOSED"] and rv0.stableHeld > 0
+    eth_books = rv0.coreEth + rv0.workingEth + rv0.opportunisticEth
+    # a donation first: it is surplus, taken before any book
+    fund(w3, mirror.cusdt, stranger.address, 7 * E6)
+    from dealvault.evm import impersonating, send
+    from dealvault.overlay import erc20
+
+    with impersonating(w3, stranger.address):
+        send(w3, erc20(w3, mirror.cusdt).functions.transfer(v.address, 7 * E6), stranger.address)
+    r = v.withdraw(mirror.cusdt, 7 * E6, sender=owner)
+    assert [(e.amount, e.fromBooks) for e in r.decode_logs(v.Withdrawn)] == [(7 * E6, 0)]
+    assert risk_view(v).stableHeld == rv0.stableHeld
+    # then the stablecoin books: all of it
+    r = v.withdraw(mirror.cusdt, rv0.stableHeld, sender=owner)
+    assert [(e.amount, e.fromBooks) for e in r.decode_logs(v.Withdrawn)] == [(rv0.stableHeld, rv0.stableHeld)]
+    # ETH in two parts: the buckets go down by what left (opportunistic first), then to zero
+    half = w3.eth.get_balance(v.address) // 2
+    v.withdraw(ape.utils.ZERO_ADDRESS, half, sender=owner)
+    rv = risk_view(v)
+    assert rv.coreEth + rv.workingEth + rv.opportunisticEth == min(eth_books, w3.eth.get_balance(v.address))
+    v.withdraw(ape.utils.ZERO_ADDRESS, w3.eth.get_balance(v.address), sender=owner)
+    rv = risk_view(v)
+    assert (rv.coreEth, rv.workingEth, rv.opportunisticEth, rv.stableHeld, rv.nav) == (0, 0, 0, 0, 0)
+    assert rv.ethReturned == eth_books
+    assert (rv.realizedPnlEth, rv.realizedPnlUsd) == (rv0.realizedPnlEth, rv0.realizedPnlUsd)
