@@ -74,8 +74,8 @@ GOAL_S = 0.3
 EIP170 = 24_576
 
 # modules scripts/execute_deal.py imports at run time (its `main`)
-EXEC_IMPORTS = ("click", "rich.console", "ape", "dealvault.deploy", "dealvault.netconfig", "dealvault.orchestrator",
-                "dealvault.record", "dealvault.report", "dealvault.signer", "dealvault.spec")
+EXEC_IMPORTS = ("click", "rich.console", "ape", "dealvault.deploy", "dealvault.spec.netconfig", "dealvault.run",
+                "dealvault.record", "dealvault.run.report", "dealvault.signer", "dealvault.spec")
 
 CATS = ("simulate", "send+wait", "record", "sign", "reads", "other")
 
@@ -139,7 +139,7 @@ def _rpc_category(method: str, params: Any, leg_selectors: set[str], vault: str)
 def instrument(w3: Web3, record: Any, signers: list[Any], meter: Meter, vault: str) -> Callable[[], None]:
     """Wrap the provider, the record and the signers (instance attributes) and DealRun.send_leg
     (class attribute, restored by the returned function)."""
-    from dealvault import orchestrator as orch
+    from dealvault import run as orch
 
     abi = orch.vault_abi()
     from eth_utils import function_abi_to_4byte_selector
@@ -196,10 +196,10 @@ def instrument(w3: Web3, record: Any, signers: list[Any], meter: Meter, vault: s
 
 def start_kit_unlimited() -> Any:
     """dealvault.kit.start_kit() on an anvil without the EIP-170 code size limit."""
-    from dealvault.anvil import start_anvil
+    from dealvault.kit.anvil import start_anvil
     from dealvault.kit import Kit
-    from dealvault.mirror import install_mirror
-    from dealvault.overlay import deploy_overlay
+    from dealvault.kit.mirror import install_mirror
+    from dealvault.kit.overlay import deploy_overlay
 
     node = start_anvil(extra=["--disable-code-size-limit"])
     try:
@@ -273,7 +273,7 @@ class Bench:
     def __init__(self) -> None:
         from dealvault.deploy import ape_account, deal_params
         from dealvault.kit import start_kit
-        from dealvault.orchestrator import Venues
+        from dealvault.run import Venues
         from dealvault.spec import load_spec
 
         self.tmp = tempfile.TemporaryDirectory(prefix="dealvault-bench-harness-")
@@ -326,7 +326,7 @@ class Bench:
     # ---- harness, in process
 
     def harness_run(self) -> dict[str, Any]:
-        from dealvault.orchestrator import run_deal
+        from dealvault.run import run_deal
         from dealvault.record import open_record
         from dealvault.signer import ApeAccountSigner
 
@@ -404,7 +404,7 @@ class Bench:
             per_leg.append(t3 - t0)
         wall = time.perf_counter() - t_all
         cpu = time.process_time() - c0
-        from dealvault.orchestrator import read_risk
+        from dealvault.run import read_risk
 
         phase = int(read_risk(w3, self.venues.vault, lens=self.venues.lens)["phase"])
         if phase != 6:

@@ -197,9 +197,9 @@ class Env:
 def start_traced_kit() -> Kit:
     """start_kit() with anvil's --steps-tracing (geth struct logs for debug_traceTransaction).
     Used only for the attribution: tracing slows anvil down, so no wall time is taken there."""
-    from dealvault.anvil import start_anvil
-    from dealvault.mirror import install_mirror
-    from dealvault.overlay import deploy_overlay
+    from dealvault.kit.anvil import start_anvil
+    from dealvault.kit.mirror import install_mirror
+    from dealvault.kit.overlay import deploy_overlay
 
     node = start_anvil(extra=["--steps-tracing"])
     try:

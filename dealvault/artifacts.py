@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Mapping
 
-from .paths import BUILD_MANIFEST, NODE_MODULES, ROOT, ensure_tool_env
+from dealvault.paths import BUILD_MANIFEST, NODE_MODULES, ROOT, ensure_tool_env
 
 
 @dataclass(frozen=True)

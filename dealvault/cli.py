@@ -21,12 +21,12 @@ def connect(rpc: str | None, network_choice: str | None, *, timeout: float = DEF
     """A context manager yielding a :class:`~web3.Web3` for ``rpc`` (a plain HTTP provider with a
     ``timeout`` in seconds per request) or else for the ape network choice
     ``ecosystem:network:provider`` (the provider is connected for the block). Raises
-    :class:`~dealvault.orchestrator.InputError` when neither is given."""
+    :class:`~dealvault.run.InputError` when neither is given."""
     if rpc:
         return contextlib.nullcontext(Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": timeout})))
     if network_choice:
         return _ape(network_choice)
-    from .orchestrator import InputError
+    from dealvault.run import InputError
 
     raise InputError("give --network <ecosystem:network:provider> or --rpc URL")
 

@@ -145,7 +145,7 @@ class ImpersonatingSender:
 def resolve_alias(alias: str) -> Any:
     """The ape account for ``alias`` (``TEST::N`` = ape test account N); raises SignerError naming
     the known aliases."""
-    from .deploy import DeployError, ape_account
+    from dealvault.deploy import DeployError, ape_account
 
     try:
         return ape_account(alias)

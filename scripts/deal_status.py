@@ -54,8 +54,8 @@ def _fmt(v, dec):
 def snapshot(w3, vault, record, deal_id, *, margin_bps, min_hf, oracle_margin_bps, interest_share_bps, from_block=0,
              lens=None, loss_margin_bps=2000):
     """One read: {"status": read_status(...), "flags": [...], "block": ..., "timestamp": ...}."""
-    from dealvault.orchestrator import read_risk, read_status
-    from dealvault.status import loss_budget_line, spread_inputs, status_flags, vault_params
+    from dealvault.run import read_risk, read_status
+    from dealvault.run.status import loss_budget_line, spread_inputs, status_flags, vault_params
 
     st = read_status(w3, vault, record, deal_id, lens=lens)
     lens = st["lens"]
@@ -143,7 +143,7 @@ def cli(deal_id, rebuild_id, vault, lens, deployment, config_path, watch, once, 
 def _lens_from_files(deployment, config_path):
     """The lens of a deployment record, else of a network config (default Chain 138's, if it names one)."""
     from dealvault.deploy import load_record
-    from dealvault.netconfig import CHAIN138_CONFIG, load_netconfig
+    from dealvault.spec.netconfig import CHAIN138_CONFIG, load_netconfig
 
     if deployment is not None:
         rec = load_record(deployment)
@@ -164,9 +164,9 @@ def main(deal_id, rebuild_id, vault, watch, once, rpc, network_choice, db_url, a
     from rich.console import Console
 
     from dealvault.cli import connect
-    from dealvault.orchestrator import ChainError, InputError, _rpc_guard
+    from dealvault.run import ChainError, InputError, _rpc_guard
     from dealvault.record import RecordError, open_record
-    from dealvault.report import jsonable
+    from dealvault.run.report import jsonable
 
     err = Console(stderr=True)
     out = Console()
@@ -225,7 +225,7 @@ def main(deal_id, rebuild_id, vault, watch, once, rpc, network_choice, db_url, a
     try:
         with provider_ctx as w3:
             if rebuild_id:
-                from dealvault.status import rebuild_record
+                from dealvault.run.status import rebuild_record
 
                 with record.lock(rebuild_id), _rpc_guard("rebuild"):
                     try:

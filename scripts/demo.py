@@ -32,11 +32,11 @@ def cli(deal_path: Path, as_json: bool, port: int | None):
 
     from dealvault.deploy import AnvilSigner, DeployError, ape_account, deal_params, deploy_vault
     from dealvault.kit import start_kit
-    from dealvault.netconfig import load_netconfig, write_local_config
-    from dealvault.orchestrator import DealError, Venues, run_deal
+    from dealvault.spec.netconfig import load_netconfig, write_local_config
+    from dealvault.run import DealError, Venues, run_deal
     from dealvault.paths import ROOT
     from dealvault.record import open_record
-    from dealvault.report import render_report
+    from dealvault.run.report import render_report
     from dealvault.signer import ApeAccountSigner
     from dealvault.spec import SpecError, load_spec
 

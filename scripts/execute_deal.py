@@ -62,10 +62,10 @@ def main(network_choice, rpc, alias, owner_alias, deal_path, deployment, config_
 
     from dealvault.cli import connect
     from dealvault.deploy import DEPLOYMENTS_DIR, DeployError, ape_account, load_record, record_path
-    from dealvault.netconfig import CHAIN138_CONFIG, ConfigError, load_netconfig
-    from dealvault.orchestrator import EXIT_INPUT, DealError, InputError, Venues, parse_until, run_deal
+    from dealvault.spec.netconfig import CHAIN138_CONFIG, ConfigError, load_netconfig
+    from dealvault.run import EXIT_INPUT, DealError, InputError, Venues, parse_until, run_deal
     from dealvault.record import RecordError, open_record
-    from dealvault.report import render_report
+    from dealvault.run.report import render_report
     from dealvault.signer import ApeAccountSigner
     from dealvault.spec import SpecError, load_spec
 

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dealvault.anvil import PortInUse
+from dealvault.kit.anvil import PortInUse
 from dealvault.kit import address_rows, start_kit
 
 
@@ -47,7 +47,7 @@ def cli(port: int, overlay: bool, dump_state: Path | None, check: bool) -> None:
         Console(width=140).print(table)
         console.print(f"built in {kit.build_seconds:.2f} s")
         if kit.overlay is not None:
-            from dealvault.netconfig import write_local_config
+            from dealvault.spec.netconfig import write_local_config
 
             console.print(f"network config: {write_local_config(kit.w3, kit.mirror, kit.overlay)}")
         if check:

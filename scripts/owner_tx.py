@@ -134,7 +134,7 @@ def _tokens(deployment: Path | None, config: Path | None) -> dict[str, tuple[str
             if c.get(k):
                 out[k] = (c[k], d)
         return out
-    from dealvault.netconfig import CHAIN138_CONFIG, load_netconfig
+    from dealvault.spec.netconfig import CHAIN138_CONFIG, load_netconfig
 
     path = config or CHAIN138_CONFIG
     try:

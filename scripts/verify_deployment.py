@@ -30,7 +30,7 @@ from dealvault.deploy import DEPLOYMENTS_DIR, default_config_path, record_path, 
 @click.option("--deployments", "deployments_dir", type=click.Path(file_okay=False, path_type=Path), default=DEPLOYMENTS_DIR,
               show_default=True)
 def cli(provider, deal, config_path, deployments_dir):
-    from dealvault.netconfig import ConfigError, load_netconfig
+    from dealvault.spec.netconfig import ConfigError, load_netconfig
     from dealvault.spec import SpecError, load_spec
 
     err = lambda m: click.echo(m, err=True)  # noqa: E731

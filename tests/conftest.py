@@ -33,14 +33,14 @@ def w3():
 
 @pytest.fixture(scope="session")
 def mirror(w3):
-    from dealvault.mirror import install_mirror
+    from dealvault.kit.mirror import install_mirror
 
     return install_mirror(w3)
 
 
 @pytest.fixture(scope="session")
 def market(w3, mirror):
-    from dealvault.overlay import deploy_overlay
+    from dealvault.kit.overlay import deploy_overlay
 
     return deploy_overlay(w3, mirror)
 
@@ -53,7 +53,7 @@ def market(w3, mirror):
 
 
 def _dev_actor(w3, request, name: str, default: int):
-    from dealvault.evm import impersonating
+    from dealvault.kit.evm import impersonating
 
     index = getattr(request.module, f"{name.upper()}_INDEX", default)
     with impersonating(w3, w3.eth.accounts[index]) as who:

@@ -13,10 +13,10 @@ upgraded to head by :func:`open_record`.
         rec.mark_confirmed(leg, receipt, leg_seq=seq, snapshot_after=risk_view)
 """
 
-from .lock import DealLocked, RecordError
-from .models import LEG_STATUSES
-from .stats import wilson_lower_bound
-from .store import (
+from dealvault.record.lock import DealLocked, RecordError
+from dealvault.record.models import LEG_STATUSES
+from dealvault.record.stats import wilson_lower_bound
+from dealvault.record.store import (
     DealInfo,
     LegInfo,
     Record,

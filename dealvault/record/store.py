@@ -20,10 +20,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..paths import ROOT
-from .lock import FileLock, PgAdvisoryLock, RecordError, advisory_key
-from .models import LEG_STATUSES, Deal, Leg, Tranche, json_dumps
-from .stats import wilson_lower_bound
+from dealvault.paths import ROOT
+from dealvault.record.lock import FileLock, PgAdvisoryLock, RecordError, advisory_key
+from dealvault.record.models import LEG_STATUSES, Deal, Leg, Tranche, json_dumps
+from dealvault.record.stats import wilson_lower_bound
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_DB = ROOT / ".dealvault" / "deals.db"

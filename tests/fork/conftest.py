@@ -10,7 +10,7 @@ snapshot table after each leg).
   stopped in ``pytest_unconfigure``.
 
 Either way the fixtures below treat the upstream the same: they *find* WETH9, WETH10, cUSDT,
-cUSDC and the feed (:func:`dealvault.upstream.find_upstream`, which fails naming the address and
+cUSDC and the feed (:func:`dealvault.kit.upstream.find_upstream`, which fails naming the address and
 what was found), deploy the venues overlay on the fork (liquidity funded with the funding helper,
 never minted), and deploy DealVault v2 through the deployment pipeline
 (:func:`dealvault.deploy.deploy_vault`: the core, the extension it creates, and the lens the
@@ -99,7 +99,7 @@ def w3():
 @pytest.fixture(scope="session")
 def upstream(w3):
     """The canonical contracts, found (and checked) on the forked upstream."""
-    from dealvault.upstream import UpstreamError, find_upstream
+    from dealvault.kit.upstream import UpstreamError, find_upstream
 
     try:
         return find_upstream(w3)
@@ -115,14 +115,14 @@ def mirror(upstream):
 
 @pytest.fixture(scope="session")
 def market(w3, upstream):
-    from dealvault.overlay import deploy_overlay
+    from dealvault.kit.overlay import deploy_overlay
 
     return deploy_overlay(w3, upstream)
 
 
 @pytest.fixture(scope="session")
 def fork_netconfig(w3, upstream, market):
-    from dealvault.netconfig import local_config_data, parse_netconfig
+    from dealvault.spec.netconfig import local_config_data, parse_netconfig
 
     return parse_netconfig(local_config_data(w3, upstream, market, name="fork"))
 
@@ -189,7 +189,7 @@ def fork_vault(deploy_fork_vault):
 @pytest.fixture(scope="session")
 def rich(w3, owner):
     """Give the owner enough ETH for a large deal (anvil_setBalance)."""
-    from dealvault.evm import set_balance
+    from dealvault.kit.evm import set_balance
 
     set_balance(w3, str(owner.address), 100_000 * 10**18)
     return owner
@@ -218,7 +218,7 @@ class Raw:
     """Raw on-chain reads for one vault: balances, debt, aTokens, feed, pool account data."""
 
     def __init__(self, w3, vault, market, upstream):
-        from dealvault.mirror import feed
+        from dealvault.kit.mirror import feed
 
         self.w3, self.vault, self.market, self.up = w3, str(vault.address), market, upstream
         self.feed = feed(w3, upstream.eth_usd_feed)
@@ -469,7 +469,7 @@ class Deal:
         ready = self.observed_at + self.params().twapWindow
         assert t.readyAt == ready, (t.readyAt, ready)
         if ready > self.raw.now():
-            from dealvault.evm import rpc
+            from dealvault.kit.evm import rpc
 
             rpc(self.w3, "evm_setNextBlockTimestamp", [ready])
             rpc(self.w3, "evm_mine", [])
@@ -529,7 +529,7 @@ class Deal:
     def reopen_discount(self, stable: str | None = None, price: Decimal = Decimal("0.80")) -> int:
         """A third party sells USDTz into [USDTz, stable] until the pair is back at ``price``
         stable per USDTz (the vault's own buys pushed it up). Returns the USDTz sold."""
-        from dealvault.overlay import swap_on_pair
+        from dealvault.kit.overlay import swap_on_pair
 
         stable = stable or self.cusdt
         pair = self.market.pair_usdtz_cusdt if stable == self.cusdt else self.market.pair_usdtz_cusdc

@@ -1,7 +1,7 @@
 """Scenario 9: the cUSDT issuer blacklists the vault (cUSDT is a FiatToken: blacklisting is real).
 
 The issuer's blacklister is *found* (the token's own ``blacklister()`` getter, through
-:func:`dealvault.upstream.fiat_token_as_found`) and impersonated: no role record of the mirror is
+:func:`dealvault.kit.upstream.fiat_token_as_found`) and impersonated: no role record of the mirror is
 used, so the same test runs on a fork of the real chain. What the token supports is discovered
 first (issue 13): where the stablecoin at the cUSDT address is not a Circle FiatToken (no
 ``owner()`` / ``blacklister()`` / ``isBlacklisted``, or no blacklister set), the scenario is
@@ -34,11 +34,11 @@ from __future__ import annotations
 import ape
 import pytest
 
-from dealvault import fiattoken
-from dealvault.evm import impersonating, send
-from dealvault.funding import fund
-from dealvault.overlay import erc20
-from dealvault.upstream import UpstreamError, fiat_token_as_found
+from dealvault.kit import fiattoken
+from dealvault.kit.evm import impersonating, send
+from dealvault.kit.funding import fund
+from dealvault.kit.overlay import erc20
+from dealvault.kit.upstream import UpstreamError, fiat_token_as_found
 from tests.model import ceil_div
 from tests.unit.helpers_vault import ray_mul
 
@@ -226,7 +226,7 @@ def test_blacklist_scenario_discovers_what_the_stablecoin_supports(w3, upstream)
     with a blacklister (found, not taken from a role record); a token without the FiatToken
     getters (WETH9 here, standing in for a USDT-style stablecoin) and a FiatToken with no
     blacklister set skip the scenario with the reason (the fork is reverted after this test)."""
-    from dealvault.evm import get_storage, set_storage
+    from dealvault.kit.evm import get_storage, set_storage
 
     token = fiat_token_or_skip(w3, upstream.cusdt)
     c = token.contract(w3)

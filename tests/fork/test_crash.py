@@ -12,10 +12,10 @@ the vault as unbooked surplus).
 
 from __future__ import annotations
 
-from dealvault.funding import fund
-from dealvault.mirror import set_eth_price
-from dealvault.overlay import erc20
-from dealvault.upstream import settable_feed
+from dealvault.kit.funding import fund
+from dealvault.kit.mirror import set_eth_price
+from dealvault.kit.overlay import erc20
+from dealvault.kit.upstream import settable_feed
 from tests.model import ceil_div
 
 from tests.unit.helpers_vault import ray_mul

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pytest
 
-from dealvault.overlay import drain_desk, erc20, halt_desk, resume_desk, set_desk_fee
+from dealvault.kit.overlay import drain_desk, erc20, halt_desk, resume_desk, set_desk_fee
 from tests.model import ceil_div, reserves, uni_out
 
 DEADLINE = 2**64

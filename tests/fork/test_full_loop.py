@@ -16,7 +16,7 @@ from decimal import Decimal, getcontext
 
 import pytest
 
-from dealvault.evm import advance_time
+from dealvault.kit.evm import advance_time
 from tests.model import ceil_div, reserves, uni_out
 
 DEADLINE = 2**64

@@ -1,7 +1,7 @@
 """Scenario 6: the oracle goes stale or answers zero mid-deal.
 
 The real feed cannot be moved: its code is saved and the settable PriceFeed swapped in at the
-same address (anvil_setCode), restored afterwards (dealvault.upstream.settable_feed checks it).
+same address (anvil_setCode), restored afterwards (dealvault.kit.upstream.settable_feed checks it).
 Every risk-adding leg refuses; repay, redeem, sell, deleverage and close still work.
 
 v2 outcomes asserted here:
@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import pytest
 
-from dealvault.evm import get_storage
-from dealvault.funding import fund
-from dealvault.mirror import make_feed_stale, set_eth_price
-from dealvault.overlay import erc20
-from dealvault.upstream import settable_feed
+from dealvault.kit.evm import get_storage
+from dealvault.kit.funding import fund
+from dealvault.kit.mirror import make_feed_stale, set_eth_price
+from dealvault.kit.overlay import erc20
+from dealvault.kit.upstream import settable_feed
 
 DEADLINE = 2**64
 BPS = 10_000

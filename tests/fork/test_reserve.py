@@ -29,9 +29,9 @@ from decimal import Decimal
 import ape
 import pytest
 
-from dealvault.evm import impersonating, send
-from dealvault.funding import fund
-from dealvault.overlay import erc20, set_reserve_frozen, set_reserve_paused
+from dealvault.kit.evm import impersonating, send
+from dealvault.kit.funding import fund
+from dealvault.kit.overlay import erc20, set_reserve_frozen, set_reserve_paused
 
 DEADLINE = 2**64
 ETH = 10**18

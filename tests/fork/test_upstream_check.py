@@ -1,5 +1,5 @@
-"""The upstream check (dealvault.mirror.check_upstream, through the fork fixtures'
-dealvault.upstream.find_upstream) on throw-away anvils: a good upstream passes; a fork of it whose
+"""The upstream check (dealvault.kit.mirror.check_upstream, through the fork fixtures'
+dealvault.kit.upstream.find_upstream) on throw-away anvils: a good upstream passes; a fork of it whose
 code at WETH10 is replaced, whose cUSDT reports other decimals, whose feed is not a feed, or
 whose chain id is not 138 fails with a message naming the address and what was found there.
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 
 from dealvault import chain138
-from dealvault.anvil import start_anvil
-from dealvault.evm import get_storage, set_code, set_storage
-from dealvault.mirror import CUSDC, CUSDT, ETH_USD_FEED, WETH9, WETH10, check_upstream
-from dealvault.upstream import UpstreamError, find_upstream
+from dealvault.kit.anvil import start_anvil
+from dealvault.kit.evm import get_storage, set_code, set_storage
+from dealvault.kit.mirror import CUSDC, CUSDT, ETH_USD_FEED, WETH9, WETH10, check_upstream
+from dealvault.kit.upstream import UpstreamError, find_upstream
 
 FIAT_DECIMALS_SLOT = 6  # FiatTokenV1 layout: owner, pauser|paused, blacklister, blacklisted, name, symbol, decimals
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import pytest
 
-from dealvault.funding import fund
-from dealvault.overlay import erc20, freeze_usdtz, unfreeze_usdtz
+from dealvault.kit.funding import fund
+from dealvault.kit.overlay import erc20, freeze_usdtz, unfreeze_usdtz
 from tests.model import ceil_div
 
 DEADLINE = 2**64

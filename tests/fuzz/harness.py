@@ -15,7 +15,7 @@ pool's account data, allowances, the vault's new logs). Legs go out as anvil's
 *mined* (and its unchanged state can be compared).
 
 Accounts (anvil's dev accounts, sending by auto-impersonation): deployer, owner, operator, guardian,
-stranger, and four outsiders with large balances given by ``dealvault.funding.fund`` at setup:
+stranger, and four outsiders with large balances given by ``dealvault.kit.funding.fund`` at setup:
 the attacker (trades the USDTz and WETH pairs around operator legs), the benefactor (repays the
 vault's debt on the pool, ``onBehalfOf = vault``), the drainer (borrows the Aave WETH reserves
 dry against the other wrapper, and repays to refill them; the overlay lists WETH as collateral
@@ -47,7 +47,7 @@ from eth_utils import function_signature_to_4byte_selector as sel
 from eth_utils import keccak, to_checksum_address
 
 from dealvault.artifacts import own
-from dealvault.evm import deploy, rpc, set_balance
+from dealvault.kit.evm import deploy, rpc, set_balance
 from tests.model import DEFAULT_RISK
 
 ETH = 10**18
@@ -254,9 +254,9 @@ def get_env() -> Env:
     global _ENV
     if _ENV is not None:
         return _ENV
-    from dealvault.funding import fund
+    from dealvault.kit.funding import fund
     from dealvault.kit import start_kit, vault_config
-    from dealvault.overlay import erc20
+    from dealvault.kit.overlay import erc20
 
     kit = start_kit()
     atexit.register(kit.stop)

@@ -58,10 +58,10 @@ from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from dealvault import mirror as mir
-from dealvault import overlay as ov
-from dealvault.evm import set_balance
-from dealvault.funding import fund
+from dealvault.kit import mirror as mir
+from dealvault.kit import overlay as ov
+from dealvault.kit.evm import set_balance
+from dealvault.kit.funding import fund
 
 from .harness import (ETH, FAR, FLOOR, HIGHER_IS_TIGHTER, LIMIT, MAX_UINT, PARAMS, RISK, USD6, ZERO, Reader,
                       approvals_by, err, eth_balance_call, fingerprint, get_env, ray_mul, reset, transfers,
@@ -1132,7 +1132,7 @@ class VaultMachine(RuleBasedStateMachine):
 
     # --- the world moves -----------------------------------------------------------------------
     # (the kit's roles act by one auto-impersonated transaction each: the same calls as
-    # dealvault.mirror / dealvault.overlay's helpers, without their impersonation round trips)
+    # dealvault.kit.mirror / dealvault.kit.overlay's helpers, without their impersonation round trips)
     def _feed_round(self, answer: int, updated_at: int | None) -> None:
         e = self.env
         f = mir.feed(e.w3, e.m.eth_usd_feed).functions

@@ -10,7 +10,7 @@ state machine checks ``readyAt`` after every step too; this is the deterministic
 
 from __future__ import annotations
 
-from dealvault.evm import rpc
+from dealvault.kit.evm import rpc
 
 from .harness import get_env, reset
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from dealvault.overlay import DEADLINE, erc20
+from dealvault.kit.overlay import DEADLINE, erc20
 from tests.model import LENS, reserves, uni_out
 
 getcontext().prec = 80
@@ -117,7 +117,7 @@ def allowance(w3, token: str, owner: Any, spender: str) -> int:
 
 def feed(w3, mirror: Any) -> tuple[int, int]:
     """(answer, updatedAt) of the ETH/USD feed, read raw (latestRoundData)."""
-    from dealvault.mirror import feed as feed_contract
+    from dealvault.kit.mirror import feed as feed_contract
 
     _, answer, _, updated, _ = feed_contract(w3, mirror.eth_usd_feed).functions.latestRoundData().call()
     return answer, updated
@@ -401,7 +401,7 @@ def twap_ready(w3, vault: Any, stable: str) -> None:
     the lens's ``Twap.readyAt`` must agree (before 07dc182 it read the window from storage slot 2
     instead of slot 0 and equalled observedAt). The block is mined (rather than evm_increaseTime)
     so that a timestamp pinned afterwards with evm_setNextBlockTimestamp cannot undo it."""
-    from dealvault.evm import rpc
+    from dealvault.kit.evm import rpc
 
     t = lens_call("twap", str(getattr(vault, "address", vault)), stable)
     observed, lens_ready = t[2], t[3]  # Twap.observedAt, Twap.readyAt

@@ -23,10 +23,10 @@ import yaml
 from web3 import Web3
 
 from dealvault import deploy as D
-from dealvault import opcodes
-from dealvault.anvil import start_anvil
-from dealvault.evm import create_address, role_address, set_balance
-from dealvault.netconfig import (
+from dealvault.deploy import opcodes
+from dealvault.kit.anvil import start_anvil
+from dealvault.kit.evm import create_address, role_address, set_balance
+from dealvault.spec.netconfig import (
     CHAIN138_CONFIG,
     ConfigError,
     load_netconfig,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from dealvault import fiattoken as ft
+from dealvault.kit import fiattoken as ft
 from dealvault.artifacts import own
-from dealvault.evm import TxFailed, deploy, get_storage, role_address, send, set_code
-from dealvault.funding import FundingError, balance_of, find_balance_slot, fund, fund_eth
-from dealvault.mirror import weth9, weth10
+from dealvault.kit.evm import TxFailed, deploy, get_storage, role_address, send, set_code
+from dealvault.kit.funding import FundingError, balance_of, find_balance_slot, fund, fund_eth
+from dealvault.kit.mirror import weth9, weth10
 from tests.conftest import gas_cost as _gas_cost
 
 ETH = 10**18

@@ -1,6 +1,6 @@
 """The Chain 138 mirror: right chain, right addresses, right code, and the tokens behave.
 
-Accounts are funded with dealvault.funding (as on a fork), never with the doubles' mint.
+Accounts are funded with dealvault.kit.funding (as on a fork), never with the doubles' mint.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
 from dealvault import chain138
-from dealvault import fiattoken as ft
+from dealvault.kit import fiattoken as ft
 from dealvault.artifacts import own
-from dealvault.evm import TxFailed, deploy, send, set_code
-from dealvault.funding import fund, fund_eth
-from dealvault.mirror import (
+from dealvault.kit.evm import TxFailed, deploy, send, set_code
+from dealvault.kit.funding import fund, fund_eth
+from dealvault.kit.mirror import (
     DEFAULT_ETH_USD,
     MirrorError,
     check_upstream,

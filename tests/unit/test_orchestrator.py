@@ -30,10 +30,10 @@ from eth_utils import keccak
 from web3 import Web3
 
 from dealvault.deploy import AnvilSigner, ape_account, deal_params, deploy_vault
-from dealvault.evm import revert, snapshot
+from dealvault.kit.evm import revert, snapshot
 from dealvault.kit import start_kit
-from dealvault.netconfig import load_netconfig, write_local_config
-from dealvault.orchestrator import (
+from dealvault.spec.netconfig import load_netconfig, write_local_config
+from dealvault.run import (
     EXIT_INPUT,
     EXIT_OWNER_ACTION,
     EXIT_REFUSED,
@@ -47,7 +47,7 @@ from dealvault.orchestrator import (
     run_deal,
     run_leg,
 )
-from dealvault.overlay import swap_on_pair
+from dealvault.kit.overlay import swap_on_pair
 from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.signer import ApeAccountSigner
@@ -282,7 +282,7 @@ def test_bad_input_nothing_sent(chain, deployed, rec, fresh_db):
     # v2: the views' lens must be named and be the recorded DealVaultLens (not just any contract)
     import dataclasses
 
-    from dealvault.orchestrator import register_lens
+    from dealvault.run import register_lens
 
     try:
         no_lens = dataclasses.replace(v, lens=None, lens_code_hash=None)

@@ -22,8 +22,8 @@ import pytest
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from dealvault.anvil import start_anvil
-from dealvault.orchestrator import EXIT_CHAIN, ChainError, read_risk, run_deal
+from dealvault.kit.anvil import start_anvil
+from dealvault.run import EXIT_CHAIN, ChainError, read_risk, run_deal
 from dealvault.record import open_record
 from test_orchestrator import (  # noqa: F401  (fixtures)
     _cli,

@@ -12,10 +12,10 @@ from decimal import Decimal
 import pytest
 from eth_utils import keccak
 
-from dealvault import overlay as ov
-from dealvault.evm import TxFailed, advance_time, has_code, impersonating, role_address, send
-from dealvault.funding import balance_of, fund
-from dealvault.mirror import set_eth_price
+from dealvault.kit import overlay as ov
+from dealvault.kit.evm import TxFailed, advance_time, has_code, impersonating, role_address, send
+from dealvault.kit.funding import balance_of, fund
+from dealvault.kit.mirror import set_eth_price
 
 USD = 10**6  # cUSDT / cUSDC / USDTz base units
 ETH = 10**18

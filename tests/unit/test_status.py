@@ -21,11 +21,11 @@ import pytest
 from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 
-from dealvault.orchestrator import run_deal
-from dealvault.overlay import halt_desk
+from dealvault.run import run_deal
+from dealvault.kit.overlay import halt_desk
 from dealvault.paths import ROOT
 from dealvault.record import open_record
-from dealvault.status import Flag, rebuild_record, status_flags
+from dealvault.run.status import Flag, rebuild_record, status_flags
 from test_orchestrator import APE, backend, chain, deployed, fresh_db, kit, rec, signers  # noqa: F401  (fixtures)
 
 UINT_MAX = 2**256 - 1
@@ -207,7 +207,7 @@ def test_flag_loss_budget_edges():
 
 
 def test_loss_budget_line():
-    from dealvault.status import loss_budget_line
+    from dealvault.run.status import loss_budget_line
 
     assert loss_budget_line({"operatorLoss": 1_500_000_000, "lossBudget": BUDGET}) == \
         "operator loss 1,500 of budget 75,000 USD (2.00%)"
@@ -225,8 +225,8 @@ def test_flag_holding_and_combined():
 @pytest.mark.parametrize("backend", ["sqlite"])  # the record is incidental here
 def test_flags_on_the_live_vault(chain, deployed, rec, kit):
     """The live risk view in HOLDING raises the holding flag; the spec's section works as params."""
-    from dealvault.orchestrator import read_risk
-    from dealvault.status import spread_inputs, vault_params
+    from dealvault.run import read_risk
+    from dealvault.run.status import spread_inputs, vault_params
 
     w3, v = chain, deployed.venues
     op, owner = signers(w3)

@@ -23,10 +23,10 @@ import ape
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
 
-from dealvault import fiattoken
-from dealvault import overlay as ov
-from dealvault.evm import impersonating, role_address, rpc, send
-from dealvault.funding import balance_of, fund
+from dealvault.kit import fiattoken
+from dealvault.kit import overlay as ov
+from dealvault.kit.evm import impersonating, role_address, rpc, send
+from dealvault.kit.funding import balance_of, fund
 from tests.model import ceil_div, reserves, uni_out
 from helpers_revert import deploy_reverts
 from helpers_vault import collateral_of, compounded, lens_call, params, ray_mul, risk_view, stable_of
@@ -57,7 +57,7 @@ def debt_of(w3, market, vault, symbol="cUSDT") -> int:
 
 
 def price_now(w3, mirror) -> int:
-    from dealvault.mirror import feed
+    from dealvault.kit.mirror import feed
 
     return feed(w3, mirror.eth_usd_feed).functions.latestRoundData().call()[1]
 

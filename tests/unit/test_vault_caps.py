@@ -22,10 +22,10 @@ from __future__ import annotations
 import ape
 import pytest
 
-from dealvault.evm import advance_time, impersonating, rpc, send
-from dealvault.funding import set_token_balance
-from dealvault.mirror import make_feed_stale, set_eth_price
-from dealvault.overlay import DEADLINE, swap_on_pair
+from dealvault.kit.evm import advance_time, impersonating, rpc, send
+from dealvault.kit.funding import set_token_balance
+from dealvault.kit.mirror import make_feed_stale, set_eth_price
+from dealvault.kit.overlay import DEADLINE, swap_on_pair
 from helpers_vault import (
     BPS, E6, ETH, INVALID, MAX_UINT, PH, abal, account_data, assert_books, assert_leg, assert_no_allowances, bal, block_ts,
     coll_wei, cumulative_at, debt, debt_at, feed, loss_budget, make_deal, mask, max_buy_exposure, max_debt, nav_e26,
@@ -60,8 +60,8 @@ def owner_repay_rest(w3, deal, book: bool = False) -> int:
     """The interest above the books: the owner repays it with its own cUSDT (ownerRepay, capped at
     the debt token balance at its block, the rest refunded). Returns what it repaid, from Aave's
     compounding at that block; ``book``: also moves deal.books (owner_repaid, legSeq)."""
-    from dealvault.funding import fund
-    from dealvault.overlay import erc20
+    from dealvault.kit.funding import fund
+    from dealvault.kit.overlay import erc20
 
     v, vault = deal.v, deal.vault
     owed = debt(w3, v, vault)

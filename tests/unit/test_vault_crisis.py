@@ -30,10 +30,10 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak
 
-from dealvault import overlay as ov
-from dealvault.evm import impersonating, rpc, send
-from dealvault.funding import balance_of, fund
-from dealvault.mirror import make_feed_stale, set_eth_price
+from dealvault.kit import overlay as ov
+from dealvault.kit.evm import impersonating, rpc, send
+from dealvault.kit.funding import balance_of, fund
+from dealvault.kit.mirror import make_feed_stale, set_eth_price
 from tests.model import ceil_div, reserves, uni_out
 from helpers_vault import collateral_of, compounded, lens_call, params, ray_div, ray_mul, risk_view
 
@@ -64,13 +64,13 @@ def sel(sig: str) -> bytes:
 
 
 def price_now(w3, mirror) -> int:
-    from dealvault.mirror import feed
+    from dealvault.kit.mirror import feed
 
     return feed(w3, mirror.eth_usd_feed).functions.latestRoundData().call()[1]
 
 
 def feed_round(w3, mirror) -> tuple[int, int]:
-    from dealvault.mirror import feed
+    from dealvault.kit.mirror import feed
 
     _, answer, _, updated, _ = feed(w3, mirror.eth_usd_feed).functions.latestRoundData().call()
     return answer, updated

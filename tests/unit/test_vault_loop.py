@@ -20,7 +20,7 @@ from decimal import Decimal
 
 import pytest
 
-from dealvault.evm import advance_time
+from dealvault.kit.evm import advance_time
 from helpers_vault import (
     E6, ETH, LEG, MAX_UINT, PH, Deal, abal, assert_books, assert_no_allowances, assert_unread, bal, block_ts,
     coll_wei, debt, debt_at, feed, loss_budget, make_deal, nav_e26, oracle_status, print_table, reads_marks, row,

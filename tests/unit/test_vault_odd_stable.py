@@ -18,13 +18,13 @@ import pytest
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from dealvault.anvil import start_anvil
+from dealvault.kit.anvil import start_anvil
 from dealvault.artifacts import own
-from dealvault.evm import TxFailed, deploy, impersonating, role_address, rpc, send, set_code
-from dealvault.funding import balance_of, fund
+from dealvault.kit.evm import TxFailed, deploy, impersonating, role_address, rpc, send, set_code
+from dealvault.kit.funding import balance_of, fund
 from dealvault.kit import vault_config
-from dealvault.mirror import install_mirror
-from dealvault.overlay import deploy_overlay, erc20
+from dealvault.kit.mirror import install_mirror
+from dealvault.kit.overlay import deploy_overlay, erc20
 from tests.model import DEFAULT_RISK, TWAP_WINDOW
 
 ETH = 10**18

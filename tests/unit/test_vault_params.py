@@ -23,9 +23,9 @@ import itertools
 import ape
 import pytest
 
-from dealvault.evm import rpc
-from dealvault.mirror import set_eth_price
-from dealvault.overlay import DEADLINE
+from dealvault.kit.evm import rpc
+from dealvault.kit.mirror import set_eth_price
+from dealvault.kit.overlay import DEADLINE
 from helpers_revert import deploy_reverts
 from helpers_vault import (
     BPS, ETH, LEG, bal, block_ts, collateral_of, debt_at, feed, lens_call, make_deal, params, reserves, risk_view,

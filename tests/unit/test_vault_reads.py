@@ -28,9 +28,9 @@ import ape
 import pytest
 from eth_abi import decode
 
-from dealvault.evm import advance_time, rpc, set_balance
-from dealvault.mirror import set_eth_price
-from dealvault.overlay import DEADLINE, swap_on_pair
+from dealvault.kit.evm import advance_time, rpc, set_balance
+from dealvault.kit.mirror import set_eth_price
+from dealvault.kit.overlay import DEADLINE, swap_on_pair
 from helpers_vault import (
     BPS, E6, ETH, PH, abal, account_data, assert_books, assert_unread, block_ts, coll_wei, cumulative_at, debt,
     feed, make_deal, max_debt, pair_prices_x112, reserves, risk_view, snapshot, to_e6, twap_ready, twap_x112, uni_out,

@@ -30,8 +30,8 @@ BPS = 10_000
 def _reads(w3, market, mirror, vault):
     """Raw reads (feed, aToken and debt token balances) and the books (lens) ->
     (debt, collateral wei, price, NAV E26, USDTz)."""
-    from dealvault.mirror import feed
-    from dealvault.overlay import erc20
+    from dealvault.kit.mirror import feed
+    from dealvault.kit.overlay import erc20
 
     v = vault.address
     price = feed(w3, mirror.eth_usd_feed).functions.latestRoundData().call()[1]

@@ -15,8 +15,8 @@ import ape
 import pytest
 
 from dealvault.artifacts import own
-from dealvault.funding import fund, fund_eth
-from dealvault.overlay import DEADLINE
+from dealvault.kit.funding import fund, fund_eth
+from dealvault.kit.overlay import DEADLINE
 from helpers_vault import E6, ETH, PH, Deal, bal, lens_call, params, risk_view, venues
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -381,7 +381,7 @@ def test_constructor_wrong_decimals(w3, project, deployer, vault_config, mirror,
     """v2: a token that is already another venue is a DuplicateAddress first, so the wrong-decimals
     tokens are tokens the vault does not otherwise use: the pool's aWETH (18 dp) as cUSDT and the
     cUSDT debt token (6 dp) as WETH10."""
-    from dealvault.overlay import erc20
+    from dealvault.kit.overlay import erc20
 
     a_weth, debt_cusdt = market.a_tokens["WETH"], market.variable_debt_tokens["cUSDT"]
     assert erc20(w3, a_weth).functions.decimals().call() == 18
@@ -449,8 +449,8 @@ def test_after_close_the_books_follow_the_owners_withdrawals(w3, vault_factory, 
     eth_books = rv0.coreEth + rv0.workingEth + rv0.opportunisticEth
     # a donation first: it is surplus, taken before any book
     fund(w3, mirror.cusdt, stranger.address, 7 * E6)
-    from dealvault.evm import impersonating, send
-    from dealvault.overlay import erc20
+    from dealvault.kit.evm import impersonating, send
+    from dealvault.kit.overlay import erc20
 
     with impersonating(w3, stranger.address):
         send(w3, erc20(w3, mirror.cusdt).functions.transfer(v.address, 7 * E6), stranger.address)

@@ -23,10 +23,10 @@ from ape.contracts import ContractContainer
 from ape.exceptions import ContractLogicError, VirtualMachineError
 from ethpm_types import ContractType
 
-from dealvault import overlay as ov
-from dealvault.evm import impersonating, role_address, rpc, send
-from dealvault.funding import balance_of, fund
-from dealvault.mirror import feed as feed_contract
+from dealvault.kit import overlay as ov
+from dealvault.kit.evm import impersonating, role_address, rpc, send
+from dealvault.kit.funding import balance_of, fund
+from dealvault.kit.mirror import feed as feed_contract
 from helpers_vault import lens_call, risk_view
 from tests.model import DEFAULT_RISK, TWAP_WINDOW, reserves, uni_out
 
@@ -394,7 +394,7 @@ def test_stale_oracle_deleverage_sells_at_the_floor_on_v1_and_at_the_last_price_
     answer, so the same sale (sized to the debt) is refused; the owner's crisis exit still works
     (bounded by its floor); with an Invalid feed the operator is refused (InvalidPrice) and the owner
     is not."""
-    from dealvault.mirror import make_feed_stale
+    from dealvault.kit.mirror import make_feed_stale
 
     out = {}
     for version in ("v1", "v2"):
@@ -423,7 +423,7 @@ def test_stale_oracle_deleverage_sells_at_the_floor_on_v1_and_at_the_last_price_
             out["v2_owner_loss_counted"] = after.operatorLoss
             # an Invalid feed (a round dated in the future; Aave, which reads latestAnswer, still
             # prices the collateral): the operator has no reference price, the owner has its floor
-            from dealvault.mirror import set_eth_price
+            from dealvault.kit.mirror import set_eth_price
             set_eth_price(w3, mirror, 3_000 * 10**8, w3.eth.get_block("latest")["timestamp"] + 3_600)
             out["v2_operator_invalid"] = leg(s.vault.deleverage, mirror.weth9, mirror.cusdt, 10**15, 0, DEADLINE, sender=operator)
             out["v2_owner_invalid"] = leg(s.vault.deleverage, mirror.weth9, mirror.cusdt, 10**15, 0, DEADLINE, sender=owner)
@@ -676,7 +676,7 @@ def test_renounce_ownership_before_close(make_vault, owner):
 def test_future_updated_at_is_invalid(make_vault, w3, mirror, owner, operator):
     """Info: a feed round dated in the future counted as fresh on v1; on v2 it is Invalid, and a
     risk-adding leg is refused."""
-    from dealvault.mirror import set_eth_price
+    from dealvault.kit.mirror import set_eth_price
 
     out = {}
     for version in ("v1", "v2"):

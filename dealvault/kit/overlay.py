@@ -3,7 +3,7 @@
 :func:`deploy_overlay` installs, on any chain that has the mirror contracts (a local mirror or a
 fork of the real chain), and returns an :class:`Overlay` with every address:
 
-* a real Aave V3 market (:mod:`dealvault.aave`, ``@aave/core-v3@1.19.3`` bytecode): WETH9 and
+* a real Aave V3 market (:mod:`dealvault.kit.aave`, ``@aave/core-v3@1.19.3`` bytecode): WETH9 and
   WETH10 as collateral priced by the mirror's ETH/USD feed, cUSDT and cUSDC borrowable at a
   variable rate priced by a $1 :class:`PriceFeed` deployed here, each seeded with liquidity
   supplied by the liquidity provider;
@@ -17,9 +17,9 @@ fork of the real chain), and returns an :class:`Overlay` with every address:
 * the USDTz redemption desk (``contracts/test/RedemptionDesk.sol``) paying cUSDT or cUSDC 1:1
   minus a fee out of the stock it holds.
 
-Roles belong to named accounts (:func:`dealvault.evm.role_address`), never to a vault under test;
+Roles belong to named accounts (:func:`dealvault.kit.evm.role_address`), never to a vault under test;
 the helpers at the end act for them by impersonation. Everything but the USDTz token is sent
-through one pipelined :class:`dealvault.evm.TxBatch`, so the overlay builds in well under a second.
+through one pipelined :class:`dealvault.kit.evm.TxBatch`, so the overlay builds in well under a second.
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from . import fiattoken
-from .aave import STABLE_STRATEGY, WETH_STRATEGY, AaveMarket, RateStrategy, ReserveSpec, deploy_aave_market
-from .artifacts import aave, own, uniswap
-from .evm import TxBatch, create2_address, impersonating, role_address, send, set_balance
-from .fiattoken import FiatToken, FiatTokenRoles
+from dealvault.kit import fiattoken
+from dealvault.kit.aave import STABLE_STRATEGY, WETH_STRATEGY, AaveMarket, RateStrategy, ReserveSpec, deploy_aave_market
+from dealvault.artifacts import aave, own, uniswap
+from dealvault.kit.evm import TxBatch, create2_address, impersonating, role_address, send, set_balance
+from dealvault.kit.fiattoken import FiatToken, FiatTokenRoles
 
 STABLE_DECIMALS = 6
 FEED_DECIMALS = 8
@@ -209,7 +209,7 @@ def _pair_address(factory: str, a: str, b: str, init_hash: bytes) -> str:
 
 
 def deploy_overlay(w3: Web3, mirror: Any, params: OverlayParams = OverlayParams()) -> Overlay:
-    """Deploy the venues overlay on top of ``mirror`` (a :class:`dealvault.mirror.Mirror`, or
+    """Deploy the venues overlay on top of ``mirror`` (a :class:`dealvault.kit.mirror.Mirror`, or
     any record with ``weth9``, ``weth10``, ``cusdt``, ``cusdc`` and ``eth_usd_feed``)."""
     init_hash = check_pair_init_code_hash()
     weth9, weth10 = to_checksum_address(mirror.weth9), to_checksum_address(mirror.weth10)
@@ -356,7 +356,7 @@ def _give_stable(w3: Web3, b: TxBatch, token: str, record: FiatToken | None, to:
     if record is not None:
         b.call(record.roles.minter, record.contract(w3).functions.mint(to, amount), label=f"mint {record.symbol}")
     else:
-        from .funding import fund
+        from dealvault.kit.funding import fund
 
         fund(w3, token, to, amount)
 
@@ -461,7 +461,7 @@ def swap_on_pair(
     """A third party swaps ``amount_in`` (base units) of ``token_in`` for ``token_out`` through
     the router (moving the pair's price); it is funded with the funding helper first. Returns
     what it received."""
-    from .funding import fund
+    from dealvault.kit.funding import fund
 
     who = to_checksum_address(trader or role_address(TRADER))
     token_in, token_out = to_checksum_address(token_in), to_checksum_address(token_out)

@@ -23,8 +23,8 @@ from __future__ import annotations
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from . import chain138
-from .evm import get_storage, rpc, set_balance, set_storage
+from dealvault import chain138
+from dealvault.kit.evm import get_storage, rpc, set_balance, set_storage
 
 # Tokens whose supply is backed 1:1 by the ETH they hold (withdraw pays out of that balance).
 WRAPPED_ETH = frozenset(to_checksum_address(a) for a in (chain138.WETH9, chain138.WETH10))

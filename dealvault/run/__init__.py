@@ -1,6 +1,6 @@
 """The deal orchestrator: runs a deal's legs against its DealVault, step 0 to step 4.
 
-    from dealvault.orchestrator import run_deal, Venues
+    from dealvault.run import run_deal, Venues
     report = run_deal(spec, w3=w3, operator=signer, owner=owner_signer, record=rec, venues=venues)
 
 Steps (``--until STEP`` takes the number or the name):
@@ -56,9 +56,9 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from .record import DealLocked, Record, RecordError, open_record
-from .signer import ImpersonatingSender, SignedTx, SignerError
-from .spec import BPS, DealSpec, check_against_vault
+from dealvault.record import DealLocked, Record, RecordError, open_record
+from dealvault.signer import ImpersonatingSender, SignedTx, SignerError
+from dealvault.spec import BPS, DealSpec, check_against_vault
 
 __all__ = [
     "PHASES",
@@ -98,7 +98,7 @@ __all__ = [
     "REDEEM_MIN_GAS",
 ]
 
-log = logging.getLogger("dealvault.orchestrator")
+log = logging.getLogger("dealvault.run")
 
 PHASES = ("FUNDED", "SPLIT", "WORKING", "POSITIONED", "MONETIZING", "HOLDING", "CLOSED")
 LEGS = ("Split", "Supply", "Borrow", "Buy", "Redeem", "Sell", "Repay", "OwnerRepay", "AddCollateral",
@@ -195,8 +195,8 @@ def vault_abi() -> list:
     decodes by name."""
     global _ABI_CACHE
     if _ABI_CACHE is None:
-        from .artifacts import own
-        from .deploy import merged_abi
+        from dealvault.artifacts import own
+        from dealvault.deploy import merged_abi
 
         extra = [x for c in ("DealVault", "DealVaultExtension") for x in own(c).abi if x.get("type") == "error"]
         _ABI_CACHE = merged_abi(own("IDealVault").abi, extra)
@@ -207,7 +207,7 @@ def lens_abi() -> list:
     """DealVaultLens's ABI (riskView, params, twap, stableOf... of any vault)."""
     global _LENS_ABI_CACHE
     if _LENS_ABI_CACHE is None:
-        from .artifacts import own
+        from dealvault.artifacts import own
 
         _LENS_ABI_CACHE = own("DealVaultLens").abi
     return _LENS_ABI_CACHE
@@ -328,7 +328,7 @@ class LegResult:
     note: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        from .report import jsonable
+        from dealvault.run.report import jsonable
 
         return jsonable({k: v for k, v in self.__dict__.items() if k not in ("risk_before",)})
 
@@ -353,7 +353,7 @@ class DealReport:
     eth_price: int = 0             # 8 dp, at the end
 
     def to_json(self) -> dict[str, Any]:
-        from .report import report_json
+        from dealvault.run.report import report_json
 
         return report_json(self)
 
@@ -594,7 +594,7 @@ class DealRun:
             return {"gasPrice": int(self.w3.eth.gas_price)}
 
     def _explain(self, exc: Exception) -> str:
-        from .deploy import _explain_revert
+        from dealvault.deploy import _explain_revert
 
         return _explain_revert(exc, vault_abi())
 
@@ -1094,7 +1094,7 @@ def _is_conn_error(exc: Exception) -> bool:
 
 
 def _decode_reason(reason_hex: str) -> str:
-    from .deploy import _explain_revert
+    from dealvault.deploy import _explain_revert
 
     class _E(Exception):
         pass
@@ -1149,7 +1149,7 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> di
     if venues.lens_code_hash:
         want, what = venues.lens_code_hash.lower(), "the deployment record's"
     else:
-        from .artifacts import own
+        from dealvault.artifacts import own
 
         want = "0x" + keccak(bytes.fromhex(own("DealVaultLens").deployed_bytecode.removeprefix("0x"))).hex()
         what = "the DealVaultLens build's"
@@ -1264,7 +1264,7 @@ def _drive(run: DealRun, *, last: int | None, resume: bool, mainnet_genesis: str
 
 
 def build_report(run: DealRun, *, status: str, exit_code: int, message: str, seconds: float, dry: bool = False) -> DealReport:
-    from .report import jsonable
+    from dealvault.run.report import jsonable
 
     rv = run.risk()
     stats = run.record.tranche_stats(run.spec.deal_id)
@@ -1282,7 +1282,7 @@ def build_report(run: DealRun, *, status: str, exit_code: int, message: str, sec
 
 def _dry_run(spec: DealSpec, *, w3: Web3, operator: Any, owner: Any, venues: Venues, last: int | None, resume: bool,
              console: Any, on_leg: Any, mainnet_genesis: str | None, t0: float) -> DealReport:
-    from .anvil import start_anvil
+    from dealvault.kit.anvil import start_anvil
 
     # identity against the real node first (a dry run for the wrong chain is refused too)
     check_network(w3, spec, mainnet_genesis=mainnet_genesis)
@@ -1300,7 +1300,7 @@ def _dry_run(spec: DealSpec, *, w3: Web3, operator: Any, owner: Any, venues: Ven
                 owner_addr = owner.address if owner is not None else _contract(fw3, venues.vault).functions.owner().call()
                 ow = ImpersonatingSender(fw3, owner_addr)
                 if int(fw3.eth.get_balance(ow.address)) < spec.capital_wei + 10**18:
-                    from .evm import set_balance
+                    from dealvault.kit.evm import set_balance
 
                     set_balance(fw3, ow.address, spec.capital_wei + 10**18)
                 run = DealRun(spec, w3=fw3, operator=op, owner=ow, record=rec, venues=venues, dry_run=True, console=console, on_leg=on_leg)
@@ -1331,7 +1331,7 @@ def read_status(w3: Web3, vault: str, record: Record | None = None, deal_id: str
                 lens: str | None = None) -> dict[str, Any]:
     """The record (deal, legs, tranches, stats) and the live risk view (``lens.riskView``) side by
     side. ``lens``: default the deal record's lens, else the one registered for the vault."""
-    from .report import jsonable
+    from dealvault.run.report import jsonable
 
     deal = record.get_deal(deal_id) if (record is not None and deal_id is not None) else None
     lens = lens or (deal.lens_address if deal is not None else None)

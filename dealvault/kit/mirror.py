@@ -7,7 +7,7 @@
 * WETH10 (our ``contracts/test/WETH10.sol``) by ``anvil_setCode``; it has no constructor state
   and computes its EIP-712 domain separator from ``address(this)`` at run time;
 * cUSDT and cUSDC: Circle's FiatToken proxy + V2_2 placed at their addresses
-  (:func:`dealvault.fiattoken.place_fiat_token`), 6 decimals, named issuer roles;
+  (:func:`dealvault.kit.fiattoken.place_fiat_token`), 6 decimals, named issuer roles;
 * the ETH/USD feed (our ``contracts/test/PriceFeed.sol``) by ``anvil_setCode`` + ``initialize``.
 
 Re-installing is refused: if any canonical address already has code (a second install, or a
@@ -23,10 +23,10 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from . import chain138
-from .artifacts import Artifact, own, uniswap
-from .evm import at, has_code, impersonating, role_address, send, send_raw, set_code, set_nonce
-from .fiattoken import FiatToken, deploy_implementation, place_fiat_token
+from dealvault import chain138
+from dealvault.artifacts import Artifact, own, uniswap
+from dealvault.kit.evm import at, has_code, impersonating, role_address, send, send_raw, set_code, set_nonce
+from dealvault.kit.fiattoken import FiatToken, deploy_implementation, place_fiat_token
 
 DEFAULT_ETH_USD = 3_000 * 10**8  # $3,000 with the feed's 8 decimals
 FEED_DECIMALS = 8

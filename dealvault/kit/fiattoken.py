@@ -14,7 +14,7 @@ Either way the token is initialized through the proxy with ``initialize``, ``ini
 ``initializeV2_1`` and ``initializeV2_2`` from the kit deployer, which is *not* the proxy admin
 (the admin's calls never reach the token). Roles (owner, master minter, pauser, blacklister,
 rescuer, proxy admin, minter) are named kit accounts whose key nobody holds
-(:func:`dealvault.evm.role_address`); the helpers below act for them by impersonation, which works
+(:func:`dealvault.kit.evm.role_address`); the helpers below act for them by impersonation, which works
 the same on a local mirror and on a fork.
 
 Storage note: V2_2 keeps an account's balance and its blacklist flag in one slot
@@ -30,8 +30,8 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from .artifacts import fiat_token
-from .evm import deploy, get_storage, has_code, impersonating, role_address, send, set_code, set_storage
+from dealvault.artifacts import fiat_token
+from dealvault.kit.evm import deploy, get_storage, has_code, impersonating, role_address, send, set_code, set_storage
 
 # zeppelinos AdminUpgradeabilityProxy slots (FiatTokenProxy asserts these in its constructor).
 IMPLEMENTATION_SLOT = int.from_bytes(keccak(text="org.zeppelinos.proxy.implementation"), "big")
@@ -223,5 +223,5 @@ def unpause(w3: Web3, token: FiatToken) -> None:
 
 
 def mint(w3: Web3, token: FiatToken, to: str, amount: int) -> None:
-    """Mint as the kit's minter (for seeding the overlay; tests fund with dealvault.funding)."""
+    """Mint as the kit's minter (for seeding the overlay; tests fund with dealvault.kit.funding)."""
     _as(w3, token.roles.minter, token.contract(w3).functions.mint(to_checksum_address(to), amount))

@@ -1,6 +1,6 @@
 """Deal status: rebuild a lost record from the vault's logs, and the watch flags.
 
-    from dealvault.status import rebuild_record, status_flags, vault_params, spread_inputs
+    from dealvault.run.status import rebuild_record, status_flags, vault_params, spread_inputs
     rebuild_record(w3, vault, record, "demo-001")          # the chain is the source of truth
     flags = status_flags(read_risk(w3, vault), vault_params(w3, vault), margin_bps=200,
                          now=block_timestamp, **spread_inputs(w3, vault))
@@ -15,7 +15,7 @@ by the Solidity field names) and the vault's parameters in, a list of :class:`Fl
 
 Views come from the chain's DealVaultLens (``lens.riskView(vault)``, ``lens.params(vault)``):
 ``vault_params`` / ``spread_inputs`` take the lens address (default: the one registered for the
-vault by its :class:`dealvault.orchestrator.Venues`).
+vault by its :class:`dealvault.run.Venues`).
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def _usd6(v: int) -> str:
 def vault_params(w3: Web3, vault: str, spec: Any = None, *, lens: str | None = None) -> dict[str, int]:
     """The vault's caps the flags use (``maxLtvBps``, ``oracleMaxAge``..., from ``lens.params``);
     a deal spec's vault section, if given, may only tighten them."""
-    from .orchestrator import read_params
+    from dealvault.run import read_params
 
     p = read_params(w3, vault, lens=lens)
     out = {"maxLtvBps": p["maxLtvBps"], "maxExposureBps": p["maxExposureBps"], "oracleMaxAge": p["oracleMaxAge"],
@@ -212,7 +212,7 @@ def spread_inputs(w3: Web3, vault: str, from_block: int = 0, risk: Mapping[str, 
     debt is the caps' debt, which counts repayments made on the vault's behalf as still owed, as
     the principal does); expected spread = the discount captured at buy (USDTz face bought -
     stablecoin paid)."""
-    from .orchestrator import _contract, read_risk
+    from dealvault.run import _contract, read_risk
 
     c = _contract(w3, vault)
     ev = c.events
@@ -273,7 +273,7 @@ def rebuild_record(
     created when missing (from ``spec`` if given, else a minimal one naming the vault). The deal
     status follows the vault's phase (``vault.phase()``: CLOSED -> completed, HOLDING -> holding,
     else stopped). ``lens``: recorded as the deal's lens (deal_status reads the risk view through it)."""
-    from .orchestrator import LEGS, PHASES, _contract, _decode_reason, _named, _struct, genesis_hash, vault_abi
+    from dealvault.run import LEGS, PHASES, _contract, _decode_reason, _named, _struct, genesis_hash, vault_abi
 
     vault = to_checksum_address(vault_address)
     lens = to_checksum_address(lens) if lens else None

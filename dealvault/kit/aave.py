@@ -15,7 +15,7 @@ One account (the market's admin, a named kit role nobody holds the key of) sends
 4. ``PoolConfigurator.initReserves`` for every reserve, then collateral parameters
    (``configureReserveAsCollateral``), variable borrowing, reserve factor and caps.
 
-Everything is pipelined through :class:`dealvault.evm.TxBatch` (addresses known from nonces before
+Everything is pipelined through :class:`dealvault.kit.evm.TxBatch` (addresses known from nonces before
 mining, one wait at the end), which keeps the whole market to a few hundred milliseconds.
 
 Units: LTV, liquidation threshold, liquidation bonus and reserve factor are basis points (Aave's
@@ -31,8 +31,8 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from .artifacts import aave
-from .evm import TxBatch, create_address
+from dealvault.artifacts import aave
+from dealvault.kit.evm import TxBatch, create_address
 
 RAY = 10**27
 MARKET_ID = "DealVault Chain 138 Market"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from web3 import Web3
 
-from .paths import node_bin
+from dealvault.paths import node_bin
 
 CHAIN_ID = 138
 

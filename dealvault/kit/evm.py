@@ -16,7 +16,7 @@ from web3 import Web3
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from .artifacts import Artifact
+from dealvault.artifacts import Artifact
 
 
 class TxFailed(RuntimeError):

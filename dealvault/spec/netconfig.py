@@ -26,7 +26,7 @@ import yaml
 from eth_utils import is_checksum_address, to_checksum_address
 from web3 import Web3
 
-from .paths import ROOT
+from dealvault.paths import ROOT
 
 __all__ = [
     "ConfigError",
@@ -327,7 +327,7 @@ def local_config_data(w3: Web3, mirror: Any, overlay: Any | None, name: str = "m
     genesis = w3.eth.get_block(0)["hash"]
     return {
         "version": FORMAT_VERSION,
-        "description": "Written by dealvault.netconfig.write_local_config for a local Chain 138 mirror; not checked in.",
+        "description": "Written by dealvault.spec.netconfig.write_local_config for a local Chain 138 mirror; not checked in.",
         "network": {
             "name": f"local/{name}",
             "chain_id": int(w3.eth.chain_id),

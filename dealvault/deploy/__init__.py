@@ -62,9 +62,9 @@ import yaml
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from . import opcodes
-from .netconfig import DEPLOYMENTS_DIR, NetworkConfig
-from .paths import NODE_MODULES, ROOT, SOLCX_DIR
+from dealvault.deploy import opcodes
+from dealvault.spec.netconfig import DEPLOYMENTS_DIR, NetworkConfig
+from dealvault.paths import NODE_MODULES, ROOT, SOLCX_DIR
 
 __all__ = [
     "DeployError",
@@ -513,7 +513,7 @@ def _build_from_input(contract: str, key: str, std: dict[str, Any], check_ape: b
 
 
 def _check_against_ape(build: Build) -> None:
-    from . import artifacts
+    from dealvault import artifacts
 
     def ape_code() -> tuple[bytes, bytes]:
         a = artifacts.own(build.contract)
@@ -1706,7 +1706,7 @@ def dry_run(
     chain), then deploy + verify + record run on the fork as ``deployer`` (impersonated), with
     the records copied to a temporary folder. Returns the fork's DeployResult (status
     "dry-run", or "existing" when the real record would make it a no-op)."""
-    from .anvil import start_anvil
+    from dealvault.kit.anvil import start_anvil
 
     build = build or build_contract()
     deployments_dir = Path(deployments_dir)
@@ -1757,7 +1757,7 @@ def ape_account(alias: str) -> Any:
 
 def default_config_path(network_name: str) -> Path:
     """The network config for an ape network name: the local mirror's for local/fork networks."""
-    from .netconfig import CHAIN138_CONFIG, local_config_path
+    from dealvault.spec.netconfig import CHAIN138_CONFIG, local_config_path
 
     return local_config_path() if network_name in ("local",) else CHAIN138_CONFIG
 
@@ -1781,8 +1781,8 @@ def run_deploy(
 ) -> int:
     """`ape run deploy` without ape: load the spec and config, run the pipeline (or a dry run),
     print the outcome; returns the exit code (0, or 2 with a message naming the item)."""
-    from .netconfig import ConfigError, load_netconfig
-    from .spec import SpecError, load_spec
+    from dealvault.spec.netconfig import ConfigError, load_netconfig
+    from dealvault.spec import SpecError, load_spec
 
     try:
         net = load_netconfig(config_path)

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from web3 import Web3
 
-from .anvil import AnvilNode, start_anvil
+from dealvault.kit.anvil import AnvilNode, start_anvil
 
 _SYMBOL_ABI = [
     {"name": "symbol", "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"type": "string"}]},
@@ -32,7 +32,7 @@ class Kit:
 
 def start_kit(port: int | None = None, *, overlay: bool = True, dump_state: Path | None = None) -> Kit:
     """Start a Chain 138 mirror on ``port`` (free port if None), with the overlay if asked."""
-    from .mirror import install_mirror
+    from dealvault.kit.mirror import install_mirror
 
     node = start_anvil(port, dump_state=dump_state)
     try:
@@ -41,7 +41,7 @@ def start_kit(port: int | None = None, *, overlay: bool = True, dump_state: Path
         mirror = install_mirror(w3)
         market = None
         if overlay:
-            from .overlay import deploy_overlay
+            from dealvault.kit.overlay import deploy_overlay
 
             market = deploy_overlay(w3, mirror)
         return Kit(node, w3, mirror, market, time.perf_counter() - t0)

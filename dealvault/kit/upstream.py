@@ -3,12 +3,12 @@
 On a fork of the real chain (or of a separately started mirror standing in for it) nothing is
 installed: WETH9, WETH10, cUSDT, cUSDC and the ETH/USD feed are already at their canonical
 addresses (:mod:`dealvault.chain138`). :func:`find_upstream` checks them with
-:func:`dealvault.mirror.check_upstream` (chain id, code, name/symbol/decimals, feed answers) and
+:func:`dealvault.kit.mirror.check_upstream` (chain id, code, name/symbol/decimals, feed answers) and
 returns an :class:`Upstream` record carrying the same address fields as
-:class:`dealvault.mirror.Mirror`, so :func:`dealvault.overlay.deploy_overlay` and the vault config
+:class:`dealvault.kit.mirror.Mirror`, so :func:`dealvault.kit.overlay.deploy_overlay` and the vault config
 builders accept it. It deliberately carries **no** minter information (``cusdt_token`` /
 ``cusdc_token`` are None): we do not own the real tokens, so the overlay funds its liquidity with
-:func:`dealvault.funding.fund` (storage-slot discovery) instead of minting.
+:func:`dealvault.kit.funding.fund` (storage-slot discovery) instead of minting.
 
 Issuer roles of the real cUSDT/cUSDC are unknown in advance; :func:`fiat_token_as_found` reads
 them from the FiatToken's own getters (``blacklister()``, ``pauser()``, ``owner()``,
@@ -18,7 +18,7 @@ blacklister by impersonation (works on any fork).
 The feed: we cannot move the real oracle. :func:`settable_feed` saves the feed's code and the
 storage it will touch, swaps in the settable ``PriceFeed`` at the same address with
 ``anvil_setCode`` (starting from the feed's current answer), yields a record usable with
-:func:`dealvault.mirror.set_eth_price` / :func:`dealvault.mirror.make_feed_stale`, and restores
+:func:`dealvault.kit.mirror.set_eth_price` / :func:`dealvault.kit.mirror.make_feed_stale`, and restores
 code and storage on exit.
 """
 
@@ -31,11 +31,11 @@ from typing import Iterator
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from . import chain138
-from .artifacts import fiat_token, own
-from .evm import get_storage, impersonating, role_address, rpc, send, set_code, set_storage
-from .fiattoken import FiatToken, FiatTokenRoles, proxy_slots
-from .mirror import check_upstream
+from dealvault import chain138
+from dealvault.artifacts import fiat_token, own
+from dealvault.kit.evm import get_storage, impersonating, role_address, rpc, send, set_code, set_storage
+from dealvault.kit.fiattoken import FiatToken, FiatTokenRoles, proxy_slots
+from dealvault.kit.mirror import check_upstream
 
 ZERO = "0x0000000000000000000000000000000000000000"
 SETTABLE_FEED_OWNER = "fork.settable_feed.owner"
@@ -117,7 +117,7 @@ def fiat_token_as_found(w3: Web3, address: str) -> FiatToken:
 
 @dataclass(frozen=True)
 class FeedControl:
-    """What :func:`dealvault.mirror.set_eth_price` needs: the feed's address and its owner."""
+    """What :func:`dealvault.kit.mirror.set_eth_price` needs: the feed's address and its owner."""
 
     eth_usd_feed: str
     feed_owner: str
