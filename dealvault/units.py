@@ -1,0 +1,38 @@
+"""Units, written once: token decimals, basis points, Aave's ray, and exact conversions between
+whole amounts (``Decimal``) and the chain's integers. Never a float."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+__all__ = [
+    "BPS", "ETH_DECIMALS", "STABLE_DECIMALS", "USD_DECIMALS", "RAY", "WEI", "E6", "E8", "STABLE_TO_E26",
+    "to_units", "from_units",
+]
+
+BPS = 10_000
+ETH_DECIMALS = 18  # wei
+STABLE_DECIMALS = 6  # cUSDT, cUSDC, USDTz; also priceE6 (1e6 = $1 per USDTz)
+USD_DECIMALS = 8  # the ETH/USD feed; ethFloorPrice; the vault's USD values
+WEI = 10**ETH_DECIMALS
+E6 = 10**STABLE_DECIMALS
+E8 = 10**USD_DECIMALS
+STABLE_TO_E26 = 10**20  # 6-dp units -> USD x 1e26 (wei x 8-dp price), RiskLib's E26
+RAY = 10**27
+
+
+def to_units(amount: Decimal | int | str, decimals: int) -> int:
+    """``amount`` whole units as an integer of ``decimals`` decimals, exactly; ValueError if it
+    has more decimals than that (or is not finite)."""
+    d = amount if isinstance(amount, Decimal) else Decimal(amount)
+    if not d.is_finite():
+        raise ValueError(f"{d} is not finite")
+    scaled = d.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{d} has more than {decimals} decimals")
+    return int(scaled)
+
+
+def from_units(value: int, decimals: int) -> Decimal:
+    """An integer of ``decimals`` decimals as whole units, exactly."""
+    return Decimal(value).scaleb(-decimals)

@@ -1,0 +1,343 @@
+"""Talking to one vault: its state, typed, read through its lens in one round trip (a JSON-RPC
+batch), what never changes cached, and its events and reverts decoded.
+
+    client = VaultClient(w3, vault, lens)
+    reading = client.read(twap=[cusdt])          # riskView + params + twap, one HTTP request
+    reading.risk.ltvBps, reading.params.maxLtvBps, reading.twaps[cusdt].readyAt
+    client.events(receipt)                        # [Event(name, args)], LegCompleted's snapshot typed
+
+Field names are the Solidity ones (``risk.coreEth``): one name per idea in the contract, the
+harness and the docs. ``tests/unit/vault/test_vault_mirror.py`` pins every dataclass to the ABI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from dealvault.vault.abi import lens_abi, vault_abi
+from dealvault.vault.enums import Leg, OracleStatus, Phase
+
+__all__ = ["RiskView", "Params", "Twap", "Venues", "Setup", "Snapshot", "Event", "Reading", "VaultClient", "from_abi"]
+
+
+def _convert(cls: type, name: str, value: Any) -> Any:
+    conv = getattr(cls, "_CONVERT", {}).get(name)
+    if conv is not None:
+        return conv(value)
+    if isinstance(value, (list, tuple)):
+        return tuple(int(x) if isinstance(x, int) else x for x in value)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str) and value.startswith("0x") and len(value) == 42:
+        return to_checksum_address(value)
+    return value
+
+
+def from_abi(cls: type, value: Any) -> Any:
+    """A dataclass of ``cls`` from an ABI tuple (in field order) or a mapping keyed by field name."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    if isinstance(value, Mapping):
+        items = {n: value[n] for n in names}
+    else:
+        vals = list(value)
+        if len(vals) != len(names):
+            raise ValueError(f"{cls.__name__}: {len(names)} fields, got {len(vals)} values")
+        items = dict(zip(names, vals))
+    return cls(**{n: _convert(cls, n, v) for n, v in items.items()})
+
+
+@dataclass(frozen=True)
+class RiskView:
+    """IDealVaultLens.RiskView: the whole risk picture, as the caps see it (see its NatSpec)."""
+
+    phase: Phase
+    phaseBeforeHolding: Phase
+    paused: bool
+    coreEth: int
+    workingEth: int
+    opportunisticEth: int
+    collateralWeth: int
+    collateralValue: int
+    debt: int
+    debtValue: int
+    ltvBps: int
+    poolCollateralBase: int
+    poolDebtBase: int
+    healthFactor: int
+    stableHeld: int
+    usdtzHeld: int
+    usdtzCost: int
+    nav: int
+    exposureValue: int
+    exposureBps: int
+    rung: int
+    rungProgress: int
+    redeemedTotal: int
+    feesPaid: int
+    realizedPnlEth: int
+    realizedPnlUsd: int
+    writtenOffUsdtz: int
+    ethPrice: int
+    priceUpdatedAt: int
+    oracleStatus: OracleStatus
+    legSeq: int
+    fundedCapital: int
+    ownerRepaid: int
+    repaidOnBehalf: int
+    poolDebt: int
+    operatorLoss: int
+    lossBudget: int
+    splitValue: int
+    ethReturned: int
+    collateralBooked: int
+
+    _CONVERT: ClassVar[dict[str, Any]] = {"phase": Phase, "phaseBeforeHolding": Phase, "oracleStatus": OracleStatus}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by their Solidity names, enums as ints, with ``phaseName``,
+        ``phaseBeforeHoldingName`` and ``oracleStatusName`` (what the deal record stores)."""
+        out: dict[str, Any] = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["phaseName"] = self.phase.name
+        out["phaseBeforeHoldingName"] = self.phaseBeforeHolding.name
+        out["oracleStatusName"] = self.oracleStatus.name
+        return out
+
+
+@dataclass(frozen=True)
+class Params:
+    """IDealVaultLens.Params: the risk parameters now (or as the constructor set them)."""
+
+    maxLtvBps: int
+    maxExposureBps: int
+    maxDeskFeeBps: int
+    oracleMaxAge: int
+    minDiscountBps: int
+    maxSlippageBps: int
+    sellFloorPrice: int
+    ethFloorPrice: int
+    maxOperatorLossBps: int
+    twapWindow: int
+    loosenDelay: int
+    coreBps: int
+    workingBps: int
+    opportunisticBps: int
+    rungs: tuple[int, int, int]
+    minTranche: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Keyed like IDealVault.RiskParams (rungs a list)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class Twap:
+    """IDealVaultLens.Twap: a pair's spot price, its TWAP since the vault's observation, and the
+    first time a buy may use that observation."""
+
+    spotE6: int
+    twapE6: int
+    observedAt: int
+    readyAt: int
+    spotX112: int
+    twapX112: int
+
+
+@dataclass(frozen=True)
+class Venues:
+    """IDealVaultTypes.Venues: the vault's venues and tokens (its immutables)."""
+
+    weth9: str
+    weth10: str
+    cusdt: str
+    cusdc: str
+    usdtz: str
+    pool: str
+    router: str
+    desk: str
+    ethUsdFeed: str
+    aWeth9: str
+    aWeth10: str
+    debtCusdt: str
+    debtCusdc: str
+    pairCusdt: str
+    pairCusdc: str
+
+
+def _venues(value: Any) -> Venues:
+    return from_abi(Venues, value)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """IDealVaultTypes.Setup: everything fixed at deployment."""
+
+    venues: Venues
+    usdtzIs0T: bool
+    usdtzIs0C: bool
+    coreBps: int
+    workingBps: int
+    opportunisticBps: int
+    rungs: tuple[int, int, int]
+    minTranche: int
+
+    _CONVERT: ClassVar[dict[str, Any]] = {"venues": _venues}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """IDealVaultTypes.Snapshot, as LegCompleted emits it (marks zero and Unread for a light leg)."""
+
+    phase: Phase
+    coreEth: int
+    workingEth: int
+    opportunisticEth: int
+    collateralWeth: int
+    debt: int
+    ltvBps: int
+    nav: int
+    exposureBps: int
+    rung: int
+    rungProgress: int
+    redeemedTotal: int
+    stableHeld: int
+    usdtzHeld: int
+    ethPrice: int
+    oracleStatus: OracleStatus
+
+    _CONVERT: ClassVar[dict[str, Any]] = {"phase": Phase, "oracleStatus": OracleStatus}
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["phaseName"] = self.phase.name
+        out["oracleStatusName"] = self.oracleStatus.name
+        return out
+
+
+def _plain(v: Any) -> Any:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else (list(v) if isinstance(v, tuple) else v)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decoded vault event: its name, its arguments (LegCompleted's ``leg`` a Leg, its
+    ``snapshot`` a Snapshot), where it was logged."""
+
+    name: str
+    args: dict[str, Any]
+    log_index: int = 0
+    tx_hash: str = ""
+    block_number: int = 0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one round trip read: the risk view, the parameters, the TWAPs asked for, the block."""
+
+    risk: RiskView
+    params: Params
+    twaps: dict[str, Twap] = field(default_factory=dict)
+    block: Any = "latest"
+
+
+class VaultClient:
+    """One vault at ``vault``, read through the DealVaultLens at ``lens``."""
+
+    def __init__(self, w3: Web3, vault: str, lens: str) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(vault)
+        self.lens_address = to_checksum_address(lens)
+        self.contract: Contract = _cached(w3, self.address, "vault")
+        self.lens: Contract = _cached(w3, self.lens_address, "lens")
+        self._setup: Setup | None = None
+        self._initial: Params | None = None
+
+    # -- reads
+    def read(self, *, twap: Sequence[str] = (), block: Any = "latest") -> Reading:
+        """riskView, params and the TWAP of each stablecoin in ``twap``, in one JSON-RPC batch."""
+        lf = self.lens.functions
+        stables = [to_checksum_address(s) for s in twap]
+        with self.w3.batch_requests() as batch:
+            batch.add(lf.riskView(self.address).call(block_identifier=block))  # type: ignore[arg-type]
+            batch.add(lf.params(self.address).call(block_identifier=block))  # type: ignore[arg-type]
+            for s in stables:
+                batch.add(lf.twap(self.address, s).call(block_identifier=block))  # type: ignore[arg-type]
+            out = batch.execute()
+        return Reading(
+            risk=from_abi(RiskView, out[0]),
+            params=from_abi(Params, out[1]),
+            twaps={s: from_abi(Twap, t) for s, t in zip(stables, out[2:])},
+            block=block,
+        )
+
+    def risk_view(self, block: Any = "latest") -> RiskView:
+        return from_abi(RiskView, self.lens.functions.riskView(self.address).call(block_identifier=block))  # type: ignore[no-any-return]
+
+    def params(self, block: Any = "latest") -> Params:
+        return from_abi(Params, self.lens.functions.params(self.address).call(block_identifier=block))  # type: ignore[no-any-return]
+
+    def initial_params(self) -> Params:
+        """The constructor's values (cached: they never change)."""
+        if self._initial is None:
+            self._initial = from_abi(Params, self.lens.functions.initialParams(self.address).call())
+        return self._initial
+
+    def queued_params(self) -> dict[int, tuple[int, int]]:
+        """Queued loosenings: {Param: (value, validAt)} for those queued."""
+        values, valid_at = self.lens.functions.queuedParams(self.address).call()
+        return {p: (int(v), int(t)) for p, (v, t) in enumerate(zip(values, valid_at)) if t}
+
+    def twap(self, stable: str, block: Any = "latest") -> Twap:
+        return from_abi(Twap, self.lens.functions.twap(self.address, to_checksum_address(stable)).call(block_identifier=block))  # type: ignore[no-any-return]
+
+    def setup(self) -> Setup:
+        """The vault's immutables (cached)."""
+        if self._setup is None:
+            self._setup = from_abi(Setup, self.contract.functions.setup().call())
+        return self._setup
+
+    # -- events
+    def events(self, receipt: Mapping[str, Any], names: Sequence[str] | None = None) -> list[Event]:
+        """The vault's events in ``receipt`` (only ``names`` if given), in log order."""
+        out: list[Event] = []
+        wanted = set(names) if names else None
+        for item in vault_abi():
+            if item.get("type") != "event" or (wanted is not None and item["name"] not in wanted):
+                continue
+            ev = getattr(self.contract.events, item["name"])()
+            for log in ev.process_receipt(receipt, errors=_DISCARD):
+                if to_checksum_address(log["address"]) != self.address:
+                    continue
+                args = dict(log["args"])
+                if item["name"] == "LegCompleted":
+                    args["leg"] = Leg(int(args["leg"]))
+                    args["snapshot"] = from_abi(Snapshot, args["snapshot"])
+                out.append(Event(item["name"], args, int(log["logIndex"]), "0x" + bytes(log["transactionHash"]).hex(),
+                                 int(log["blockNumber"])))
+        out.sort(key=lambda e: e.log_index)
+        return out
+
+
+def _cached(w3: Web3, address: str, kind: str) -> Contract:
+    # building a Contract from an ABI costs ~5-10 ms of Python: cache it on the Web3 instance
+    cache: dict[tuple[str, str], Contract] = w3.__dict__.setdefault("_dealvault_contracts", {})
+    c = cache.get((address, kind))
+    if c is None:
+        c = cache[(address, kind)] = w3.eth.contract(address=address, abi=vault_abi() if kind == "vault" else lens_abi())  # type: ignore[call-overload]
+    return c
+
+
+def _discard() -> Any:
+    from web3.logs import DISCARD
+
+    return DISCARD
+
+
+_DISCARD = _discard()
