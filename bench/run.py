@@ -45,7 +45,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
@@ -684,13 +684,13 @@ def meta() -> dict[str, Any]:
     runtime = bytes.fromhex(art.deployed_bytecode[2:])
     src = (ROOT / "contracts" / "DealVault.sol").read_bytes()
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "contracts"], cwd=ROOT, capture_output=True, text=True).stdout.strip())
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "contracts"], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip())
     except OSError:
         commit, dirty = "", None
     from dealvault.paths import node_bin
-    anvil = subprocess.run([str(node_bin("anvil")), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "git_commit": commit,
+    anvil = subprocess.run([str(node_bin("anvil")), "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    return {"date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "git_commit": commit,
             "contracts_dirty": dirty, "dealvault_runtime_bytes": len(runtime),
             "dealvault_runtime_keccak": "0x" + keccak(runtime).hex(),
             "dealvault_source_sha256": hashlib.sha256(src).hexdigest(), "anvil": anvil,

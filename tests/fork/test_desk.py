@@ -178,7 +178,7 @@ def fail_into_holding(deal, books: Books, cause: str, reason_of):
 
 
 def repay_all_and_close(deal, books: Books):
-    raw, v = deal.raw, deal.vault
+    raw = deal.raw
     s_before = raw.bal(deal.cusdt)
     deal.leg("repay", deal.cusdt, 2**256 - 1, label="repay all")
     repaid = s_before - raw.bal(deal.cusdt)

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from decimal import Decimal, getcontext
 
-import pytest
-
 from dealvault.kit.evm import advance_time
 from tests.model import ceil_div, reserves, uni_out
 

@@ -16,7 +16,6 @@ observation and a TWAP window at the new price the operator buys.
 
 from __future__ import annotations
 
-
 from dealvault.kit.overlay import erc20, swap_on_pair
 from tests.model import reserves, uni_out
 

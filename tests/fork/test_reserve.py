@@ -27,7 +27,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import ape
-import pytest
 
 from dealvault.kit.evm import impersonating, send
 from dealvault.kit.funding import fund

@@ -14,8 +14,6 @@ owner closes (its legs are crisis exits, outside the budget).
 
 from __future__ import annotations
 
-import pytest
-
 from dealvault.kit.funding import fund
 from dealvault.kit.overlay import erc20, freeze_usdtz, unfreeze_usdtz
 from tests.model import ceil_div
@@ -85,7 +83,7 @@ def test_usdtz_frozen_then_unfrozen_resume_restarts_ladder(fork_vault, make_deal
         assert (deal.view().rung, deal.view().rungProgress) == (k, progress)
     deal.leg("repay", deal.cusdt, 2**256 - 1, label="repay all")
     assert raw.debt() == 0
-    rec = deal.leg("close")
+    deal.leg("close")
     s = deal.view()
     assert s.phase == 6 and s.realizedPnlEth == 0 and s.writtenOffUsdtz == 0 and s.operatorLoss == 0
     assert s.realizedPnlUsd == raw.bal(deal.cusdt) * 100 > 0

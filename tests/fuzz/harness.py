@@ -254,8 +254,8 @@ def get_env() -> Env:
     global _ENV
     if _ENV is not None:
         return _ENV
-    from dealvault.kit.funding import fund
     from dealvault.kit import start_kit, vault_config
+    from dealvault.kit.funding import fund
     from dealvault.kit.overlay import erc20
 
     kit = start_kit()

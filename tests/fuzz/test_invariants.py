@@ -54,19 +54,38 @@ from eth_utils import function_signature_to_4byte_selector as sel
 from eth_utils import to_checksum_address
 from hypothesis import HealthCheck, settings
 from hypothesis import event as _event
-from hypothesis.errors import InvalidArgument
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from dealvault.kit import mirror as mir
 from dealvault.kit import overlay as ov
 from dealvault.kit.evm import set_balance
 from dealvault.kit.funding import fund
-
-from .harness import (ETH, FAR, FLOOR, HIGHER_IS_TIGHTER, LIMIT, MAX_UINT, PARAMS, RISK, USD6, ZERO, Reader,
-                      approvals_by, err, eth_balance_call, fingerprint, get_env, ray_mul, reset, transfers,
-                      vault_events)
 from tests.model import ceil_div
+
+from .harness import (
+    ETH,
+    FAR,
+    FLOOR,
+    HIGHER_IS_TIGHTER,
+    LIMIT,
+    MAX_UINT,
+    PARAMS,
+    RISK,
+    USD6,
+    ZERO,
+    Reader,
+    approvals_by,
+    err,
+    eth_balance_call,
+    fingerprint,
+    get_env,
+    ray_mul,
+    reset,
+    transfers,
+    vault_events,
+)
 
 # --- profiles ------------------------------------------------------------------------------------
 _COMMON = dict(deadline=None, print_blob=True,
@@ -1298,7 +1317,7 @@ class VaultMachine(RuleBasedStateMachine):
         e, md = self.env, self.model
         phase = s["p.phase"]
         assert rv["phase"] == phase and rv["paused"] == bool(s["p.paused"])
-        assert rv["fundedCapital"] == sum((e.split[k] for k in ("coreEth", "workingEth", "opportunisticEth")))
+        assert rv["fundedCapital"] == sum(e.split[k] for k in ("coreEth", "workingEth", "opportunisticEth"))
         # the core moves only by the owner's exit in HOLDING; the vault's ETH covers the buckets
         assert rv["coreEth"] == md.core, f"core moved: {rv['coreEth']} != {md.core}"
         assert rv["ethReturned"] == md.eth_returned

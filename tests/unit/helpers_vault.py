@@ -28,8 +28,8 @@ Pieces (small, stable; import what you need):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from decimal import Decimal, getcontext
+from types import SimpleNamespace
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -660,7 +660,7 @@ class Deal:
         r.update(getattr(self, "risk_overrides", {}))
         return r
 
-    def run(self, upto: str) -> "Deal":
+    def run(self, upto: str) -> Deal:
         """Runs the default loop (STEPS) up to and including ``upto``."""
         for step in STEPS[: STEPS.index(upto) + 1]:
             getattr(self, step)()
@@ -693,7 +693,10 @@ def table(rows: list[dict]) -> str:
     if not rows:
         return ""
     keys = list(rows[0])
-    fmt = lambda x: "" if x is None else (f"{x:,.6f}".rstrip("0").rstrip(".") if isinstance(x, Decimal) else str(x))
+
+    def fmt(x: Any) -> str:
+        return "" if x is None else (f"{x:,.6f}".rstrip("0").rstrip(".") if isinstance(x, Decimal) else str(x))
+
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
     return "\n".join(lines)

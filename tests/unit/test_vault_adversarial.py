@@ -22,14 +22,14 @@ from decimal import Decimal
 import ape
 from eth_abi import decode, encode
 from eth_utils import keccak, to_checksum_address
+from helpers_revert import deploy_reverts
+from helpers_vault import collateral_of, compounded, lens_call, params, ray_mul, risk_view, stable_of
 
 from dealvault.kit import fiattoken
 from dealvault.kit import overlay as ov
 from dealvault.kit.evm import impersonating, role_address, rpc, send
 from dealvault.kit.funding import balance_of, fund
 from tests.model import ceil_div, reserves, uni_out
-from helpers_revert import deploy_reverts
-from helpers_vault import collateral_of, compounded, lens_call, params, ray_mul, risk_view, stable_of
 
 ETH = 10**18
 USD = 10**6
@@ -484,10 +484,14 @@ def _run_with_donations(w3, mirror, market, v, owner, operator, stranger, projec
 
     views = []
     donated = {}
-    at(); v.fund(value=100 * ETH, sender=owner)
-    at(); v.split(sender=operator)
-    at(); v.supply(mirror.weth9, 30 * ETH, sender=operator)
-    at(); v.borrow(mirror.cusdt, 22_500 * USD, sender=operator)
+    at()
+    v.fund(value=100 * ETH, sender=owner)
+    at()
+    v.split(sender=operator)
+    at()
+    v.supply(mirror.weth9, 30 * ETH, sender=operator)
+    at()
+    v.borrow(mirror.cusdt, 22_500 * USD, sender=operator)
     views.append(risk_view(v))
     books = {k: as_dict(views[-1])[k] for k in BOOK_FIELDS}
     if donate:
@@ -512,13 +516,17 @@ def _run_with_donations(w3, mirror, market, v, owner, operator, stranger, projec
         assert w3.eth.get_balance(v.address) >= 50 * ETH + 3 * ETH
         assert balance_of(w3, market.usdtz, v.address) == 7_000 * USD
         assert {k: as_dict(risk_view(v))[k] for k in BOOK_FIELDS} == books
-    at(); v.buy(mirror.cusdt, 20_000 * USD, 0, DEADLINE, sender=operator)  # 600 s after split's observation
+    at()
+    v.buy(mirror.cusdt, 20_000 * USD, 0, DEADLINE, sender=operator)  # 600 s after split's observation
     views.append(risk_view(v))
-    at(); v.redeem(mirror.cusdt, risk_view(v).usdtzHeld, sender=operator)  # all of it (< rung 0)
+    at()
+    v.redeem(mirror.cusdt, risk_view(v).usdtzHeld, sender=operator)  # all of it (< rung 0)
     views.append(risk_view(v))
-    at(); v.repay(mirror.cusdt, MAX, sender=operator)
+    at()
+    v.repay(mirror.cusdt, MAX, sender=operator)
     views.append(risk_view(v))
-    at(); v.close(sender=operator)
+    at()
+    v.close(sender=operator)
     views.append(risk_view(v))
     return views, donated
 

@@ -21,17 +21,48 @@ from __future__ import annotations
 
 import ape
 import pytest
+from helpers_vault import (
+    BPS,
+    E6,
+    ETH,
+    INVALID,
+    MAX_UINT,
+    PH,
+    abal,
+    account_data,
+    assert_books,
+    assert_leg,
+    assert_no_allowances,
+    bal,
+    block_ts,
+    coll_wei,
+    cumulative_at,
+    debt,
+    debt_at,
+    feed,
+    loss_budget,
+    make_deal,
+    mask,
+    max_buy_exposure,
+    max_debt,
+    nav_e26,
+    oracle_status,
+    pair_prices_x112,
+    params,
+    reserves,
+    risk_view,
+    split_value,
+    stable_of,
+    to_e6,
+    twap_ready,
+    twap_x112,
+    uni_out,
+)
 
 from dealvault.kit.evm import advance_time, impersonating, rpc, send
 from dealvault.kit.funding import set_token_balance
 from dealvault.kit.mirror import make_feed_stale, set_eth_price
 from dealvault.kit.overlay import DEADLINE, swap_on_pair
-from helpers_vault import (
-    BPS, E6, ETH, INVALID, MAX_UINT, PH, abal, account_data, assert_books, assert_leg, assert_no_allowances, bal, block_ts,
-    coll_wei, cumulative_at, debt, debt_at, feed, loss_budget, make_deal, mask, max_buy_exposure, max_debt, nav_e26,
-    oracle_status, pair_prices_x112, params, reserves, risk_view, split_value, stable_of, to_e6, twap_ready,
-    twap_x112, uni_out,
-)
 
 # IDealVault.Param (setParam's first argument)
 P = dict(MaxLtvBps=0, MaxExposureBps=1, MaxDeskFeeBps=2, OracleMaxAge=3, MinDiscountBps=4, MaxSlippageBps=5,
@@ -170,7 +201,8 @@ def test_withdraw_collateral_ltv_edge(w3, mk, market):
     t = block_ts(w3) + 5
     rpc(w3, "evm_setNextBlockTimestamp", [t])
     d = debt_at(w3, market, v.cusdt, v.debt_cusdt, deal.vault, t)
-    need = max(-(-d * 10**24 // (3000 * price)), -(-(-(-d * 100 * BPS // 3000)) * ETH // price))
+    pool_edge = -(-d * 100 * BPS // 3000)  # the pool's collateral base the debt needs (rounded up)
+    need = max(-(-d * 10**24 // (3000 * price)), -(-pool_edge * ETH // price))
     deal.withdraw_collateral(c - need)
     assert deal.books.collateral[v.weth9] == need
 

@@ -29,13 +29,13 @@ import ape
 import pytest
 from eth_abi import decode
 from eth_utils import keccak
+from helpers_vault import collateral_of, compounded, lens_call, params, ray_div, ray_mul, risk_view
 
 from dealvault.kit import overlay as ov
 from dealvault.kit.evm import impersonating, rpc, send
 from dealvault.kit.funding import balance_of, fund
 from dealvault.kit.mirror import make_feed_stale, set_eth_price
 from tests.model import ceil_div, reserves, uni_out
-from helpers_vault import collateral_of, compounded, lens_call, params, ray_div, ray_mul, risk_view
 
 ETH = 10**18
 USD = 10**6

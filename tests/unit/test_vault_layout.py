@@ -12,11 +12,10 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import ape
-import pytest
 
 from dealvault.deploy import _run_solc, standard_json_input
 from dealvault.spec import MAX_EXPOSURE_BPS, MAX_FEE_BPS, MAX_LOOSEN_DELAY, MAX_LTV_BPS
@@ -33,7 +32,7 @@ PARAM_VARS = ("maxLtvBps", "maxExposureBps", "maxDeskFeeBps", "oracleMaxAge", "m
 HIGHER_IS_TIGHTER = {"minDiscountBps", "sellFloorPrice", "ethFloorPrice", "twapWindow", "loosenDelay"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled() -> dict:
     std = standard_json_input("contracts/DealVault.sol")
     std["settings"]["outputSelection"] = {"*": {"*": ["storageLayout", "evm.bytecode.object",

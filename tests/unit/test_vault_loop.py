@@ -19,13 +19,36 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from helpers_vault import (
+    E6,
+    ETH,
+    LEG,
+    MAX_UINT,
+    PH,
+    Deal,
+    abal,
+    assert_books,
+    assert_no_allowances,
+    assert_unread,
+    bal,
+    block_ts,
+    coll_wei,
+    debt,
+    debt_at,
+    feed,
+    loss_budget,
+    make_deal,
+    nav_e26,
+    oracle_status,
+    print_table,
+    reads_marks,
+    risk_view,
+    row,
+    snapshot,
+    split_value,
+)
 
 from dealvault.kit.evm import advance_time
-from helpers_vault import (
-    E6, ETH, LEG, MAX_UINT, PH, Deal, abal, assert_books, assert_no_allowances, assert_unread, bal, block_ts,
-    coll_wei, debt, debt_at, feed, loss_budget, make_deal, nav_e26, oracle_status, print_table, reads_marks, row,
-    risk_view, snapshot, split_value,
-)
 from tests.model import ceil_div
 
 RUNGS = [2_000 * E6, 5_000 * E6, 8_000 * E6]

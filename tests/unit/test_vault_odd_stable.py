@@ -16,13 +16,12 @@ from pathlib import Path
 
 import pytest
 from eth_utils import keccak, to_checksum_address
-from web3 import Web3
 
-from dealvault.kit.anvil import start_anvil
 from dealvault.artifacts import own
+from dealvault.kit import vault_config
+from dealvault.kit.anvil import start_anvil
 from dealvault.kit.evm import TxFailed, deploy, impersonating, role_address, rpc, send, set_code
 from dealvault.kit.funding import balance_of, fund
-from dealvault.kit import vault_config
 from dealvault.kit.mirror import install_mirror
 from dealvault.kit.overlay import deploy_overlay, erc20
 from tests.model import DEFAULT_RISK, TWAP_WINDOW
@@ -155,7 +154,7 @@ def test_the_whole_loop_with_a_usdt_style_stablecoin(fresh):
     # proof the vault never left one (the router and the pool pulled exactly what they were given)
     with impersonating(w3, k.stranger):
         send(w3, odd.functions.approve(k.market.pool, 1), k.stranger)
-        with pytest.raises(TxFailed, match="ApproveFromNonZero|would revert"):
+        with pytest.raises(TxFailed, match=r"ApproveFromNonZero|would revert"):
             send(w3, odd.functions.approve(k.market.pool, 2), k.stranger)
 
 

@@ -22,15 +22,28 @@ import itertools
 
 import ape
 import pytest
+from helpers_revert import deploy_reverts
+from helpers_vault import (
+    BPS,
+    ETH,
+    LEG,
+    bal,
+    block_ts,
+    collateral_of,
+    debt_at,
+    feed,
+    lens_call,
+    make_deal,
+    params,
+    reserves,
+    risk_view,
+    uni_out,
+    venues,
+)
 
 from dealvault.kit.evm import rpc
 from dealvault.kit.mirror import set_eth_price
 from dealvault.kit.overlay import DEADLINE
-from helpers_revert import deploy_reverts
-from helpers_vault import (
-    BPS, ETH, LEG, bal, block_ts, collateral_of, debt_at, feed, lens_call, make_deal, params, reserves, risk_view,
-    uni_out, venues,
-)
 from tests.model import DEFAULT_RISK
 
 ZERO = "0x0000000000000000000000000000000000000000"

@@ -27,14 +27,35 @@ from math import isqrt
 import ape
 import pytest
 from eth_abi import decode
+from helpers_vault import (
+    BPS,
+    E6,
+    ETH,
+    PH,
+    abal,
+    account_data,
+    assert_books,
+    assert_unread,
+    block_ts,
+    coll_wei,
+    cumulative_at,
+    debt,
+    feed,
+    make_deal,
+    max_debt,
+    pair_prices_x112,
+    reserves,
+    risk_view,
+    snapshot,
+    to_e6,
+    twap_ready,
+    twap_x112,
+    uni_out,
+)
 
 from dealvault.kit.evm import advance_time, rpc, set_balance
 from dealvault.kit.mirror import set_eth_price
 from dealvault.kit.overlay import DEADLINE, swap_on_pair
-from helpers_vault import (
-    BPS, E6, ETH, PH, abal, account_data, assert_books, assert_unread, block_ts, coll_wei, cumulative_at, debt,
-    feed, make_deal, max_debt, pair_prices_x112, reserves, risk_view, snapshot, to_e6, twap_ready, twap_x112, uni_out,
-)
 
 SEL_LATEST_ROUND = "0xfeaf968c"  # latestRoundData()
 SEL_BALANCE_OF = "0x70a08231"  # balanceOf(address)

@@ -18,7 +18,6 @@ loss budget, which the first test checks against the same independent numbers.
 from __future__ import annotations
 
 import pytest
-
 from helpers_vault import LEG, collateral_of, risk_view, stable_of, twap_ready
 
 ETH = 10**18

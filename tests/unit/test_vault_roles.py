@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ape
 import pytest
+from helpers_vault import E6, ETH, PH, Deal, bal, lens_call, params, risk_view, venues
 
 from dealvault.artifacts import own
 from dealvault.kit.funding import fund, fund_eth
 from dealvault.kit.overlay import DEADLINE
-from helpers_vault import E6, ETH, PH, Deal, bal, lens_call, params, risk_view, venues
 
 ZERO = "0x0000000000000000000000000000000000000000"
 CLOSED_MASK = 1 << PH["CLOSED"]  # renounceOwnership's allowedMask (0x40)

@@ -22,12 +22,11 @@ import pytest
 from ape.contracts import ContractContainer
 from ape.exceptions import ContractLogicError, VirtualMachineError
 from ethpm_types import ContractType
+from helpers_vault import lens_call, risk_view
 
 from dealvault.kit import overlay as ov
 from dealvault.kit.evm import impersonating, role_address, rpc, send
 from dealvault.kit.funding import balance_of, fund
-from dealvault.kit.mirror import feed as feed_contract
-from helpers_vault import lens_call, risk_view
 from tests.model import DEFAULT_RISK, TWAP_WINDOW, reserves, uni_out
 
 ETH = 10**18
@@ -651,7 +650,11 @@ def test_constructor_degenerate_configs(make_vault, mirror, field_, value, v2_er
         from dealvault import kit
         orig = kit.vault_config
         try:
-            kit.vault_config = lambda m, o, *a: (lambda c: (c[0], c[0], *c[2:]))(orig(m, o, *a))
+            def same_wrappers(m, o, *a):
+                c = orig(m, o, *a)
+                return (c[0], c[0], *c[2:])  # weth10 = weth9
+
+            kit.vault_config = same_wrappers
             import tests.conftest as tc
             tc.kit_vault_config = kit.vault_config
             assert make_vault("v1").vault.address

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from dealvault.vault import params as P
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ast_enums() -> dict[str, list[str]]:
     std = standard_json_input("contracts/interfaces/IDealVault.sol")
     std["settings"]["outputSelection"] = {"*": {"": ["ast"]}}
@@ -79,7 +79,7 @@ def test_param_schema_equals_risk_params_struct_and_param_table():
     ctor = next(x for x in vault_abi() + __import__("dealvault.vault", fromlist=["core_abi"]).core_abi()
                 if x.get("type") == "constructor")
     risk = next(c for c in ctor["inputs"][0]["components"] if c["name"] == "risk")
-    assert P.RISK_PARAMS_FIELDS == tuple(c["name"] for c in risk["components"])
+    assert tuple(c["name"] for c in risk["components"]) == P.RISK_PARAMS_FIELDS
     src = (ROOT / "contracts/libraries/ParamTable.sol").read_text()
     table = int(re.search(r"TABLE = (0x[0-9a-fA-F]+);", src).group(1), 16)
     consts = {k: v for k, v in re.findall(r"constant (\w+) = ([^;]+);", src)}
@@ -114,7 +114,7 @@ def _allowed_mask(w3, vault_addr, sender, data) -> int | None:
     try:
         w3.eth.call({"from": sender, "to": vault_addr, "data": data})
         return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from dealvault.vault import revert_data
 
         raw = revert_data(exc)
