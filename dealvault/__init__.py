@@ -44,7 +44,28 @@ _EXPORTS = {
     "fund": "kit.funding",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "load_spec",
+    "parse_spec",
+    "DealSpec",
+    "SpecError",
+    "open_record",
+    "Record",
+    "run_deal",
+    "run_leg",
+    "read_status",
+    "read_risk",
+    "read_params",
+    "register_lens",
+    "DealReport",
+    "deploy_vault",
+    "verify_deployment",
+    "start_kit",
+    "install_mirror",
+    "deploy_overlay",
+    "fund",
+]
+
 
 
 def __getattr__(name: str) -> Any:

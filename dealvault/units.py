@@ -22,17 +22,26 @@ RAY = 10**27
 
 
 def to_units(amount: Decimal | int | str, decimals: int) -> int:
-    """``amount`` whole units as an integer of ``decimals`` decimals, exactly; ValueError if it
-    has more decimals than that (or is not finite)."""
+    """``amount`` whole units as an integer of ``decimals`` decimals, exactly (from the digits:
+    no Decimal context, no rounding, whatever the magnitude); ValueError if it has more decimals
+    than that (or is not finite)."""
     d = amount if isinstance(amount, Decimal) else Decimal(amount)
-    if not d.is_finite():
+    sign, digits, exponent = d.as_tuple()
+    if not isinstance(exponent, int):
         raise ValueError(f"{d} is not finite")
-    scaled = d.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise ValueError(f"{d} has more than {decimals} decimals")
-    return int(scaled)
+    n = int("".join(map(str, digits)) or "0")
+    shift = exponent + decimals
+    if shift >= 0:
+        n *= 10**shift
+    else:
+        n, rest = divmod(n, 10**-shift)
+        if rest:
+            raise ValueError(f"{d} has more than {decimals} decimals")
+    return -n if sign else n
 
 
 def from_units(value: int, decimals: int) -> Decimal:
-    """An integer of ``decimals`` decimals as whole units, exactly."""
-    return Decimal(value).scaleb(-decimals)
+    """An integer of ``decimals`` decimals as whole units, exactly (``Decimal.scaleb`` would
+    round to the context's 28 digits)."""
+    sign, digits, exponent = Decimal(int(value)).as_tuple()
+    return Decimal((sign, digits, int(exponent) - decimals))

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dealvault.vault.abi import core_abi, lens_abi, merged_abi, vault_abi
-from dealvault.vault.client import Event, Params, Reading, RiskView, Setup, Snapshot, Twap, Venues, VaultClient
+from dealvault.vault.client import Event, Params, Reading, RiskView, Setup, Snapshot, Twap, VaultClient, Venues
 from dealvault.vault.enums import LEG_PHASES, RISK_ADDING, Leg, OracleStatus, Param, Phase, Phases
 from dealvault.vault.revert import decode_error, explain, reason_text, revert_data
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
 
 __all__ = ["vault_abi", "lens_abi", "core_abi", "merged_abi", "abi_type"]
 
@@ -31,7 +32,7 @@ def merged_abi(*abis: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _vault_abi() -> tuple[dict[str, Any], ...]:
     from dealvault.artifacts import own
 
@@ -53,7 +54,7 @@ def core_abi() -> list[dict[str, Any]]:
     return list(own("DealVault").abi)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lens_abi() -> tuple[dict[str, Any], ...]:
     from dealvault.artifacts import own
 

@@ -13,8 +13,9 @@ harness and the docs. ``tests/unit/vault/test_vault_mirror.py`` pins every datac
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from eth_utils import to_checksum_address
 from web3 import Web3
@@ -265,10 +266,10 @@ class VaultClient:
         lf = self.lens.functions
         stables = [to_checksum_address(s) for s in twap]
         with self.w3.batch_requests() as batch:
-            batch.add(lf.riskView(self.address).call(block_identifier=block))  # type: ignore[arg-type]
-            batch.add(lf.params(self.address).call(block_identifier=block))  # type: ignore[arg-type]
+            batch.add(lf.riskView(self.address).call(block_identifier=block))
+            batch.add(lf.params(self.address).call(block_identifier=block))
             for s in stables:
-                batch.add(lf.twap(self.address, s).call(block_identifier=block))  # type: ignore[arg-type]
+                batch.add(lf.twap(self.address, s).call(block_identifier=block))
             out = batch.execute()
         return Reading(
             risk=from_abi(RiskView, out[0]),

@@ -5,8 +5,9 @@ Aave package's own Errors.sol)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import eth_abi
 from eth_utils import keccak
@@ -63,13 +64,13 @@ def decode_error(data: str, abi: Sequence[Mapping[str, Any]]) -> str | None:
     if data[:10] == "0x08c379a0":
         try:
             msg = eth_abi.decode(["string"], body)[0]
-        except Exception:  # noqa: BLE001 - malformed: not decodable
+        except Exception:  # malformed: not decodable
             return None
         return aave_error(msg) or f"Error({msg})"
     if data[:10] == "0x4e487b71":
         try:
             code = eth_abi.decode(["uint256"], body)[0]
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         return f"Panic(0x{code:02x}: {_PANICS.get(code, 'panic')})"
     sel = bytes.fromhex(data[2:10])
@@ -81,16 +82,17 @@ def decode_error(data: str, abi: Sequence[Mapping[str, Any]]) -> str | None:
             continue
         try:
             vals: Sequence[Any] = eth_abi.decode(types, body)
-        except Exception:  # noqa: BLE001
+        except Exception:
             vals = ()
         shown = []
-        for i, v in zip(item.get("inputs", []), vals):
+        for i, raw in zip(item.get("inputs", []), vals):
             internal = str(i.get("internalType", ""))
             enum = _ENUMS.get(internal.removeprefix("enum ").split(".")[-1]) if internal.startswith("enum ") else None
-            if enum is not None and isinstance(v, int) and v in {m.value for m in enum}:  # type: ignore[attr-defined]
-                v = f"{enum(v).name}({v})"
-            elif isinstance(v, bytes):
-                v = "0x" + v.hex()
+            v: Any = raw
+            if enum is not None and isinstance(raw, int) and raw in {m.value for m in enum}:  # type: ignore[attr-defined]
+                v = f"{enum(raw).name}({raw})"
+            elif isinstance(raw, bytes):
+                v = "0x" + raw.hex()
             shown.append(f"{i.get('name') or '?'}={v}")
         return f"{item['name']}({', '.join(shown)})"
     return None
