@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup test test-fork demo mirror clean compile bench fuzz
+.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -33,7 +33,12 @@ node_modules/.installed: package.json package-lock.json
 
 compile: setup
 
-test: setup
+# ruff over everything Python; mypy --strict over the library (config in pyproject.toml).
+lint: $(VENV)/.installed
+	$(BIN)/ruff check dealvault scripts tests bench tools
+	$(BIN)/mypy
+
+test: setup lint
 	$(BIN)/ape test tests/unit -q
 	$(BIN)/pytest tests/fuzz -p no:ape_test -q
 	$(BIN)/python tools/slither/run.py

@@ -5,15 +5,40 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Mapping
+from functools import cache
+from typing import Any
 
+from dealvault.errors import DealVaultError
 from dealvault.paths import BUILD_MANIFEST, NODE_MODULES, ROOT, ensure_tool_env
+
+__all__ = [
+    "Artifact", "ArtifactError", "ArtifactNotFoundError", "ContractNotBuiltError", "LinkError", "aave", "fiat_token",
+    "own", "refresh_own", "uniswap",
+]
+
+
+class ArtifactError(DealVaultError):
+    """A contract artifact is missing or cannot be used; the message says which and what to run."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """An npm package's artifact is not installed (``make setup`` runs ``npm ci``)."""
+
+
+class ContractNotBuiltError(ArtifactError, KeyError):
+    """One of our contracts is not in ape's build manifest."""
+
+
+class LinkError(ArtifactError, ValueError):
+    """Creation code could not be linked: a library's address is missing."""
 
 
 @dataclass(frozen=True)
 class Artifact:
+    """A contract's ABI, creation and runtime code (and where its library placeholders are)."""
+
     name: str
     abi: list[dict[str, Any]]
     bytecode: str  # creation code, 0x-prefixed, may contain unlinked placeholders
@@ -38,7 +63,7 @@ class Artifact:
                     start = ref["start"] * 2
                     hexcode = hexcode[:start] + addr + hexcode[start + ref["length"] * 2 :]
         if missing:
-            raise ValueError(f"{self.name}: libraries not given for linking: {sorted(set(missing))}")
+            raise LinkError(f"{self.name}: libraries not given for linking: {sorted(set(missing))}")
         return "0x" + hexcode
 
 
@@ -53,27 +78,27 @@ def _hardhat(path: str) -> Artifact:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def aave(name: str) -> Artifact:
     """An Aave V3 core artifact by contract name (searched under @aave/core-v3/artifacts)."""
     base = NODE_MODULES / "@aave" / "core-v3" / "artifacts"
     hits = [p for p in base.rglob(f"{name}.json") if not p.name.endswith(".dbg.json")]
     if not hits:
-        raise FileNotFoundError(f"Aave artifact {name} not found under {base}")
+        raise ArtifactNotFoundError(f"Aave artifact {name} not found under {base}")
     return _hardhat(str(hits[0].relative_to(NODE_MODULES)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def fiat_token(name: str) -> Artifact:
     """A Circle stablecoin-evm artifact (FiatTokenProxy, FiatTokenV2_2, SignatureChecker...)."""
     base = NODE_MODULES / "@offchainlabs" / "stablecoin-evm" / "artifacts" / "hardhat" / "contracts"
     hits = [p for p in base.rglob(f"{name}.json") if not p.name.endswith(".dbg.json")]
     if not hits:
-        raise FileNotFoundError(f"stablecoin-evm artifact {name} not found under {base}")
+        raise ArtifactNotFoundError(f"stablecoin-evm artifact {name} not found under {base}")
     return _hardhat(str(hits[0].relative_to(NODE_MODULES)))
 
 
-@lru_cache(maxsize=None)
+@cache
 def uniswap(name: str) -> Artifact:
     """A Uniswap V2 artifact (waffle format) from v2-core or v2-periphery build folders."""
     for pkg in ("v2-core", "v2-periphery"):
@@ -86,7 +111,7 @@ def uniswap(name: str) -> Artifact:
                 bytecode="0x" + data["evm"]["bytecode"]["object"],
                 deployed_bytecode="0x" + data["evm"]["deployedBytecode"]["object"],
             )
-    raise FileNotFoundError(f"Uniswap artifact {name} not found")
+    raise ArtifactNotFoundError(f"Uniswap artifact {name} not found")
 
 
 def _compile_own(force: bool = False) -> None:
@@ -97,11 +122,12 @@ def _compile_own(force: bool = False) -> None:
     subprocess.run([str(ape), "compile", *(["--force"] if force else [])], cwd=ROOT, check=True, capture_output=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _manifest_types() -> dict[str, Any]:
     if not BUILD_MANIFEST.exists():
         _compile_own()
-    return json.loads(BUILD_MANIFEST.read_text()).get("contractTypes", {})
+    types: dict[str, Any] = json.loads(BUILD_MANIFEST.read_text()).get("contractTypes", {})
+    return types
 
 
 def own(name: str) -> Artifact:
@@ -112,7 +138,7 @@ def own(name: str) -> Artifact:
         _compile_own()
         types = _manifest_types()
     if name not in types:
-        raise KeyError(f"contract {name} is not in {BUILD_MANIFEST}; is it under contracts/?")
+        raise ContractNotBuiltError(f"contract {name} is not in {BUILD_MANIFEST}; is it under contracts/?")
     ct = types[name]
     return Artifact(
         name=name,

@@ -1,39 +1,112 @@
-"""What the `ape run` scripts share: connecting to the node (an ape network or a plain RPC URL).
+"""What the `ape run` scripts share: ape's option conventions, connecting to the node (an ape
+network or a plain RPC URL), and stopping with the one exit-code table.
 
-    from dealvault.cli import connect
-    with connect(rpc="http://127.0.0.1:8545", network_choice=None, timeout=60) as w3:
-        ...
+    @click.command()
+    @network_option()                 # --network ecosystem:network:provider (ape's NetworkChoice)
+    @rpc_options()                    # --rpc URL, --rpc-timeout SECONDS
+    @account_option(required=True)    # --account ALIAS (ape's AccountAliasPromptChoice: TEST::N too)
+    def cli(provider, rpc, rpc_timeout, account): ...
+        with connect(rpc, provider, timeout=rpc_timeout) as w3:
+            ...
+
+``ape`` is imported only when an option is built or used, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 from web3 import Web3
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "connect"]
+from dealvault.errors import ExitCode, InputError
+
+__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with"]
 
 DEFAULT_RPC_TIMEOUT = 60.0  # seconds per JSON-RPC request over --rpc
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def connect(rpc: str | None, network_choice: str | None, *, timeout: float = DEFAULT_RPC_TIMEOUT) -> ContextManager[Web3]:
+
+def network_option() -> Callable[[F], F]:
+    """ape's ``--network`` (``ecosystem:network:provider``), optional: the command gets
+    ``provider`` (an unconnected ape ProviderAPI) or None."""
+    from ape.cli import network_option as ape_network_option
+
+    return ape_network_option(default=None)  # type: ignore[no-any-return]
+
+
+def account_option(*param_decls: str, required: bool = False, help: str = "") -> Callable[[F], F]:
+    """An ape account by alias or ``TEST::N`` (ape's AccountAliasPromptChoice): the command gets
+    the AccountAPI. Unknown aliases are a usage error (exit 2) naming the alias."""
+    import click
+    from ape.cli.choices import AccountAliasPromptChoice
+
+    decls = param_decls or ("--account",)
+    return click.option(*decls, type=AccountAliasPromptChoice(), required=required, default=None, help=help)
+
+
+def rpc_options() -> Callable[[F], F]:
+    """``--rpc URL`` (web3 over HTTP instead of an ape provider) and ``--rpc-timeout SECONDS``."""
+    import click
+
+    def deco(f: F) -> F:
+        f = click.option("--rpc-timeout", "rpc_timeout", default=DEFAULT_RPC_TIMEOUT, show_default=True,
+                         type=click.FloatRange(min=0, min_open=True),
+                         help="--rpc: seconds per JSON-RPC request before giving up (exit 5)")(f)
+        return click.option("--rpc", default=None, help="connect to this RPC URL with web3 instead of an ape provider")(f)
+
+    return deco
+
+
+def connect(rpc: str | None, provider: Any, *, timeout: float = DEFAULT_RPC_TIMEOUT) -> AbstractContextManager[Web3]:
     """A context manager yielding a :class:`~web3.Web3` for ``rpc`` (a plain HTTP provider with a
-    ``timeout`` in seconds per request) or else for the ape network choice
-    ``ecosystem:network:provider`` (the provider is connected for the block). Raises
-    :class:`~dealvault.run.InputError` when neither is given."""
+    ``timeout`` in seconds per request) or else for the ape ``provider`` (a ProviderAPI from
+    :func:`network_option`, or a choice string ``ecosystem:network:provider``), connected for the
+    block. Raises :class:`~dealvault.errors.InputError` when neither is given."""
     if rpc:
         return contextlib.nullcontext(Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": timeout})))
-    if network_choice:
-        return _ape(network_choice)
-    from dealvault.run import InputError
-
+    if provider:
+        return _ape(provider)
     raise InputError("give --network <ecosystem:network:provider> or --rpc URL")
 
 
 @contextlib.contextmanager
-def _ape(network_choice: str):
+def _ape(provider: Any) -> Iterator[Web3]:
     from ape import networks
 
-    with networks.parse_network_choice(network_choice) as provider:
-        yield provider.web3
+    ctx = networks.parse_network_choice(provider) if isinstance(provider, str) else provider.network.use_provider(provider)
+    with ctx as connected:
+        yield connected.web3
+
+
+class Stop(Exception):  # noqa: N818 - a script's way out, not an error class of the library
+    """A script stops with ``code`` after printing ``message`` (see :func:`exit_with`)."""
+
+    def __init__(self, message: str, code: int = ExitCode.INPUT) -> None:
+        super().__init__(message)
+        self.code = int(code)
+
+
+def exit_with(run: Callable[[], int], *, as_json: bool = False, err: Any = None) -> None:
+    """Run a script's body and exit with its code: a :class:`Stop` or any
+    :class:`~dealvault.errors.DealVaultError` prints ``error: <message>`` on stderr (and, with
+    ``as_json``, ``{"status": "error", "exit_code", "message"}`` on stdout) and exits with its code."""
+    from dealvault.errors import DealVaultError
+
+    try:
+        code = run()
+    except (Stop, DealVaultError) as exc:
+        code = exc.code if isinstance(exc, Stop) else int(exc.exit_code)
+        if err is None:
+            from rich.console import Console
+
+            err = Console(stderr=True)
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        if as_json:
+            print(json.dumps({"status": "error", "exit_code": code, "message": str(exc)}))
+    sys.exit(code)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dealvault.errors import DealVaultError
+
+__all__ = ["BUILD_MANIFEST", "NODE_MODULES", "ROOT", "SOLCX_DIR", "ToolNotFoundError", "ensure_tool_env", "node_bin"]
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
 SOLCX_DIR = ROOT / "tools" / "solcx"
 BUILD_MANIFEST = ROOT / ".build" / "__local__.json"
+
+
+class ToolNotFoundError(DealVaultError, FileNotFoundError):
+    """A binary of the toolchain (anvil, forge, cast) is not installed."""
 
 
 def node_bin(name: str) -> Path:
@@ -19,7 +27,7 @@ def node_bin(name: str) -> Path:
     ):
         if candidate.exists():
             return candidate
-    raise FileNotFoundError(f"{name} not found under {NODE_MODULES}: run `make setup` (npm ci)")
+    raise ToolNotFoundError(f"{name} not found under {NODE_MODULES}: run `make setup` (npm ci)")
 
 
 def ensure_tool_env() -> None:

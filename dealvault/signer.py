@@ -12,21 +12,25 @@ every signer here returns the signed bytes without sending anything:
   with ``anvil_impersonateAccount`` + ``eth_sendTransaction``. Never used against a real chain.
 
 All of them also offer ``send(tx) -> hash`` so they satisfy :class:`dealvault.deploy.Signer`.
+An account by its alias: :func:`dealvault.accounts.ape_account` (:func:`resolve_alias` here).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
+from web3.types import TxParams
+
+from dealvault.errors import DealVaultError
 
 __all__ = ["SignedTx", "TxSigner", "ApeAccountSigner", "NodeSigner", "ImpersonatingSender", "SignerError", "resolve_alias"]
 
 
-class SignerError(RuntimeError):
-    """The transaction could not be signed (declined, unknown account, node refused)."""
+class SignerError(DealVaultError, RuntimeError):
+    """The transaction could not be signed (declined, unknown account, node refused); exit code 1."""
 
 
 @dataclass(frozen=True)
@@ -85,10 +89,13 @@ class ApeAccountSigner:
         }
         if tx.get("to"):
             kw["receiver"] = to_checksum_address(tx["to"])
+        txn: StaticFeeTransaction | DynamicFeeTransaction
         if "gasPrice" in tx:
-            txn = StaticFeeTransaction(gas_price=int(tx["gasPrice"]), **kw)
+            kw["gas_price"] = int(tx["gasPrice"])
+            txn = StaticFeeTransaction(**kw)
         else:
-            txn = DynamicFeeTransaction(max_fee=int(tx["maxFeePerGas"]), max_priority_fee=int(tx["maxPriorityFeePerGas"]), **kw)
+            kw.update(max_fee=int(tx["maxFeePerGas"]), max_priority_fee=int(tx["maxPriorityFeePerGas"]))
+            txn = DynamicFeeTransaction(**kw)
         signed = self.account.sign_transaction(txn)
         if signed is None or not getattr(signed, "signature", None):
             raise SignerError(f"account {self.address} did not sign the transaction (declined?)")
@@ -137,17 +144,14 @@ class ImpersonatingSender:
     def send(self, tx: dict[str, Any]) -> bytes:
         self.w3.provider.make_request("anvil_impersonateAccount", [self.address])  # type: ignore[arg-type]
         try:
-            return bytes(self.w3.eth.send_transaction({**tx, "from": self.address}))  # type: ignore[arg-type]
+            return bytes(self.w3.eth.send_transaction(cast(TxParams, {**tx, "from": self.address})))
         finally:
             self.w3.provider.make_request("anvil_stopImpersonatingAccount", [self.address])  # type: ignore[arg-type]
 
 
 def resolve_alias(alias: str) -> Any:
-    """The ape account for ``alias`` (``TEST::N`` = ape test account N); raises SignerError naming
-    the known aliases."""
-    from dealvault.deploy import DeployError, ape_account
+    """The ape account for ``alias`` (``TEST::N`` = ape test account N); raises
+    :class:`dealvault.accounts.AccountError` (an InputError, exit 2) naming the known aliases."""
+    from dealvault.accounts import ape_account
 
-    try:
-        return ape_account(alias)
-    except DeployError as exc:
-        raise SignerError(str(exc)) from None
+    return ape_account(alias)

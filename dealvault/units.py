@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 __all__ = [
-    "BPS", "ETH_DECIMALS", "STABLE_DECIMALS", "USD_DECIMALS", "RAY", "WEI", "E6", "E8", "STABLE_TO_E26",
+    "BPS", "ETH_DECIMALS", "STABLE_DECIMALS", "USD_DECIMALS", "WAD_DECIMALS", "RAY", "WEI", "E6", "E8", "STABLE_TO_E26",
     "to_units", "from_units",
 ]
 
@@ -14,6 +14,7 @@ BPS = 10_000
 ETH_DECIMALS = 18  # wei
 STABLE_DECIMALS = 6  # cUSDT, cUSDC, USDTz; also priceE6 (1e6 = $1 per USDTz)
 USD_DECIMALS = 8  # the ETH/USD feed; ethFloorPrice; the vault's USD values
+WAD_DECIMALS = 18  # Aave's health factor (1e18 = 1.0)
 WEI = 10**ETH_DECIMALS
 E6 = 10**STABLE_DECIMALS
 E8 = 10**USD_DECIMALS
@@ -34,7 +35,8 @@ def to_units(amount: Decimal | int | str, decimals: int) -> int:
     if shift >= 0:
         n *= 10**shift
     else:
-        n, rest = divmod(n, 10**-shift)
+        divisor: int = 10**-shift
+        n, rest = divmod(n, divisor)
         if rest:
             raise ValueError(f"{d} has more than {decimals} decimals")
     return -n if sign else n

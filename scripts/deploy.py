@@ -10,7 +10,7 @@ deployed first unless the network config names one (venues.lens). The record (va
 and lens addresses and hashes) goes to deployments/<network>/<deal-id>.json; a re-run with the
 same build and config is a no-op.
 --dry-run runs the whole pipeline on a throw-away anvil fork of the network and sends nothing.
-The logic lives in dealvault.deploy (run_deploy); this is a thin wrapper.
+The logic lives in dealvault.deploy (deploy_command); this is a thin wrapper.
 """
 
 from __future__ import annotations
@@ -19,44 +19,26 @@ import sys
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand
+from ape.cli import ConnectedProviderCommand, network_option
 
-from dealvault.deploy import DeployError, DEPLOYMENTS_DIR, ApeSigner, ape_account, default_config_path, run_deploy
+from dealvault.cli import account_option
+from dealvault.deploy import DEPLOYMENTS_DIR, deploy_command
+
+PATH = click.Path(dir_okay=False, path_type=Path)
 
 
 @click.command(cls=ConnectedProviderCommand, help=__doc__)
-@click.option("--account", "alias", required=True, help="ape account alias that signs and pays (TEST::N on local)")
-@click.option("--deal", "deal_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="deal spec YAML")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@network_option()
+@account_option("--account", "account", required=True, help="the ape account that signs and pays (TEST::N on local)")
+@click.option("--deal", "deal_path", required=True, type=PATH, help="deal spec YAML")
+@click.option("--config", "config_path", type=PATH, default=None,
               help="network config (default: deployments/chain138.config.yaml; the local mirror's on local networks)")
 @click.option("--deployments", "deployments_dir", type=click.Path(file_okay=False, path_type=Path), default=DEPLOYMENTS_DIR,
               show_default=True, help="records folder")
 @click.option("--dry-run", "dry", is_flag=True, help="run everything on a throw-away fork; send nothing")
 @click.option("--redeploy", is_flag=True, help="deploy again although a record exists (the old one is kept in history)")
 @click.option("--accept-genesis", default=None, help="accept this block 0 hash while the config's genesis_hash is null")
-def cli(provider, alias, deal_path, config_path, deployments_dir, dry, redeploy, accept_genesis):
-    w3 = provider.web3
-    err = lambda m: click.echo(m, err=True)  # noqa: E731
-    try:
-        account = ape_account(alias)
-    except DeployError as exc:
-        err(f"error: {exc}")
-        sys.exit(2)
-    config_path = config_path or default_config_path(provider.network.name)
-    resolver = lambda a: str(ape_account(a).address)  # noqa: E731 - roles given as alias:NAME (local chains)
-    code = run_deploy(
-        w3,
-        deal_path=deal_path,
-        config_path=config_path,
-        signer=None if dry else ApeSigner(account, w3),
-        deployer=str(account.address),
-        upstream_url=getattr(provider, "http_uri", None) or getattr(provider, "uri", None),
-        dry=dry,
-        redeploy=redeploy,
-        accept_genesis=accept_genesis,
-        deployments_dir=deployments_dir,
-        resolver=resolver,
-        out=click.echo,
-        err=err,
-    )
-    sys.exit(code)
+def cli(provider, account, deal_path, config_path, deployments_dir, dry, redeploy, accept_genesis):
+    sys.exit(deploy_command(provider, account, deal_path=deal_path, config_path=config_path, deployments_dir=deployments_dir,
+                            dry=dry, redeploy=redeploy, accept_genesis=accept_genesis, out=click.echo,
+                            err=lambda m: click.echo(m, err=True)))

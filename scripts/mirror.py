@@ -5,7 +5,7 @@
 Installs what Chain 138 has at its real addresses (WETH9, WETH10, cUSDT, cUSDC, the ETH/USD
 feed); with --overlay also the venues a deal needs (Aave V3 market, Uniswap V2, USDTz, the
 redemption desk). Prints every address, then stays up until Ctrl-C (or exits at once with
---check).
+--check). Exit codes: 0, 2 the port is taken. The kit lives in dealvault.kit; this is a thin wrapper.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dealvault.kit.anvil import PortInUse
 from dealvault.kit import address_rows, start_kit
+from dealvault.kit.anvil import PortInUse
 
 
 @click.command(help=__doc__)
@@ -34,7 +34,7 @@ def cli(port: int, overlay: bool, dump_state: Path | None, check: bool) -> None:
         kit = start_kit(port, overlay=overlay, dump_state=dump_state)
     except PortInUse as exc:
         console.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     try:
         table = Table(title=f"Chain 138 mirror at {kit.node.url} (chain id {kit.w3.eth.chain_id})")
         table.add_column("name", no_wrap=True)

@@ -156,7 +156,7 @@ def vault(vault_factory):
 @pytest.fixture(scope="session", autouse=True)
 def lens(project, deployer, w3):
     """The lens (one per chain, stateless): ``lens.riskView(vault)``, ``lens.params(vault)``...
-    Deployed once per session, before ape's per-test snapshot; tests/unit/helpers_vault's
+    Deployed once per session, before ape's per-test snapshot; tests/unit/vault/helpers_vault's
     ``risk_view`` / ``params`` use it."""
     from tests.model import LENS
 

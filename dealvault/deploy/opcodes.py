@@ -14,6 +14,10 @@ from typing import Any
 
 from web3 import Web3
 
+from dealvault.deploy.errors import BuildError
+
+__all__ = ["BY_NAME", "POST_PARIS", "Opcode", "UnsupportedOpcodeError", "check_build", "probe", "scan", "scan_build", "strip_metadata"]
+
 
 @dataclass(frozen=True)
 class Opcode:
@@ -36,7 +40,7 @@ BY_NAME = {op.name: op for op in POST_PARIS.values()}
 CONTROL_PROBE = "600060005200"  # PUSH1 0 PUSH1 0 MSTORE STOP: paris-valid, must succeed
 
 
-class UnsupportedOpcode(RuntimeError):
+class UnsupportedOpcodeError(BuildError):
     """The build uses an opcode the target chain rejects (or whose support cannot be probed)."""
 
     def __init__(self, message: str, opcodes: list[str] | None = None) -> None:
@@ -118,13 +122,13 @@ def _call_ok(w3: Web3, init_hex: str) -> tuple[bool, str]:
 def probe(w3: Web3, names: list[str] | None = None) -> dict[str, tuple[bool, str]]:
     """Run each opcode on the chain (eth_call of init code, nothing is sent): name -> (ok, error).
 
-    Raises UnsupportedOpcode when even a paris-valid control call fails: then the node cannot
+    Raises UnsupportedOpcodeError when even a paris-valid control call fails: then the node cannot
     tell us, and we do not guess.
     """
     ok, err = _call_ok(w3, CONTROL_PROBE)
     if not ok:
-        raise UnsupportedOpcode(f"cannot probe opcodes: eth_call of plain init code failed on the target chain: {err}")
-    result = {}
+        raise UnsupportedOpcodeError(f"cannot probe opcodes: eth_call of plain init code failed on the target chain: {err}")
+    result: dict[str, tuple[bool, str]] = {}
     for name in names if names is not None else list(BY_NAME):
         result[name] = _call_ok(w3, BY_NAME[name].probe)
     return result
@@ -143,7 +147,7 @@ def check_build(w3: Web3, creation: str | bytes, runtime: str | bytes, *, what: 
             + f": chain says {probed[n][1]!r}"
             for n in rejected
         )
-        raise UnsupportedOpcode(
+        raise UnsupportedOpcodeError(
             f"{what} uses opcodes the target chain rejects: {details}. "
             "Compile for an older EVM version (evm_version: paris in ape-config.yaml)",
             rejected,

@@ -1,17 +1,37 @@
-"""The Chain 138 market kit in one call: start anvil (chain id 138), install the mirror, and
-optionally the venues overlay. Used by `ape run mirror`, the demo and the benchmarks."""
+"""The Chain 138 market kit: a local chain with what a deal trades on, for tests, the demo and
+the benchmarks. Never used by a production deal (nothing in deploy/, run/ or spec/ imports it).
+
+- ``anvil``: start and stop an anvil node (chain id 138, or a fork);
+- ``evm``: web3.py helpers over it (send, deploy, impersonate, cheat codes, a pipelined TxBatch);
+- ``mirror``: what Chain 138 has, installed at its real addresses (WETH9, WETH10, cUSDT, cUSDC,
+  the ETH/USD feed); ``upstream``: the same found on a fork of the real chain;
+- ``overlay``: the venues Chain 138 does not publish (Aave V3, Uniswap V2, USDTz, the desk),
+  with ``aave`` (the Aave V3 market) and ``fiattoken`` (Circle's FiatToken, for cUSDT/cUSDC/USDTz);
+- ``funding``: any balance of any ERC-20, by writing its storage slot;
+- ``errors``: KitError, the root of the kit's errors.
+
+:func:`start_kit` does it in one call: anvil, the mirror, optionally the overlay.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from web3 import Web3
 
 from dealvault.kit.anvil import AnvilNode, start_anvil
+from dealvault.kit.errors import KitError
+
+if TYPE_CHECKING:
+    from dealvault.kit.mirror import Mirror
+    from dealvault.kit.overlay import Overlay
+
+__all__ = ["Kit", "KitError", "address_rows", "start_kit", "vault_config"]
 
 _SYMBOL_ABI = [
     {"name": "symbol", "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"type": "string"}]},
@@ -20,13 +40,16 @@ _SYMBOL_ABI = [
 
 @dataclass
 class Kit:
+    """A running kit: the anvil node, a web3 on it, the mirror's and the overlay's records."""
+
     node: AnvilNode
     w3: Web3
-    mirror: Any
-    overlay: Any | None
+    mirror: Mirror
+    overlay: Overlay | None
     build_seconds: float
 
     def stop(self) -> None:
+        """Stop the node (everything on it is gone)."""
         self.node.stop()
 
 
@@ -50,7 +73,7 @@ def start_kit(port: int | None = None, *, overlay: bool = True, dump_state: Path
         raise
 
 
-def vault_config(mirror: Any, overlay: Any, owner: str, operator: str, guardian: str, risk: Any) -> tuple:
+def vault_config(mirror: Any, overlay: Any, owner: str, operator: str, guardian: str, risk: Any) -> tuple[Any, ...]:
     """The DealVault constructor's ``Config`` tuple on a kit: the mirror's and the overlay's
     venues in the struct's order, the three roles, and ``risk`` (the RiskParams tuple, in
     IDealVault.RiskParams order). Used by the tests, the fuzzer and the benchmark."""
@@ -76,6 +99,6 @@ def _symbol(w3: Web3, address: str) -> str:
     if not w3.eth.get_code(Web3.to_checksum_address(address)):
         return ""
     try:
-        return w3.eth.contract(address=Web3.to_checksum_address(address), abi=_SYMBOL_ABI).functions.symbol().call()
+        return str(w3.eth.contract(address=Web3.to_checksum_address(address), abi=_SYMBOL_ABI).functions.symbol().call())
     except Exception:
         return ""

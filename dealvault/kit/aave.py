@@ -24,17 +24,23 @@ own: 8000 = 80 %, bonus 10500 = 105 %); rates are rays (1e27 = 100 % a year).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
 from dealvault.artifacts import aave
-from dealvault.kit.evm import TxBatch, create_address
+from dealvault.kit.errors import KitError
+from dealvault.kit.evm import TxBatch, contract_at, create_address
+from dealvault.units import RAY, USD_DECIMALS
 
-RAY = 10**27
+__all__ = [
+    "CONFIGURATOR_LIBRARIES", "MARKET_ID", "POOL_LIBRARIES", "STABLE_STRATEGY", "WETH_STRATEGY", "AaveDeployError",
+    "AaveMarket", "RateStrategy", "ReserveSpec", "ReserveTokens", "deploy_aave_market",
+]
+
 MARKET_ID = "DealVault Chain 138 Market"
 
 # Libraries the Pool links, in deployment order (FlashLoanLogic links BorrowLogic, so it is last).
@@ -45,7 +51,7 @@ VARIABLE = 2  # DataTypes.InterestRateMode.VARIABLE
 STABLE = 1
 
 
-class AaveDeployError(RuntimeError):
+class AaveDeployError(KitError):
     """The market did not come out as configured; the message says what differs."""
 
 
@@ -64,6 +70,7 @@ class RateStrategy:
     optimal_stable_to_total_debt_ratio: int = 20 * RAY // 100
 
     def args(self) -> tuple[int, ...]:
+        """The strategy's constructor arguments after the addresses provider, in order."""
         return (
             self.optimal_usage_ratio, self.base_variable_borrow_rate, self.variable_rate_slope1,
             self.variable_rate_slope2, self.stable_rate_slope1, self.stable_rate_slope2,
@@ -128,29 +135,30 @@ class AaveMarket:
 
     # typed accessors ------------------------------------------------------------------------
     def pool_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.pool, abi=aave("Pool").abi)
+        return _contract(w3, "Pool", self.pool)
 
     def configurator_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.pool_configurator, abi=aave("PoolConfigurator").abi)
+        return _contract(w3, "PoolConfigurator", self.pool_configurator)
 
     def oracle_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.oracle, abi=aave("AaveOracle").abi)
+        return _contract(w3, "AaveOracle", self.oracle)
 
     def data_provider_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.data_provider, abi=aave("AaveProtocolDataProvider").abi)
+        return _contract(w3, "AaveProtocolDataProvider", self.data_provider)
 
     def acl_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.acl_manager, abi=aave("ACLManager").abi)
+        return _contract(w3, "ACLManager", self.acl_manager)
 
     def a_token(self, w3: Web3, asset: str) -> Contract:
-        return w3.eth.contract(address=self.reserves[to_checksum_address(asset)].a_token, abi=aave("AToken").abi)
+        return _contract(w3, "AToken", self.reserves[to_checksum_address(asset)].a_token)
 
     def variable_debt_token(self, w3: Web3, asset: str) -> Contract:
-        return w3.eth.contract(address=self.reserves[to_checksum_address(asset)].variable_debt_token, abi=aave("VariableDebtToken").abi)
+        return _contract(w3, "VariableDebtToken", self.reserves[to_checksum_address(asset)].variable_debt_token)
 
 
 def _contract(w3: Web3, name: str, address: str) -> Contract:
-    return w3.eth.contract(address=address, abi=aave(name).abi)
+    """The Aave contract ``name`` (its artifact's ABI) at ``address``."""
+    return contract_at(w3, address, aave(name).abi)
 
 
 def deploy_aave_market(
@@ -206,7 +214,7 @@ def _deploy(w3: Web3, b: TxBatch, reserves: Sequence[ReserveSpec], admin: str, t
     oracle = b.deploy(
         admin, aave("AaveOracle"), provider,
         [to_checksum_address(r.asset) for r in reserves], [to_checksum_address(r.price_source) for r in reserves],
-        "0x" + "00" * 20, "0x" + "00" * 20, 10**8,
+        "0x" + "00" * 20, "0x" + "00" * 20, 10**USD_DECIMALS,
     )
     b.call(admin, prov.functions.setPriceOracle(oracle))
     data_provider = b.deploy(admin, aave("AaveProtocolDataProvider"), provider)
@@ -236,7 +244,7 @@ def _deploy(w3: Web3, b: TxBatch, reserves: Sequence[ReserveSpec], admin: str, t
         )
         for r in reserves
     ]
-    for r, inp in zip(reserves, inputs):  # one reserve per tx: stays far below any block gas limit
+    for r, inp in zip(reserves, inputs, strict=True):  # one reserve per tx: stays far below any block gas limit
         b.call(admin, conf.functions.initReserves([inp]), label=f"initReserves {r.symbol}")
     for r in reserves:
         asset = to_checksum_address(r.asset)
@@ -258,7 +266,7 @@ def _deploy(w3: Web3, b: TxBatch, reserves: Sequence[ReserveSpec], admin: str, t
     if to_checksum_address(prov.functions.getPoolConfigurator().call()) != configurator:
         raise AaveDeployError(f"configurator proxy is {prov.functions.getPoolConfigurator().call()}, expected {configurator}")
     dp = _contract(w3, "AaveProtocolDataProvider", data_provider)
-    tokens = {}
+    tokens: dict[str, ReserveTokens] = {}
     for r in reserves:
         a, s, v = dp.functions.getReserveTokensAddresses(to_checksum_address(r.asset)).call()
         tokens[to_checksum_address(r.asset)] = ReserveTokens(to_checksum_address(a), to_checksum_address(s), to_checksum_address(v))

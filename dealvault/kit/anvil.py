@@ -10,22 +10,37 @@ from pathlib import Path
 
 from web3 import Web3
 
+from dealvault.chain138 import CHAIN_ID
+from dealvault.errors import ExitCode
+from dealvault.kit.errors import KitError
 from dealvault.paths import node_bin
 
-CHAIN_ID = 138
+__all__ = ["CHAIN_ID", "AnvilError", "AnvilNode", "AnvilTimeout", "PortInUse", "free_port", "port_in_use", "start_anvil"]
 
 
-class PortInUse(RuntimeError):
-    """The requested port is taken; the message names it."""
+class PortInUse(KitError):  # noqa: N818 - a public name the mirror script catches
+    """The requested port is taken; the message names it (bad input: exit code 2)."""
+
+    exit_code = ExitCode.INPUT
+
+
+class AnvilError(KitError):
+    """anvil exited before answering."""
+
+
+class AnvilTimeout(AnvilError, TimeoutError):  # noqa: N818 - a TimeoutError, named like one
+    """anvil did not answer in time."""
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on ``host:port``."""
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
@@ -36,7 +51,7 @@ class AnvilNode:
     """A running anvil process; ``stop()`` (or use as a context manager) ends it."""
 
     port: int
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     args: list[str] = field(default_factory=list)
 
     @property
@@ -55,7 +70,7 @@ class AnvilNode:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "AnvilNode":
+    def __enter__(self) -> AnvilNode:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -102,11 +117,11 @@ def start_anvil(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            raise RuntimeError(f"anvil exited with code {proc.returncode}: {err.strip()[:2000]}")
+            raise AnvilError(f"anvil exited with code {proc.returncode}: {err.strip()[:2000]}")
         try:
             if w3.eth.chain_id == chain_id:
                 return node
         except Exception:
             time.sleep(0.05)
     node.stop()
-    raise TimeoutError(f"anvil did not answer on {node.url} within {timeout}s")
+    raise AnvilTimeout(f"anvil did not answer on {node.url} within {timeout}s")

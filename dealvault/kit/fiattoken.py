@@ -24,14 +24,32 @@ Storage note: V2_2 keeps an account's balance and its blacklist flag in one slot
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
 from dealvault.artifacts import fiat_token
-from dealvault.kit.evm import deploy, get_storage, has_code, impersonating, role_address, send, set_code, set_storage
+from dealvault.kit.errors import KitError
+from dealvault.kit.evm import (
+    act_as,
+    contract_at,
+    deploy,
+    get_storage,
+    has_code,
+    impersonating,
+    role_address,
+    send,
+    set_code,
+    set_storage,
+)
+
+__all__ = [
+    "ADMIN_SLOT", "BLACKLIST_BIT", "DEFAULT_MINTER_ALLOWANCE", "DEPLOYER_LABEL", "IMPLEMENTATION_SLOT", "FiatToken",
+    "FiatTokenError", "FiatTokenRoles", "deploy_fiat_token", "deploy_implementation", "freeze", "mint", "pause",
+    "place_fiat_token", "proxy_slots", "unfreeze", "unpause",
+]
 
 # zeppelinos AdminUpgradeabilityProxy slots (FiatTokenProxy asserts these in its constructor).
 IMPLEMENTATION_SLOT = int.from_bytes(keccak(text="org.zeppelinos.proxy.implementation"), "big")
@@ -45,7 +63,7 @@ DEFAULT_MINTER_ALLOWANCE = 10**40
 DEPLOYER_LABEL = "fiattoken.deployer"
 
 
-class FiatTokenError(RuntimeError):
+class FiatTokenError(KitError):
     """A FiatToken could not be deployed or placed; the message names the address."""
 
 
@@ -62,7 +80,7 @@ class FiatTokenRoles:
     minter: str
 
     @classmethod
-    def named(cls, prefix: str) -> "FiatTokenRoles":
+    def named(cls, prefix: str) -> FiatTokenRoles:
         """Roles ``role_address(f"{prefix}.owner")``, ``...master_minter`` and so on."""
         return cls(**{f: role_address(f"{prefix}.{f}") for f in cls.__dataclass_fields__})
 
@@ -81,7 +99,7 @@ class FiatToken:
 
     def contract(self, w3: Web3) -> Contract:
         """The token (V2_2 ABI) bound at the proxy address."""
-        return w3.eth.contract(address=self.address, abi=fiat_token("FiatTokenV2_2").abi)
+        return contract_at(w3, self.address, fiat_token("FiatTokenV2_2").abi)
 
 
 def _roles(roles: FiatTokenRoles | str) -> FiatTokenRoles:
@@ -104,7 +122,7 @@ def deploy_implementation(w3: Web3) -> str:
         send(w3, f.initializeV2(""), deployer)
         send(w3, f.initializeV2_1(dead), deployer)
         send(w3, f.initializeV2_2([], ""), deployer)
-    return impl.address
+    return str(impl.address)
 
 
 def _normal_proxy(w3: Web3, implementation: str, proxy_admin: str, deployer: str) -> Contract:
@@ -199,29 +217,26 @@ def proxy_slots(w3: Web3, address: str) -> tuple[str, str]:
 # --- issuer actions, by impersonating the role -------------------------------------------------
 
 
-def _as(w3: Web3, who: str, fn: Any) -> None:
-    with impersonating(w3, who):
-        send(w3, fn, who)
-
-
 def freeze(w3: Web3, token: FiatToken, account: str) -> None:
     """Blacklist ``account``: it can neither send nor receive (nor approve, nor be approved)."""
-    _as(w3, token.roles.blacklister, token.contract(w3).functions.blacklist(to_checksum_address(account)))
+    act_as(w3, token.roles.blacklister, token.contract(w3).functions.blacklist(to_checksum_address(account)))
 
 
 def unfreeze(w3: Web3, token: FiatToken, account: str) -> None:
-    _as(w3, token.roles.blacklister, token.contract(w3).functions.unBlacklist(to_checksum_address(account)))
+    """Take ``account`` off the blacklist."""
+    act_as(w3, token.roles.blacklister, token.contract(w3).functions.unBlacklist(to_checksum_address(account)))
 
 
 def pause(w3: Web3, token: FiatToken) -> None:
     """Pause all transfers, mints, burns and approvals."""
-    _as(w3, token.roles.pauser, token.contract(w3).functions.pause())
+    act_as(w3, token.roles.pauser, token.contract(w3).functions.pause())
 
 
 def unpause(w3: Web3, token: FiatToken) -> None:
-    _as(w3, token.roles.pauser, token.contract(w3).functions.unpause())
+    """Let transfers, mints, burns and approvals through again."""
+    act_as(w3, token.roles.pauser, token.contract(w3).functions.unpause())
 
 
 def mint(w3: Web3, token: FiatToken, to: str, amount: int) -> None:
     """Mint as the kit's minter (for seeding the overlay; tests fund with dealvault.kit.funding)."""
-    _as(w3, token.roles.minter, token.contract(w3).functions.mint(to_checksum_address(to), amount))
+    act_as(w3, token.roles.minter, token.contract(w3).functions.mint(to_checksum_address(to), amount))

@@ -20,11 +20,18 @@ the funded WETH can be unwrapped.
 
 from __future__ import annotations
 
-from eth_utils import keccak, to_checksum_address
+from eth_typing import ChecksumAddress, HexStr
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from dealvault import chain138
+from dealvault.kit.errors import KitError
 from dealvault.kit.evm import get_storage, rpc, set_balance, set_storage
+
+__all__ = [
+    "WRAPPED_ETH", "FundingError", "balance_of", "clear_cache", "find_balance_slot", "fund", "fund_eth", "set_token_balance",
+]
 
 # Tokens whose supply is backed 1:1 by the ETH they hold (withdraw pays out of that balance).
 WRAPPED_ETH = frozenset(to_checksum_address(a) for a in (chain138.WETH9, chain138.WETH10))
@@ -45,16 +52,16 @@ _mapping_bases: dict[tuple[str, bytes], int] = {}
 _supply_slots: dict[tuple[str, bytes], int | None] = {}
 
 
-class FundingError(RuntimeError):
+class FundingError(KitError):
     """No balance slot could be found or written; the message names the token."""
 
 
 _NAMES = {_BALANCE_OF: "balanceOf(address)", _TOTAL_SUPPLY: "totalSupply()"}
 
 
-def _call_uint(w3: Web3, token: str, data: bytes) -> int:
+def _call_uint(w3: Web3, token: ChecksumAddress, data: bytes) -> int:
     try:
-        raw = w3.eth.call({"to": token, "data": "0x" + data.hex()})
+        raw = w3.eth.call({"to": token, "data": HexStr("0x" + data.hex())})
     except Exception as exc:
         what = _NAMES.get(data[:4], "0x" + data[:4].hex())
         raise FundingError(f"{_describe(w3, token)}: {what} reverted ({exc}); is it an ERC-20?") from exc
@@ -65,14 +72,15 @@ def _call_uint(w3: Web3, token: str, data: bytes) -> int:
 
 
 def balance_of(w3: Web3, token: str, account: str) -> int:
-    token, account = to_checksum_address(token), to_checksum_address(account)
-    return _call_uint(w3, token, _BALANCE_OF + bytes(12) + bytes.fromhex(account[2:]))
+    """``token.balanceOf(account)``, read with a bare eth_call."""
+    holder = to_checksum_address(account)
+    return _call_uint(w3, to_checksum_address(token), _BALANCE_OF + bytes(12) + bytes.fromhex(holder[2:]))
 
 
-def _describe(w3: Web3, token: str) -> str:
+def _describe(w3: Web3, token: ChecksumAddress) -> str:
     """``"cUSDT (0x93E6...)"`` when symbol() answers, else just the address."""
     try:
-        raw = w3.eth.call({"to": token, "data": "0x" + _SYMBOL.hex()})
+        raw = w3.eth.call({"to": token, "data": HexStr("0x" + _SYMBOL.hex())})
         if len(raw) >= 96:
             n = int.from_bytes(raw[32:64], "big")
             sym = raw[64 : 64 + n].decode("utf-8", "replace")
@@ -85,14 +93,14 @@ def _describe(w3: Web3, token: str) -> str:
         return f"token {token}"
 
 
-def _code_hash(w3: Web3, token: str) -> bytes:
+def _code_hash(w3: Web3, token: ChecksumAddress) -> bytes:
     code = w3.eth.get_code(token)
     if not code:
         raise FundingError(f"{token} has no code: not a token on this chain")
     return keccak(code)
 
 
-def _accessed_slots(w3: Web3, token: str, data: bytes) -> list[int]:
+def _accessed_slots(w3: Web3, token: ChecksumAddress, data: bytes) -> list[int]:
     """Storage slots of ``token`` itself read by a call to it with ``data``, in access order."""
     res = rpc(w3, "eth_createAccessList", [{"to": token, "data": "0x" + data.hex()}, "latest"])
     slots: list[int] = []
@@ -102,7 +110,7 @@ def _accessed_slots(w3: Web3, token: str, data: bytes) -> list[int]:
     return slots
 
 
-def _write_balance(w3: Web3, token: str, account: str, slot: int, new_balance: int) -> bool:
+def _write_balance(w3: Web3, token: ChecksumAddress, account: str, slot: int, new_balance: int) -> bool:
     """Write ``new_balance`` into ``slot`` keeping the slot's non-balance bits; True if it reads back.
 
     The non-balance bits are those of the raw slot that ``balanceOf`` does not report (for
@@ -120,7 +128,7 @@ def _write_balance(w3: Web3, token: str, account: str, slot: int, new_balance: i
     return False
 
 
-def _probe(w3: Web3, token: str, account: str, slot: int) -> bool:
+def _probe(w3: Web3, token: ChecksumAddress, account: str, slot: int) -> bool:
     """Does ``balanceOf(account)`` report what is written to the low bits of ``slot``? (restored)"""
     raw = get_storage(w3, token, slot)
     # Keep the top bit (FiatToken V2_2's blacklist flag), replace the rest with the probe.
@@ -174,7 +182,7 @@ def find_balance_slot(w3: Web3, token: str, account: str) -> int:
     )
 
 
-def _supply_slot(w3: Web3, token: str, code_hash: bytes) -> int | None:
+def _supply_slot(w3: Web3, token: ChecksumAddress, code_hash: bytes) -> int | None:
     """A plain storage slot that ``totalSupply()`` returns verbatim, or None."""
     key = (token, code_hash)
     if key in _supply_slots:

@@ -19,17 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
 from dealvault import chain138
 from dealvault.artifacts import Artifact, own, uniswap
-from dealvault.kit.evm import at, has_code, impersonating, role_address, send, send_raw, set_code, set_nonce
+from dealvault.kit.errors import KitError
+from dealvault.kit.evm import at, contract_at, has_code, impersonating, role_address, send, send_raw, set_code, set_nonce
 from dealvault.kit.fiattoken import FiatToken, deploy_implementation, place_fiat_token
+from dealvault.units import E8, USD_DECIMALS
 
-DEFAULT_ETH_USD = 3_000 * 10**8  # $3,000 with the feed's 8 decimals
-FEED_DECIMALS = 8
+DEFAULT_ETH_USD = 3_000 * E8  # $3,000 with the feed's 8 decimals
+FEED_DECIMALS = USD_DECIMALS
 FEED_OWNER_LABEL = "feed.owner"
 
 # chain138.py spells WETH10 with a lower-case final "f", which is not its EIP-55 checksum
@@ -41,13 +43,13 @@ CUSDC = to_checksum_address(chain138.CUSDC)
 ETH_USD_FEED = to_checksum_address(chain138.ETH_USD_FEED)
 
 
-class MirrorError(RuntimeError):
+class MirrorError(KitError):
     """The mirror cannot be installed here; the message says which address and why."""
 
 
 @dataclass(frozen=True)
-class Mirror:
-    """Addresses of everything the mirror installed, and the accounts holding its roles."""
+class CanonicalTokens:
+    """The canonical Chain 138 contracts on a chain: the mirror's record and an upstream's."""
 
     chain_id: int
     weth9: str
@@ -55,25 +57,34 @@ class Mirror:
     cusdt: str
     cusdc: str
     eth_usd_feed: str
+
+    def token(self, symbol: str) -> str:
+        """Address by chain138 symbol: WETH (or WETH9), WETH10, cUSDT, cUSDC; KeyError otherwise."""
+        return {"WETH": self.weth9, "WETH9": self.weth9, "WETH10": self.weth10, "cUSDT": self.cusdt, "cUSDC": self.cusdc}[symbol]
+
+
+@dataclass(frozen=True)
+class Mirror(CanonicalTokens):
+    """Addresses of everything the mirror installed, and the accounts holding its roles."""
+
     feed_owner: str
     cusdt_token: FiatToken  # cUSDT's record: implementation, name, symbol, roles (pauser, ...)
     cusdc_token: FiatToken
     fiat_implementation: str  # the FiatTokenV2_2 both proxies delegate to
 
-    def token(self, symbol: str) -> str:
-        """Address by chain138 symbol: WETH, WETH10, cUSDT, cUSDC."""
-        return {"WETH": self.weth9, "WETH9": self.weth9, "WETH10": self.weth10, "cUSDT": self.cusdt, "cUSDC": self.cusdc}[symbol]
-
 
 def weth9(w3: Web3, address: str = WETH9) -> Contract:
+    """WETH9 (the real bytecode's ABI) at ``address``."""
     return at(w3, uniswap("WETH9"), address)
 
 
 def weth10(w3: Web3, address: str = WETH10) -> Contract:
+    """WETH10 at ``address``."""
     return at(w3, own("WETH10"), address)
 
 
 def feed(w3: Web3, address: str = ETH_USD_FEED) -> Contract:
+    """The settable ETH/USD PriceFeed at ``address``."""
     return at(w3, own("PriceFeed"), address)
 
 
@@ -109,7 +120,7 @@ def install_mirror(w3: Web3, *, eth_usd: int = DEFAULT_ETH_USD) -> Mirror:
     ``eth_usd`` is the feed's first answer (8 decimals). Raises :class:`MirrorError` if the chain
     id is not 138 or if any canonical address already has code (nothing is changed then).
     """
-    chain_id = w3.eth.chain_id
+    chain_id = int(w3.eth.chain_id)
     if chain_id != chain138.CHAIN_ID:
         raise MirrorError(f"chain id is {chain_id}, the mirror needs {chain138.CHAIN_ID} (start anvil with --chain-id 138)")
     canonical = {"WETH9": WETH9, "WETH10": WETH10, "cUSDT": CUSDT,
@@ -167,7 +178,7 @@ def make_feed_stale(w3: Web3, mirror: Mirror, age: int = 2 * 86_400) -> int:
     """
     now = w3.eth.get_block("latest")["timestamp"]
     updated_at = max(now - age, 1)
-    answer = feed(w3, mirror.eth_usd_feed).functions.latestAnswer().call()
+    answer = int(feed(w3, mirror.eth_usd_feed).functions.latestAnswer().call())
     set_eth_price(w3, mirror, answer, updated_at)
     return updated_at
 
@@ -206,7 +217,7 @@ def check_upstream(w3: Web3) -> list[str]:
         if not has_code(w3, address):
             problems.append(f"{where}: no code")
             continue
-        c = w3.eth.contract(address=address, abi=_ERC20_META_ABI)
+        c = contract_at(w3, address, _ERC20_META_ABI)
         for attr, want in (("name", fact.name), ("symbol", fact.symbol), ("decimals", fact.decimals)):
             try:
                 got = getattr(c.functions, attr)().call()
@@ -219,7 +230,7 @@ def check_upstream(w3: Web3) -> list[str]:
     if not has_code(w3, ETH_USD_FEED):
         problems.append(f"{where}: no code")
     else:
-        c = w3.eth.contract(address=ETH_USD_FEED, abi=_FEED_ABI)
+        c = contract_at(w3, ETH_USD_FEED, _FEED_ABI)
         try:
             dec = c.functions.decimals().call()
             if dec != FEED_DECIMALS:
@@ -238,6 +249,6 @@ def check_upstream(w3: Web3) -> list[str]:
 
 
 __all__ = [
-    "DEFAULT_ETH_USD", "Mirror", "MirrorError", "check_upstream", "feed", "install_mirror",
-    "make_feed_stale", "set_eth_price", "weth10", "weth9",
+    "CUSDC", "CUSDT", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "WETH9", "WETH10", "CanonicalTokens", "Mirror",
+    "MirrorError", "check_upstream", "feed", "install_mirror", "make_feed_stale", "set_eth_price", "weth9", "weth10",
 ]

@@ -24,22 +24,25 @@ through one pipelined :class:`dealvault.kit.evm.TxBatch`, so the overlay builds 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Mapping
+from typing import Any
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.contract import Contract
 
+from dealvault.artifacts import own, uniswap
 from dealvault.kit import fiattoken
 from dealvault.kit.aave import STABLE_STRATEGY, WETH_STRATEGY, AaveMarket, RateStrategy, ReserveSpec, deploy_aave_market
-from dealvault.artifacts import aave, own, uniswap
-from dealvault.kit.evm import TxBatch, create2_address, impersonating, role_address, send, set_balance
+from dealvault.kit.errors import KitError
+from dealvault.kit.evm import TxBatch, act_as, contract_at, create2_address, impersonating, role_address, send, set_balance
 from dealvault.kit.fiattoken import FiatToken, FiatTokenRoles
+from dealvault.kit.funding import fund
+from dealvault.units import E8, ETH_DECIMALS, STABLE_DECIMALS
 
-STABLE_DECIMALS = 6
-FEED_DECIMALS = 8
 DEADLINE = 2**64  # router deadlines: far future
 _MAX = 2**256 - 1
 
@@ -66,7 +69,7 @@ _ERC20_ABI = [
 ]
 
 
-class OverlayError(RuntimeError):
+class OverlayError(KitError):
     """The overlay cannot be deployed here, or did not come out as configured."""
 
 
@@ -83,7 +86,7 @@ class OverlayParams:
     # Aave: cUSDT / cUSDC borrowable (variable rate)
     stable_reserve_factor: int = 1_000
     stable_strategy: RateStrategy = STABLE_STRATEGY
-    stable_price: int = 10**FEED_DECIMALS  # the $1 feed's answer (8 decimals)
+    stable_price: int = E8  # the $1 feed's answer (8 decimals)
     aave_seed: int = 50_000_000  # of each stablecoin, supplied by the liquidity provider
     # Uniswap V2: USDTz pairs
     usdtz_price: Decimal = Decimal("0.80")  # stablecoin per USDTz
@@ -134,36 +137,36 @@ class Overlay:
     aave: AaveMarket
     params: OverlayParams = field(default_factory=OverlayParams)
 
-    # typed accessors -----------------------------------------------------------------------
+    # typed accessors (the Aave ones are the market's) ---------------------------------------
     def pool_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.pool, abi=aave("Pool").abi)
+        return self.aave.pool_contract(w3)
 
     def configurator_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.pool_configurator, abi=aave("PoolConfigurator").abi)
+        return self.aave.configurator_contract(w3)
 
     def oracle_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.aave_oracle, abi=aave("AaveOracle").abi)
+        return self.aave.oracle_contract(w3)
 
     def data_provider_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.data_provider, abi=aave("AaveProtocolDataProvider").abi)
+        return self.aave.data_provider_contract(w3)
 
     def router_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.uniswap_router, abi=uniswap("UniswapV2Router02").abi)
+        return contract_at(w3, self.uniswap_router, uniswap("UniswapV2Router02").abi)
 
     def factory_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.uniswap_factory, abi=uniswap("UniswapV2Factory").abi)
+        return contract_at(w3, self.uniswap_factory, uniswap("UniswapV2Factory").abi)
 
     def pair_contract(self, w3: Web3, pair: str) -> Contract:
-        return w3.eth.contract(address=to_checksum_address(pair), abi=uniswap("UniswapV2Pair").abi)
+        return contract_at(w3, pair, uniswap("UniswapV2Pair").abi)
 
     def usdtz_contract(self, w3: Web3) -> Contract:
         return self.usdtz_token.contract(w3)
 
     def desk_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.desk, abi=own("RedemptionDesk").abi)
+        return contract_at(w3, self.desk, own("RedemptionDesk").abi)
 
     def stable_feed_contract(self, w3: Web3) -> Contract:
-        return w3.eth.contract(address=self.stable_feed, abi=own("PriceFeed").abi)
+        return contract_at(w3, self.stable_feed, own("PriceFeed").abi)
 
     def erc20(self, w3: Web3, token: str) -> Contract:
         return erc20(w3, token)
@@ -172,9 +175,14 @@ class Overlay:
         """Address by symbol: USDTz or one of the mirror's (WETH, WETH10, cUSDT, cUSDC)."""
         return self.usdtz if symbol == "USDTz" else self.mirror_tokens[symbol]
 
+    def usdtz_pair(self, stable_symbol: str) -> str:
+        """The USDTz pair of the stablecoin ``stable_symbol`` (cUSDT or cUSDC; KeyError otherwise)."""
+        return {"cUSDT": self.pair_usdtz_cusdt, "cUSDC": self.pair_usdtz_cusdc}[stable_symbol]
+
 
 def erc20(w3: Web3, token: str) -> Contract:
-    return w3.eth.contract(address=to_checksum_address(token), abi=_ERC20_ABI)
+    """A minimal ERC-20 (balanceOf, approve, transfer, allowance, decimals, symbol, totalSupply) at ``token``."""
+    return contract_at(w3, token, _ERC20_ABI)
 
 
 def units(amount: int | Decimal, decimals: int = STABLE_DECIMALS) -> int:
@@ -242,7 +250,7 @@ def deploy_overlay(w3: Web3, mirror: Any, params: OverlayParams = OverlayParams(
     usdtz_depth = units(p.usdtz_pair_depth)
     usdtz_pair_stable = units(p.usdtz_pair_depth * p.usdtz_price)
     weth_pair_stable = units(p.weth_pair_depth)
-    weth_pair_eth = weth_pair_stable * 10**(18 - STABLE_DECIMALS) * 10**FEED_DECIMALS // eth_usd
+    weth_pair_eth = weth_pair_stable * 10 ** (ETH_DECIMALS - STABLE_DECIMALS) * E8 // eth_usd
     desk_stock = units(p.desk_stock)
     stable_need = stable_seed + usdtz_pair_stable + weth_pair_stable
 
@@ -269,7 +277,7 @@ def deploy_overlay(w3: Web3, mirror: Any, params: OverlayParams = OverlayParams(
         router = b.deploy(deployer, uniswap("UniswapV2Router02"), factory, weth9)
         desk = b.deploy(deployer, own("RedemptionDesk"), usdtz, issuer, operator, p.desk_fee_bps, p.desk_flat_fee,
                         units(p.desk_max_per_request))
-        desk_c = w3.eth.contract(address=desk, abi=own("RedemptionDesk").abi)
+        desk_c = contract_at(w3, desk, own("RedemptionDesk").abi)
         for stable in (cusdt, cusdc):
             b.call(operator, desk_c.functions.setPayoutToken(stable, True))
 
@@ -286,7 +294,7 @@ def deploy_overlay(w3: Web3, mirror: Any, params: OverlayParams = OverlayParams(
         b.next_address(lp)  # register (impersonate) before topping up its ETH
         set_balance(w3, lp, 2 * weth_pair_eth + 10**22)
         pool_c = market.pool_contract(w3)
-        router_c = w3.eth.contract(address=router, abi=uniswap("UniswapV2Router02").abi)
+        router_c = contract_at(w3, router, uniswap("UniswapV2Router02").abi)
         for token in (cusdt, cusdc, usdtz):
             tc = erc20(w3, token)
             if token != usdtz:
@@ -308,14 +316,14 @@ def deploy_overlay(w3: Web3, mirror: Any, params: OverlayParams = OverlayParams(
         "weth_cusdt": _pair_address(factory, weth9, cusdt, init_hash),
         "weth_cusdc": _pair_address(factory, weth9, cusdc, init_hash),
     }
-    fac = w3.eth.contract(address=factory, abi=uniswap("UniswapV2Factory").abi)
+    fac = contract_at(w3, factory, uniswap("UniswapV2Factory").abi)
     for name, (a, c) in {"usdtz_cusdt": (usdtz, cusdt), "usdtz_cusdc": (usdtz, cusdc),
                          "weth_cusdt": (weth9, cusdt), "weth_cusdc": (weth9, cusdc)}.items():
         got = to_checksum_address(fac.functions.getPair(a, c).call())
         if got != pairs[name]:
             raise OverlayError(f"pair {name} is at {got}, the router's init code hash says {pairs[name]}")
 
-    symbols = {weth9: "WETH", weth10: "WETH10", cusdt: "cUSDT", cusdc: "cUSDC"}
+    symbols: dict[str, str] = {weth9: "WETH", weth10: "WETH10", cusdt: "cUSDT", cusdc: "cUSDC"}
     return Overlay(
         addresses_provider=market.addresses_provider,
         acl_manager=market.acl_manager,
@@ -349,25 +357,17 @@ def deploy_overlay(w3: Web3, mirror: Any, params: OverlayParams = OverlayParams(
 
 def erc_feed_answer(w3: Web3, feed: str) -> int:
     """``latestAnswer()`` of an AggregatorV3 feed (what AaveOracle reads)."""
-    return w3.eth.contract(address=to_checksum_address(feed), abi=own("PriceFeed").abi).functions.latestAnswer().call()
+    return int(contract_at(w3, feed, own("PriceFeed").abi).functions.latestAnswer().call())
 
 
 def _give_stable(w3: Web3, b: TxBatch, token: str, record: FiatToken | None, to: str, amount: int) -> None:
     if record is not None:
         b.call(record.roles.minter, record.contract(w3).functions.mint(to, amount), label=f"mint {record.symbol}")
     else:
-        from dealvault.kit.funding import fund
-
         fund(w3, token, to, amount)
 
 
 # --- helpers for tests: act as the roles ---------------------------------------------------------
-
-
-def _as(w3: Web3, who: str, fn: Any, value: int = 0) -> Any:
-    with impersonating(w3, who):
-        return send(w3, fn, who, value=value)
-
 
 def freeze_usdtz(w3: Web3, overlay: Overlay, account: str) -> None:
     """The issuer blacklists ``account``: it can neither send nor receive USDTz."""
@@ -375,6 +375,7 @@ def freeze_usdtz(w3: Web3, overlay: Overlay, account: str) -> None:
 
 
 def unfreeze_usdtz(w3: Web3, overlay: Overlay, account: str) -> None:
+    """The issuer takes ``account`` off the USDTz blacklist."""
     fiattoken.unfreeze(w3, overlay.usdtz_token, account)
 
 
@@ -384,26 +385,28 @@ def pause_usdtz(w3: Web3, overlay: Overlay) -> None:
 
 
 def unpause_usdtz(w3: Web3, overlay: Overlay) -> None:
+    """The issuer unpauses USDTz."""
     fiattoken.unpause(w3, overlay.usdtz_token)
 
 
 def halt_desk(w3: Web3, overlay: Overlay) -> None:
     """The issuer halts redemptions at the desk."""
-    _as(w3, overlay.issuer, overlay.desk_contract(w3).functions.halt())
+    act_as(w3, overlay.issuer, overlay.desk_contract(w3).functions.halt())
 
 
 def resume_desk(w3: Web3, overlay: Overlay) -> None:
-    _as(w3, overlay.issuer, overlay.desk_contract(w3).functions.resume())
+    """The issuer lets redemptions through again."""
+    act_as(w3, overlay.issuer, overlay.desk_contract(w3).functions.resume())
 
 
 def set_desk_fee(w3: Web3, overlay: Overlay, fee_bps: int, flat_fee: int = 0) -> None:
     """The desk operator sets the fee (``flat_fee`` in USDTz base units)."""
-    _as(w3, overlay.desk_operator, overlay.desk_contract(w3).functions.setFee(fee_bps, flat_fee))
+    act_as(w3, overlay.desk_operator, overlay.desk_contract(w3).functions.setFee(fee_bps, flat_fee))
 
 
 def set_desk_max_per_request(w3: Web3, overlay: Overlay, max_per_request: int) -> None:
     """The desk operator sets the per-request cap (USDTz base units)."""
-    _as(w3, overlay.desk_operator, overlay.desk_contract(w3).functions.setMaxPerRequest(max_per_request))
+    act_as(w3, overlay.desk_operator, overlay.desk_contract(w3).functions.setMaxPerRequest(max_per_request))
 
 
 def drain_desk(w3: Web3, overlay: Overlay, token: str | None = None, *, leave: int = 0, to: str | None = None) -> int:
@@ -416,24 +419,24 @@ def drain_desk(w3: Web3, overlay: Overlay, token: str | None = None, *, leave: i
         c = erc20(w3, t)
         bal = c.functions.balanceOf(overlay.desk).call()
         if bal > leave:
-            _as(w3, overlay.desk, c.functions.transfer(to_checksum_address(to or overlay.issuer), bal - leave))
+            act_as(w3, overlay.desk, c.functions.transfer(to_checksum_address(to or overlay.issuer), bal - leave))
             taken += bal - leave
     return taken
 
 
 def set_reserve_frozen(w3: Web3, overlay: Overlay, asset: str, frozen: bool) -> None:
     """The Aave admin freezes (no new supply or borrow) or unfreezes a reserve."""
-    _as(w3, overlay.aave_admin, overlay.configurator_contract(w3).functions.setReserveFreeze(to_checksum_address(asset), frozen))
+    act_as(w3, overlay.aave_admin, overlay.configurator_contract(w3).functions.setReserveFreeze(to_checksum_address(asset), frozen))
 
 
 def set_reserve_paused(w3: Web3, overlay: Overlay, asset: str, paused: bool) -> None:
     """The Aave admin pauses (nothing moves, not even repay or liquidation) or unpauses a reserve."""
-    _as(w3, overlay.aave_admin, overlay.configurator_contract(w3).functions.setReservePause(to_checksum_address(asset), paused))
+    act_as(w3, overlay.aave_admin, overlay.configurator_contract(w3).functions.setReservePause(to_checksum_address(asset), paused))
 
 
 def set_stable_price(w3: Web3, overlay: Overlay, answer: int) -> None:
     """The $1 feed's owner pushes a new answer (8 decimals) for cUSDT and cUSDC."""
-    _as(w3, overlay.stable_feed_owner, overlay.stable_feed_contract(w3).functions.setAnswer(answer))
+    act_as(w3, overlay.stable_feed_owner, overlay.stable_feed_contract(w3).functions.setAnswer(answer))
 
 
 def pair_price(w3: Web3, overlay: Overlay, pair: str, base: str) -> Decimal:
@@ -461,8 +464,6 @@ def swap_on_pair(
     """A third party swaps ``amount_in`` (base units) of ``token_in`` for ``token_out`` through
     the router (moving the pair's price); it is funded with the funding helper first. Returns
     what it received."""
-    from dealvault.kit.funding import fund
-
     who = to_checksum_address(trader or role_address(TRADER))
     token_in, token_out = to_checksum_address(token_in), to_checksum_address(token_out)
     fund(w3, token_in, who, amount_in)
@@ -472,12 +473,12 @@ def swap_on_pair(
     with impersonating(w3, who):
         send(w3, erc20(w3, token_in).functions.approve(overlay.uniswap_router, amount_in), who)
         send(w3, router.functions.swapExactTokensForTokens(amount_in, min_out, [token_in, token_out], who, DEADLINE), who)
-    return out.functions.balanceOf(who).call() - before
+    return int(out.functions.balanceOf(who).call()) - int(before)
 
 
 __all__ = [
-    "Overlay", "OverlayError", "OverlayParams", "check_pair_init_code_hash", "deploy_overlay", "drain_desk", "erc20",
-    "freeze_usdtz", "halt_desk", "pair_price", "pause_usdtz", "resume_desk", "set_desk_fee", "set_desk_max_per_request",
-    "set_reserve_frozen", "set_reserve_paused", "set_stable_price", "swap_on_pair", "unfreeze_usdtz", "unpause_usdtz",
-    "units",
+    "DEADLINE", "Overlay", "OverlayError", "OverlayParams", "check_pair_init_code_hash", "deploy_overlay", "drain_desk",
+    "erc20", "erc_feed_answer", "freeze_usdtz", "halt_desk", "pair_price", "pause_usdtz", "resume_desk", "set_desk_fee",
+    "set_desk_max_per_request", "set_reserve_frozen", "set_reserve_paused", "set_stable_price", "swap_on_pair",
+    "unfreeze_usdtz", "unpause_usdtz", "units",
 ]

@@ -24,46 +24,39 @@ code and storage on exit.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from dealvault import chain138
 from dealvault.artifacts import fiat_token, own
-from dealvault.kit.evm import get_storage, impersonating, role_address, rpc, send, set_code, set_storage
+from dealvault.kit.errors import KitError
+from dealvault.kit.evm import contract_at, get_storage, impersonating, role_address, send, set_code, set_storage
 from dealvault.kit.fiattoken import FiatToken, FiatTokenRoles, proxy_slots
-from dealvault.kit.mirror import check_upstream
+from dealvault.kit.mirror import CanonicalTokens, check_upstream
 
 ZERO = "0x0000000000000000000000000000000000000000"
 SETTABLE_FEED_OWNER = "fork.settable_feed.owner"
 
 
-class UpstreamError(RuntimeError):
+class UpstreamError(KitError):
     """The upstream chain is not what Chain 138 should be; the message lists every problem."""
 
 
 @dataclass(frozen=True)
-class Upstream:
+class Upstream(CanonicalTokens):
     """The canonical Chain 138 contracts as found on an upstream chain (nothing installed)."""
 
-    chain_id: int
-    weth9: str
-    weth10: str
-    cusdt: str
-    cusdc: str
-    eth_usd_feed: str
     block_number: int  # the block the check ran at
     # No minter information: the overlay must fund, not mint (see module doc).
     cusdt_token: None = None
     cusdc_token: None = None
     fiat_implementation: None = None
     feed_owner: None = None  # the real feed cannot be moved; see settable_feed
-
-    def token(self, symbol: str) -> str:
-        return {"WETH": self.weth9, "WETH9": self.weth9, "WETH10": self.weth10, "cUSDT": self.cusdt, "cUSDC": self.cusdc}[symbol]
 
 
 def find_upstream(w3: Web3) -> Upstream:
@@ -96,12 +89,12 @@ def fiat_token_as_found(w3: Web3, address: str) -> FiatToken:
     missing (not a FiatToken).
     """
     address = to_checksum_address(address)
-    c = w3.eth.contract(address=address, abi=fiat_token("FiatTokenV2_2").abi)
+    c = contract_at(w3, address, fiat_token("FiatTokenV2_2").abi)
     found: dict[str, str] = {}
     for getter in _ROLE_GETTERS:
         try:
             found[getter] = to_checksum_address(getattr(c.functions, getter)().call())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise UpstreamError(f"{address}: {getter}() reverted or is missing ({exc}); not a FiatToken?") from exc
     impl, admin = proxy_slots(w3, address)
     roles = FiatTokenRoles(
@@ -144,10 +137,10 @@ def settable_feed(w3: Web3, feed: str = chain138.ETH_USD_FEED, answer: int | Non
     feed = to_checksum_address(feed)
     abi = own("PriceFeed").abi
     original_code = w3.eth.get_code(feed).to_0x_hex()
-    probe = w3.eth.contract(address=feed, abi=abi)
+    probe = contract_at(w3, feed, abi)
     try:
         before = probe.functions.latestRoundData().call()
-    except Exception:  # noqa: BLE001 - a feed that does not answer: start at `answer`
+    except Exception:  # a feed that does not answer: start at `answer`
         before = None
     if answer is None:
         if before is None or before[1] <= 0:
@@ -159,7 +152,7 @@ def settable_feed(w3: Web3, feed: str = chain138.ETH_USD_FEED, answer: int | Non
     set_code(w3, feed, own("PriceFeed").deployed_bytecode)
     set_storage(w3, feed, 0, 0)  # owner 0 + round id 0: initialize() may run
     with impersonating(w3, owner):
-        send(w3, w3.eth.contract(address=feed, abi=abi).functions.initialize(owner, answer), owner)
+        send(w3, contract_at(w3, feed, abi).functions.initialize(owner, answer), owner)
     try:
         yield FeedControl(feed, owner, answer)
     finally:
@@ -173,10 +166,6 @@ def settable_feed(w3: Web3, feed: str = chain138.ETH_USD_FEED, answer: int | Non
             after = probe.functions.latestRoundData().call()
             if tuple(after) != tuple(before):
                 raise UpstreamError(f"feed at {feed} not restored: {after} != {before}")
-
-
-def mine(w3: Web3) -> None:
-    rpc(w3, "evm_mine")
 
 
 __all__ = ["FeedControl", "Upstream", "UpstreamError", "fiat_token_as_found", "find_upstream", "settable_feed"]

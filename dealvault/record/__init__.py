@@ -31,9 +31,9 @@ from dealvault.record.store import (
 )
 
 __all__ = [
+    "LEG_STATUSES",
     "DealInfo",
     "DealLocked",
-    "LEG_STATUSES",
     "LegInfo",
     "Record",
     "RecordError",

@@ -1,4 +1,4 @@
-"""One lock per deal, across processes (and hosts, on PostgreSQL).
+"""One lock per deal, across processes (and hosts, on PostgreSQL), and the record's errors.
 
 PostgreSQL: a session-level ``pg_advisory_lock`` on a dedicated connection, plus a
 ``deal_locks`` row naming the holder. SQLite: an ``fcntl.flock`` on a file beside the database
@@ -15,27 +15,32 @@ import json
 import os
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
+
+from dealvault.errors import DealVaultError
+
+__all__ = ["DealLocked", "FileLock", "PgAdvisoryLock", "RecordError", "advisory_key"]
 
 
-class RecordError(RuntimeError):
+class RecordError(DealVaultError, RuntimeError):
     """A deal-record problem (unknown deal, impossible leg transition, ...)."""
 
 
-class DealLocked(RecordError):
+class DealLocked(RecordError):  # noqa: N818 - the public name since v1 (the orchestrator and scripts catch it)
     """Another process drives this deal."""
 
-    def __init__(self, deal_id: str, holder: str):
+    def __init__(self, deal_id: str, holder: str) -> None:
         self.deal_id = deal_id
         self.holder = holder
         super().__init__(f"deal {deal_id!r} is already being driven: its lock is held by {holder}")
 
 
-def _me() -> dict:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "acquired_at": datetime.now(timezone.utc).isoformat()}
+def _me() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "acquired_at": datetime.now(UTC).isoformat()}
 
 
 def advisory_key(name: str) -> int:
@@ -44,14 +49,16 @@ def advisory_key(name: str) -> int:
 
 
 class FileLock:
-    def __init__(self, path: Path, deal_id: str):
+    """An exclusive ``flock`` on ``path`` (SQLite records)."""
+
+    def __init__(self, path: Path, deal_id: str) -> None:
         self.path = path
         self.deal_id = deal_id
-        self._fh = None
+        self._fh: IO[str] | None = None
 
     def acquire(self, timeout: float = 0.0, poll: float = 0.05) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path, "a+")
+        fh = open(self.path, "a+")  # noqa: SIM115 - held open for as long as the lock is
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -83,11 +90,13 @@ class FileLock:
 
 
 class PgAdvisoryLock:
-    def __init__(self, engine: Engine, deal_id: str):
+    """A session-level PostgreSQL advisory lock on its own connection (PostgreSQL records)."""
+
+    def __init__(self, engine: Engine, deal_id: str) -> None:
         self.engine = engine
         self.deal_id = deal_id
         self.key = advisory_key(deal_id)
-        self._conn = None
+        self._conn: Connection | None = None
 
     def acquire(self, timeout: float = 0.0, poll: float = 0.1) -> None:
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -109,7 +118,7 @@ class PgAdvisoryLock:
             conn.execute(text("DELETE FROM deal_locks WHERE deal_id = :d"), {"d": self.deal_id})
             conn.execute(
                 text("INSERT INTO deal_locks (deal_id, pid, host, acquired_at) VALUES (:d, :pid, :host, :at)"),
-                {"d": self.deal_id, "pid": me["pid"], "host": me["host"], "at": datetime.now(timezone.utc)},
+                {"d": self.deal_id, "pid": me["pid"], "host": me["host"], "at": datetime.now(UTC)},
             )
         except BaseException:
             conn.close()

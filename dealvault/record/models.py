@@ -7,7 +7,7 @@ these models must match the head revision (``tests/unit/test_record.py`` checks 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,17 +24,18 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 LEG_STATUSES = ("planned", "signed", "broadcast", "confirmed", "failed", "reverted")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-class UInt256(TypeDecorator):
+class UInt256(TypeDecorator[int]):
     """An exact non-negative or negative integer of any size (token amounts, wei).
 
     PostgreSQL: NUMERIC(78, 0). SQLite: text (SQLite's NUMERIC would turn big values into REAL).
@@ -44,22 +45,22 @@ class UInt256(TypeDecorator):
     impl = String(80)
     cache_ok = True
 
-    def load_dialect_impl(self, dialect):
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
             return dialect.type_descriptor(Numeric(78, 0))
         return dialect.type_descriptor(String(80))
 
-    def process_bind_param(self, value: Any, dialect):
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Decimal | str | None:
         if value is None:
             return None
-        if isinstance(value, bool) or isinstance(value, float):
+        if isinstance(value, (bool, float)):
             raise TypeError(f"an integer amount is required, got {type(value).__name__} {value!r}")
         v = int(value)
         if isinstance(value, Decimal) and value != v:
             raise TypeError(f"an integer amount is required, got {value!r}")
         return Decimal(v) if dialect.name == "postgresql" else str(v)
 
-    def process_result_value(self, value: Any, dialect):
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         if value is None:
             return None
         return int(value)
@@ -73,7 +74,7 @@ class Deal(Base):
     __tablename__ = "deals"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     network: Mapped[str] = mapped_column(String(128), nullable=False)
     chain_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
     genesis_hash: Mapped[str | None] = mapped_column(String(66))
@@ -101,7 +102,7 @@ class Leg(Base):
     step: Mapped[int] = mapped_column(Integer, nullable=False)
     leg: Mapped[str] = mapped_column(String(32), nullable=False)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="planned")
-    args: Mapped[dict | None] = mapped_column(JSON)
+    args: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     raw_tx: Mapped[str | None] = mapped_column(Text)
     nonce: Mapped[int | None] = mapped_column(BigInteger)
     tx_hash: Mapped[str | None] = mapped_column(String(66))
@@ -109,8 +110,8 @@ class Leg(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     effective_gas_price: Mapped[int | None] = mapped_column(UInt256)
-    risk_before: Mapped[dict | None] = mapped_column(JSON)
-    risk_after: Mapped[dict | None] = mapped_column(JSON)
+    risk_before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    risk_after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     signed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,7 +7,7 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 WILSON_PLACES = Decimal("1e-12")
 
 
-def _dec(v, name: str) -> Decimal:
+def _dec(v: Decimal | int | str | float, name: str) -> Decimal:
     if isinstance(v, bool):
         raise TypeError(f"{name}: expected a number, got bool")
     if isinstance(v, float):

@@ -5,18 +5,19 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,7 +51,7 @@ def normalize_url(url: str) -> str:
 @dataclass(frozen=True)
 class DealInfo:
     id: str
-    spec: dict
+    spec: dict[str, Any]
     network: str
     chain_id: int
     genesis_hash: str | None
@@ -69,7 +70,7 @@ class LegInfo:
     step: int
     leg: str
     status: str
-    args: dict | None
+    args: dict[str, Any] | None
     raw_tx: str | None
     nonce: int | None
     tx_hash: str | None
@@ -77,8 +78,8 @@ class LegInfo:
     block_number: int | None
     gas_used: int | None
     effective_gas_price: int | None
-    risk_before: dict | None
-    risk_after: dict | None
+    risk_before: dict[str, Any] | None
+    risk_after: dict[str, Any] | None
     error: str | None
     created_at: datetime
     signed_at: datetime | None
@@ -127,36 +128,33 @@ class TrancheStats:
     last_ok: bool | None = None
 
 
-def _snap(cls, row):
-    return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+_Info = TypeVar("_Info", "DealInfo", "LegInfo", "TrancheInfo")
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    if dt is not None and dt.tzinfo is None:  # SQLite drops the zone; we always store UTC
-        return dt.replace(tzinfo=timezone.utc)
-    return dt
+def _snap(cls: type[_Info], row: Deal | Leg | Tranche) -> _Info:
+    """A plain snapshot of an ORM row, its datetimes zone-aware (SQLite drops the zone; we
+    always store UTC)."""
+    values = {f.name: getattr(row, f.name) for f in fields(cls)}
+    for k, v in values.items():
+        if isinstance(v, datetime) and v.tzinfo is None:
+            values[k] = v.replace(tzinfo=UTC)
+    return cls(**values)
 
 
 def _deal_info(row: Deal) -> DealInfo:
-    d = _snap(DealInfo, row)
-    return DealInfo(**{**d.__dict__, "created_at": _aware(d.created_at), "updated_at": _aware(d.updated_at)})
+    return _snap(DealInfo, row)
 
 
 def _leg_info(row: Leg) -> LegInfo:
-    d = _snap(LegInfo, row).__dict__
-    for k in ("created_at", "signed_at", "broadcast_at", "confirmed_at", "updated_at"):
-        d[k] = _aware(d[k])
-    return LegInfo(**d)
+    return _snap(LegInfo, row)
 
 
 def _tranche_info(row: Tranche) -> TrancheInfo:
-    d = _snap(TrancheInfo, row).__dict__
-    d["created_at"] = _aware(d["created_at"])
-    return TrancheInfo(**d)
+    return _snap(TrancheInfo, row)
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _hex(v: Any) -> str | None:
@@ -166,8 +164,8 @@ def _hex(v: Any) -> str | None:
         return "0x" + bytes(v).hex()
     if not isinstance(v, str) and hasattr(v, "hex"):
         v = v.hex()
-    v = str(v)
-    return (v if v.startswith("0x") else "0x" + v).lower()
+    text_ = str(v)
+    return (text_ if text_.startswith("0x") else "0x" + text_).lower()
 
 
 def _field(obj: Any, *names: str) -> Any:
@@ -189,26 +187,34 @@ def _jsonable(v: Any) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Held:
+    """A deal lock this Record holds, and how many nested ``lock()`` blocks use it."""
+
+    lock: FileLock | PgAdvisoryLock
+    depth: int = 1
+
+
 class Record:
     """The deal record. Create with :func:`open_record`."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.url = engine.url
         self._session = sessionmaker(engine, expire_on_commit=False)
-        self._held: dict[str, list] = {}
+        self._held: dict[str, _Held] = {}
 
     # ---- lifecycle
 
     def close(self) -> None:
         for deal_id in list(self._held):
-            self._held.pop(deal_id)[0].release()
+            self._held.pop(deal_id).lock.release()
         self.engine.dispose()
 
-    def __enter__(self) -> "Record":
+    def __enter__(self) -> Record:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -269,8 +275,9 @@ class Record:
                 s.commit()
             except IntegrityError as exc:
                 s.rollback()
-                if exist_ok:
-                    return _deal_info(s.get(Deal, deal_id))
+                found = s.get(Deal, deal_id)
+                if exist_ok and found is not None:
+                    return _deal_info(found)
                 raise RecordError(f"deal {deal_id!r} is already recorded") from exc
             return _deal_info(row)
 
@@ -442,7 +449,7 @@ class Record:
     def last_leg_seq(self, deal: Any) -> int | None:
         with self._session() as s:
             q = select(Leg.leg_seq).where(Leg.deal_id == _deal_id(deal), Leg.leg_seq.is_not(None))
-            seqs = list(s.scalars(q))
+            seqs = [int(x) for x in s.scalars(q) if x is not None]
             return max(seqs) if seqs else None
 
     # ---- tranches
@@ -509,26 +516,26 @@ class Record:
         deal_id = _deal_id(deal_id)
         held = self._held.get(deal_id)
         if held is not None:
-            held[1] += 1
+            held.depth += 1
             try:
                 yield
             finally:
-                held[1] -= 1
+                held.depth -= 1
             return
         lk = self._make_lock(deal_id)
         lk.acquire(timeout=timeout)
-        self._held[deal_id] = [lk, 1]
+        self._held[deal_id] = _Held(lk)
         try:
             yield
         finally:
             entry = self._held.get(deal_id)
             if entry is not None:
-                entry[1] -= 1
-                if entry[1] == 0:
+                entry.depth -= 1
+                if entry.depth == 0:
                     del self._held[deal_id]
                     lk.release()
 
-    def _make_lock(self, deal_id: str):
+    def _make_lock(self, deal_id: str) -> FileLock | PgAdvisoryLock:
         if self.dialect == "postgresql":
             return PgAdvisoryLock(self.engine, deal_id)
         return FileLock(_lock_dir(self.url) / f"{deal_id}.lock", deal_id)
@@ -575,21 +582,21 @@ def _deal_id(deal: Any) -> str:
     raise RecordError(f"not a deal or deal id: {deal!r}")
 
 
-def _receipt_dict(receipt: Any) -> dict:
+def _receipt_dict(receipt: Any) -> dict[str, Any]:
     keys = ("transactionHash", "blockNumber", "gasUsed", "effectiveGasPrice")
     alt = {"transactionHash": ("txn_hash",), "blockNumber": ("block_number",), "gasUsed": ("gas_used",),
            "effectiveGasPrice": ("effective_gas_price", "gas_price")}
     return {k: _field(receipt, k, *alt[k]) for k in keys}
 
 
-def _sqlite_path(url) -> Path | None:
+def _sqlite_path(url: URL) -> Path | None:
     db = url.database
     if not db or db == ":memory:" or db.startswith("file:"):
         return None
     return Path(db).resolve()
 
 
-def _lock_dir(url) -> Path:
+def _lock_dir(url: URL) -> Path:
     path = _sqlite_path(url)
     if path is None:
         return Path(tempfile.gettempdir()) / f"dealvault-locks-{os.getuid()}"
@@ -609,7 +616,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, json_serializer=json_dumps, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
@@ -630,7 +637,10 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RecordError(f"no migration head in {MIGRATIONS_DIR}")
+    return head
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

@@ -1,17 +1,65 @@
-"""The final report of a deal run: a rich table for people, a JSON document for machines.
+"""What a person or a machine reads about a deal: the final report of a run and the status of a
+deal being watched, each as a rich table (people) and a JSON document (machines).
 
-Amounts are shown in human units from exact ints (wei / 6-dp units / 8-dp USD) with Decimal;
-the JSON form keeps the raw integers (as JSON numbers) next to decimal strings.
+Amounts are shown in human units from exact ints (wei / 6-dp units / 8-dp USD, see
+:mod:`dealvault.units`) with Decimal; the JSON form keeps the raw integers (as JSON numbers) next
+to decimal strings. The vault's state comes in typed (:class:`~dealvault.vault.RiskView`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["jsonable", "report_json", "render_report", "eth", "units6", "usd8"]
+from dealvault.run.status import WATCHED_PARAMS, loss_share
+from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, USD_DECIMALS, WAD_DECIMALS, from_units
+from dealvault.vault import RiskView
+from dealvault.vault.client import from_abi
+
+if TYPE_CHECKING:
+    from dealvault.run.status import DealStatus, Flag
+
+__all__ = ["ReportSource", "jsonable", "report_json", "render_report", "status_json", "render_status", "eth", "units6", "usd8"]
+
+
+class ReportSource(Protocol):
+    """What a report is made of (:class:`dealvault.run.DealReport`): the run's outcome, the vault's
+    risk view at the end, and the record's legs, tranches and tranche statistics in their JSON form."""
+
+    # read-only (properties), so a dataclass with narrower field types satisfies it
+    @property
+    def deal_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def exit_code(self) -> int: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def vault(self) -> str: ...
+    @property
+    def network(self) -> str: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def dry_run(self) -> bool: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def legs(self) -> Sequence[Any]: ...
+    @property
+    def all_legs(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def tranches(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def stats(self) -> Mapping[str, Any]: ...
+
+    @property
+    def risk(self) -> RiskView | Mapping[str, Any]: ...
 
 
 def jsonable(v: Any) -> Any:
@@ -37,15 +85,15 @@ def jsonable(v: Any) -> Any:
 
 
 def eth(wei: int) -> Decimal:
-    return Decimal(int(wei)).scaleb(-18)
+    return from_units(int(wei), ETH_DECIMALS)
 
 
 def units6(v: int) -> Decimal:
-    return Decimal(int(v)).scaleb(-6)
+    return from_units(int(v), STABLE_DECIMALS)
 
 
 def usd8(v: int) -> Decimal:
-    return Decimal(int(v)).scaleb(-8)
+    return from_units(int(v), USD_DECIMALS)
 
 
 def _fmt(d: Decimal, places: int = 2) -> str:
@@ -53,14 +101,21 @@ def _fmt(d: Decimal, places: int = 2) -> str:
     return f"{d.quantize(q):,}"
 
 
-def report_json(r: Any) -> dict[str, Any]:
+def _risk(v: RiskView | Mapping[str, Any]) -> RiskView:
+    return v if isinstance(v, RiskView) else from_abi(RiskView, v)
+
+
+# --------------------------------------------------------------------------------------------
+# a run's final report
+
+
+def report_json(r: ReportSource) -> dict[str, Any]:
     """The machine-readable report (``--json``)."""
-    rv = r.risk
+    rv = _risk(r.risk)
     stats = r.stats
-    gas = [{"leg_seq": l["leg_seq"], "step": l["step"], "leg": l["leg"], "gas_used": l["gas_used"], "tx_hash": l["tx_hash"],
-            "block_number": l["block_number"], "status": l["status"]} for l in r.all_legs]
-    price = int(rv.get("ethPrice") or 0)
-    return jsonable({
+    gas = [{"leg_seq": leg["leg_seq"], "step": leg["step"], "leg": leg["leg"], "gas_used": leg["gas_used"],
+            "tx_hash": leg["tx_hash"], "block_number": leg["block_number"], "status": leg["status"]} for leg in r.all_legs]
+    out: dict[str, Any] = jsonable({
         "deal_id": r.deal_id,
         "status": r.status,
         "exit_code": r.exit_code,
@@ -70,80 +125,81 @@ def report_json(r: Any) -> dict[str, Any]:
         "network": r.network,
         "chain_id": r.chain_id,
         "seconds": f"{Decimal(str(round(r.seconds, 3)))}",
-        "phase": rv.get("phaseName"),
-        "capital_wei": int(rv["fundedCapital"]),
-        "buckets_wei": {"core": int(rv["coreEth"]), "working": int(rv["workingEth"]), "opportunistic": int(rv["opportunisticEth"])},
-        "collateral_wei": int(rv["collateralWeth"]),
-        "debt": int(rv["debt"]),
-        "ltv_bps": int(rv["ltvBps"]),
-        "exposure_bps": int(rv["exposureBps"]),
-        "nav_usd8": int(rv["nav"]),
-        "health_factor": int(rv["healthFactor"]),
-        "stable_held": int(rv["stableHeld"]),
-        "usdtz_held": int(rv["usdtzHeld"]),
-        "redeemed_total": int(rv["redeemedTotal"]),
-        "fees_paid": int(rv["feesPaid"]),
-        "rung": int(rv["rung"]),
-        "rung_progress": int(rv["rungProgress"]),
-        "eth_price_usd8": price,
-        "realized_pnl_eth_wei": int(rv["realizedPnlEth"]),
-        "realized_pnl_eth": str(eth(int(rv["realizedPnlEth"]))),
-        "realized_pnl_usd8": int(rv["realizedPnlUsd"]),
-        "realized_pnl_usd": str(usd8(int(rv["realizedPnlUsd"]))),
-        "written_off_usdtz": int(rv["writtenOffUsdtz"]),
-        "operator_loss": int(rv["operatorLoss"]),          # 6 dp USD: what the operator legs realized (DealVault v2)
-        "loss_budget": int(rv["lossBudget"]),              # 6 dp USD: splitValue x maxOperatorLossBps / 10_000
-        "split_value": int(rv["splitValue"]),              # 6 dp USD: the funded capital at the oracle price at split
-        "repaid_on_behalf": int(rv["repaidOnBehalf"]),
-        "pool_debt": int(rv["poolDebt"]),
-        "leg_seq": int(rv["legSeq"]),
+        "phase": rv.phase.name,
+        "capital_wei": rv.fundedCapital,
+        "buckets_wei": {"core": rv.coreEth, "working": rv.workingEth, "opportunistic": rv.opportunisticEth},
+        "collateral_wei": rv.collateralWeth,
+        "debt": rv.debt,
+        "ltv_bps": rv.ltvBps,
+        "exposure_bps": rv.exposureBps,
+        "nav_usd8": rv.nav,
+        "health_factor": rv.healthFactor,
+        "stable_held": rv.stableHeld,
+        "usdtz_held": rv.usdtzHeld,
+        "redeemed_total": rv.redeemedTotal,
+        "fees_paid": rv.feesPaid,
+        "rung": rv.rung,
+        "rung_progress": rv.rungProgress,
+        "eth_price_usd8": rv.ethPrice,
+        "realized_pnl_eth_wei": rv.realizedPnlEth,
+        "realized_pnl_eth": str(eth(rv.realizedPnlEth)),
+        "realized_pnl_usd8": rv.realizedPnlUsd,
+        "realized_pnl_usd": str(usd8(rv.realizedPnlUsd)),
+        "written_off_usdtz": rv.writtenOffUsdtz,
+        "operator_loss": rv.operatorLoss,          # 6 dp USD: what the operator legs realized (DealVault v2)
+        "loss_budget": rv.lossBudget,              # 6 dp USD: splitValue x maxOperatorLossBps / 10_000
+        "split_value": rv.splitValue,              # 6 dp USD: the funded capital at the oracle price at split
+        "repaid_on_behalf": rv.repaidOnBehalf,
+        "pool_debt": rv.poolDebt,
+        "leg_seq": rv.legSeq,
         "tranches": [{"rung": t["rung"], "size": t["size"], "received": t["received"], "fee": t["fee"], "ok": t["ok"],
                       "reason": t.get("reason"), "leg_id": t.get("leg_id")} for t in r.tranches],
         "success_rate": stats["success_rate"],
         "wilson_lower_bound": stats["wilson_lower"],
         "tranches_attempted": stats["attempted"],
         "tranches_succeeded": stats["succeeded"],
-        "rung_unlocked": int(rv["rung"]) + 1,
+        "rung_unlocked": rv.rung + 1,
         "gas": gas,
         "gas_total": sum(int(g["gas_used"] or 0) for g in gas),
-        "legs_this_run": [l.to_json() for l in r.legs],
-        "risk": rv,
+        "legs_this_run": [leg.to_json() for leg in r.legs],
+        "risk": rv.as_dict(),
     })
+    return out
 
 
-def render_report(r: Any, console: Any = None) -> None:
+def render_report(r: ReportSource, console: Any = None) -> None:
     """Print the report with rich (to ``console``, default stdout)."""
     from rich.console import Console
     from rich.table import Table
 
     c = console or Console()
-    rv = r.risk
-    price = usd8(int(rv.get("ethPrice") or 0))
+    rv = _risk(r.risk)
+    price = usd8(rv.ethPrice)
     title = f"Deal {r.deal_id} on {r.network} (chain {r.chain_id}) - vault {r.vault}" + (" - DRY RUN" if r.dry_run else "")
 
     t = Table(title=title, show_header=True, header_style="bold")
     t.add_column("item")
     t.add_column("value", justify="right")
     t.add_column("note")
-    t.add_row("status", f"[bold]{r.status}[/]", f"phase {rv.get('phaseName')}, legSeq {rv['legSeq']}")
-    t.add_row("capital", f"{_fmt(eth(rv['fundedCapital']), 4)} ETH", f"${_fmt(eth(rv['fundedCapital']) * price)} at ${_fmt(price)}")
+    t.add_row("status", f"[bold]{r.status}[/]", f"phase {rv.phase.name}, legSeq {rv.legSeq}")
+    t.add_row("capital", f"{_fmt(eth(rv.fundedCapital), 4)} ETH", f"${_fmt(eth(rv.fundedCapital) * price)} at ${_fmt(price)}")
     t.add_row("buckets core / working / opp.",
-              f"{_fmt(eth(rv['coreEth']), 4)} / {_fmt(eth(rv['workingEth']), 4)} / {_fmt(eth(rv['opportunisticEth']), 4)} ETH", "booked")
-    t.add_row("collateral", f"{_fmt(eth(rv['collateralWeth']), 4)} WETH", f"${_fmt(usd8(rv['collateralValue']))}")
-    t.add_row("debt", f"{_fmt(units6(rv['debt']))}", "stablecoin (6 dp)")
-    ltv = int(rv["ltvBps"])
-    t.add_row("LTV", f"{ltv} bps" if ltv < 2**255 else "inf", f"health factor {_fmt(Decimal(int(rv['healthFactor'])).scaleb(-18), 3) if int(rv['healthFactor']) < 10**30 else 'n/a'}")
-    exp = int(rv["exposureBps"])
-    t.add_row("exposure", f"{exp} bps" if exp < 2**255 else "inf", f"USDTz held {_fmt(units6(rv['usdtzHeld']))}, NAV ${_fmt(usd8(rv['nav']))}")
-    t.add_row("stablecoin on the books", f"{_fmt(units6(rv['stableHeld']))}", "")
-    t.add_row("redeemed / desk fees", f"{_fmt(units6(rv['redeemedTotal']))} / {_fmt(units6(rv['feesPaid']))}", "USDTz at par")
-    t.add_row("realized PnL (ETH)", f"{_fmt(eth(rv['realizedPnlEth']), 6)} ETH", "set at close")
-    t.add_row("realized PnL (USD)", f"${_fmt(usd8(rv['realizedPnlUsd']))}", "ETH PnL at the oracle + stablecoin surplus")
-    t.add_row("written off", f"{_fmt(units6(rv['writtenOffUsdtz']))}", "USDTz left at close, at cost")
-    loss, budget = int(rv["operatorLoss"]), int(rv["lossBudget"])
-    share = f"{Decimal(loss * 10_000 // budget).scaleb(-2)}% of the budget" if budget else "no budget before split"
-    t.add_row("operator loss / budget", f"${_fmt(units6(loss))} / ${_fmt(units6(budget))}",
-              f"{share} (split value ${_fmt(units6(rv['splitValue']))})")
+              f"{_fmt(eth(rv.coreEth), 4)} / {_fmt(eth(rv.workingEth), 4)} / {_fmt(eth(rv.opportunisticEth), 4)} ETH", "booked")
+    t.add_row("collateral", f"{_fmt(eth(rv.collateralWeth), 4)} WETH", f"${_fmt(usd8(rv.collateralValue))}")
+    t.add_row("debt", f"{_fmt(units6(rv.debt))}", "stablecoin (6 dp)")
+    hf = rv.healthFactor
+    t.add_row("LTV", f"{rv.ltvBps} bps" if rv.ltvBps < 2**255 else "inf",
+              f"health factor {_fmt(from_units(hf, WAD_DECIMALS), 3) if hf < 10**30 else 'n/a'}")
+    t.add_row("exposure", f"{rv.exposureBps} bps" if rv.exposureBps < 2**255 else "inf",
+              f"USDTz held {_fmt(units6(rv.usdtzHeld))}, NAV ${_fmt(usd8(rv.nav))}")
+    t.add_row("stablecoin on the books", f"{_fmt(units6(rv.stableHeld))}", "")
+    t.add_row("redeemed / desk fees", f"{_fmt(units6(rv.redeemedTotal))} / {_fmt(units6(rv.feesPaid))}", "USDTz at par")
+    t.add_row("realized PnL (ETH)", f"{_fmt(eth(rv.realizedPnlEth), 6)} ETH", "set at close")
+    t.add_row("realized PnL (USD)", f"${_fmt(usd8(rv.realizedPnlUsd))}", "ETH PnL at the oracle + stablecoin surplus")
+    t.add_row("written off", f"{_fmt(units6(rv.writtenOffUsdtz))}", "USDTz left at close, at cost")
+    share = loss_share(rv.operatorLoss, rv.lossBudget)
+    t.add_row("operator loss / budget", f"${_fmt(units6(rv.operatorLoss))} / ${_fmt(units6(rv.lossBudget))}",
+              f"{share}{' of the budget' if rv.lossBudget else ''} (split value ${_fmt(units6(rv.splitValue))})")
     c.print(t)
 
     tt = Table(title="Redemption ladder", header_style="bold")
@@ -155,17 +211,106 @@ def render_report(r: Any, console: Any = None) -> None:
     s = r.stats
     tt.caption = (f"success {s['succeeded']}/{s['attempted']} = {Decimal(s['success_rate']).quantize(Decimal('0.0001'))}; "
                   f"Wilson lower bound (95%) {Decimal(s['wilson_lower']).quantize(Decimal('0.0001'))}; "
-                  f"rung unlocked: {int(rv['rung']) + 1} of 3")
+                  f"rung unlocked: {rv.rung + 1} of 3")
     c.print(tt)
 
     tg = Table(title="Gas per leg", header_style="bold")
     for col in ("legSeq", "step", "leg", "gas used", "block", "tx"):
         tg.add_column(col, justify="right" if col in ("legSeq", "step", "gas used", "block") else "left")
     total = 0
-    for l in r.all_legs:
-        total += int(l["gas_used"] or 0)
-        tg.add_row(str(l["leg_seq"] if l["leg_seq"] is not None else "-"), str(l["step"]), l["leg"], f"{int(l['gas_used'] or 0):,}",
-                   str(l["block_number"] or "-"), (l["tx_hash"] or "")[:18] + ("" if l["status"] == "confirmed" else f" ({l['status']})"))
+    for leg in r.all_legs:
+        total += int(leg["gas_used"] or 0)
+        tg.add_row(str(leg["leg_seq"] if leg["leg_seq"] is not None else "-"), str(leg["step"]), leg["leg"],
+                   f"{int(leg['gas_used'] or 0):,}", str(leg["block_number"] or "-"),
+                   (leg["tx_hash"] or "")[:18] + ("" if leg["status"] == "confirmed" else f" ({leg['status']})"))
     tg.caption = f"total {total:,} gas"
     c.print(tg)
     c.print(("[green]" if r.exit_code == 0 else "[yellow]") + r.message + "[/]")
+
+
+# --------------------------------------------------------------------------------------------
+# a watched deal's status (`ape run deal_status`)
+
+#: The risk view's rows deal_status shows: (field, label, decimals of its unit; None: as is).
+_RISK_ROWS: tuple[tuple[str, str, int | None], ...] = (
+    ("phase", "phase", None), ("paused", "paused", None), ("legSeq", "legSeq", None),
+    ("fundedCapital", "capital (ETH)", ETH_DECIMALS), ("coreEth", "core (ETH)", ETH_DECIMALS),
+    ("workingEth", "working (ETH)", ETH_DECIMALS), ("opportunisticEth", "opportunistic (ETH)", ETH_DECIMALS),
+    ("collateralWeth", "collateral (ETH)", ETH_DECIMALS), ("debt", "debt", STABLE_DECIMALS), ("ltvBps", "LTV (bps)", None),
+    ("healthFactor", "health factor", WAD_DECIMALS), ("stableHeld", "stable held", STABLE_DECIMALS),
+    ("usdtzHeld", "USDTz held", STABLE_DECIMALS), ("usdtzCost", "USDTz cost", STABLE_DECIMALS), ("nav", "NAV (USD)", USD_DECIMALS),
+    ("exposureBps", "exposure (bps)", None), ("rung", "rung", None), ("redeemedTotal", "redeemed", STABLE_DECIMALS),
+    ("feesPaid", "desk fees", STABLE_DECIMALS), ("ethPrice", "ETH/USD", USD_DECIMALS), ("priceUpdatedAt", "price updated at", None),
+    ("oracleStatus", "oracle", None), ("realizedPnlEth", "realized PnL (ETH)", ETH_DECIMALS),
+    ("realizedPnlUsd", "realized PnL (USD)", USD_DECIMALS), ("writtenOffUsdtz", "written off", STABLE_DECIMALS),
+    ("operatorLoss", "operator loss (USD)", STABLE_DECIMALS), ("lossBudget", "loss budget (USD)", STABLE_DECIMALS),
+    ("splitValue", "split value (USD)", STABLE_DECIMALS), ("repaidOnBehalf", "repaid on behalf", STABLE_DECIMALS),
+    ("poolDebt", "pool debt", STABLE_DECIMALS),
+)
+_PARAM_ROWS = (("maxLtvBps", "max LTV (bps)"), ("oracleMaxAge", "oracle max age (s)"),
+               ("maxOperatorLossBps", "max operator loss (bps)"))
+
+
+def _cell(v: Any, decimals: int | None) -> str:
+    if isinstance(v, Enum):
+        return v.name
+    if decimals is None or not isinstance(v, int) or isinstance(v, bool):
+        return str(v)
+    if v >= 2**255:
+        return "max"
+    return f"{from_units(v, decimals).quantize(Decimal('0.0001')):,}"
+
+
+def status_json(st: DealStatus, flags: Sequence[Flag], loss_line: str) -> dict[str, Any]:
+    """deal_status's ``--json`` document: the vault, its lens and risk view, the record's deal,
+    legs, tranches and stats (when it has the deal), the flags, the parameters, the block."""
+    out: dict[str, Any] = {"vault": st.vault, "lens": st.lens, "risk": st.risk.as_dict()}
+    if st.deal is not None and st.stats is not None:
+        d = st.deal
+        out["deal"] = {"id": d.id, "network": d.network, "chain_id": d.chain_id, "genesis_hash": d.genesis_hash,
+                       "vault_address": d.vault_address, "lens_address": d.lens_address, "status": d.status}
+        out["legs"] = [{"leg_seq": leg.leg_seq, "step": leg.step, "leg": leg.leg, "status": leg.status, "tx_hash": leg.tx_hash,
+                        "nonce": leg.nonce, "gas_used": leg.gas_used, "error": leg.error} for leg in st.legs]
+        out["tranches"] = [t.__dict__ for t in st.tranches]
+        out["stats"] = st.stats.__dict__ | {"by_rung": {k: v.__dict__ for k, v in st.stats.by_rung.items()}}
+    out |= {"flags": [f.to_json() for f in flags], "params": {k: getattr(st.params, k) for k in WATCHED_PARAMS},
+            "loss_budget": loss_line, "block": st.block, "timestamp": st.timestamp}
+    return jsonable(out)  # type: ignore[no-any-return]
+
+
+def render_status(st: DealStatus, flags: Sequence[Flag], loss_line: str, console: Any) -> None:
+    """deal_status's tables: the record (legs, tranches) beside the vault's risk view, then the flags."""
+    from rich.columns import Columns
+    from rich.table import Table
+
+    rt = Table(title=f"vault {st.vault} @ block {st.block}", show_header=False)
+    for key, label, dec in _RISK_ROWS:
+        rt.add_row(label, _cell(getattr(st.risk, key), dec))
+    for key, label in _PARAM_ROWS:
+        rt.add_row(label, str(getattr(st.params, key)))
+    rt.caption = f"lens {st.lens}"
+    panels: list[Any] = []
+    if st.deal is not None:
+        d = st.deal
+        lt = Table(title=f"record: deal {d.id} ({d.status}, {d.network})")
+        for col in ("legSeq", "step", "leg", "status", "gas", "tx"):
+            lt.add_column(col)
+        for leg in st.legs:
+            lt.add_row(str(leg.leg_seq), str(leg.step), leg.leg, leg.status, f"{leg.gas_used or 0:,}", (leg.tx_hash or "")[:18])
+        for t in st.tranches:
+            lt.add_row("", "", f"tranche rung {t.rung + 1}", "ok" if t.ok else "FAILED", f"{units6(t.size):,}",
+                       f"recv {units6(t.received):,}")
+        if st.stats is not None and st.stats.attempted:
+            lt.caption = f"tranches {st.stats.succeeded}/{st.stats.attempted} ok, Wilson lower bound {st.stats.wilson_lower}"
+        panels.append(lt)
+    else:
+        panels.append("[yellow]no record for this deal[/] (rebuild it: --rebuild DEAL_ID --vault ADDR)")
+    panels.append(rt)
+    console.print(Columns(panels))
+    console.print(loss_line, highlight=False)
+    if flags:
+        for f in flags:
+            color = "red" if f.severity == "critical" else "yellow"
+            console.print(f"[{color}]FLAG {f.code}[/]: {f.message}", highlight=False)
+    else:
+        console.print("[green]no flags[/]")

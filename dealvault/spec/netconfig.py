@@ -18,29 +18,33 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
 from web3 import Web3
 
 from dealvault.paths import ROOT
+from dealvault.spec.validate import FieldError, Fields, load_yaml
 
 __all__ = [
+    "CHAIN138_CONFIG",
+    "DEPLOYMENTS_DIR",
+    "TOKEN_KEYS",
     "ConfigError",
-    "TokenEntry",
     "FeedEntry",
-    "Venues",
     "NetworkConfig",
+    "TokenEntry",
+    "Venues",
     "load_netconfig",
+    "local_config_data",
+    "local_config_path",
     "parse_netconfig",
     "write_local_config",
-    "local_config_path",
-    "DEPLOYMENTS_DIR",
-    "CHAIN138_CONFIG",
-    "TOKEN_KEYS",
 ]
 
 DEPLOYMENTS_DIR = ROOT / "deployments"
@@ -49,21 +53,19 @@ FORMAT_VERSION = 1
 
 # The vault's Config struct names for each token key.
 TOKEN_KEYS = ("weth9", "weth10", "cusdt", "cusdc", "usdtz")
+VENUE_KEYS = ("pool", "pool_addresses_provider", "router", "desk", "lens")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,40}(/[a-z0-9][a-z0-9_-]{0,40})?$")
-_HEX_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
-_HASH32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
-_ZERO = "0x" + "0" * 40
 
 
-class ConfigError(ValueError):
-    """A bad network config; ``key`` is the dotted path of the offending item."""
+class ConfigError(FieldError):
+    """A bad network config; ``key`` is the dotted path of the offending item, ``path`` the file."""
 
     def __init__(self, key: str, message: str, path: Path | None = None):
-        self.key = key
-        self.detail = message
         self.path = path
-        where = f"{path}: " if path else ""
-        super().__init__(f"{where}{key}: {message}" if key else f"{where}{message}")
+        super().__init__(key, message, f"{path}: " if path else "")
+
+
+F = Fields(ConfigError, "<config>")
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,7 @@ class NetworkConfig:
         """(dotted key, address or None) for every configured address."""
         items: list[tuple[str, str | None]] = [(f"tokens.{k}.address", t.address) for k, t in self.tokens.items()]
         items.append(("feeds.eth_usd.address", self.feed.address))
-        for k in ("pool", "pool_addresses_provider", "router", "desk", "lens"):
-            items.append((f"venues.{k}", getattr(self.venues, k)))
+        items += [(f"venues.{k}", getattr(self.venues, k)) for k in VENUE_KEYS]
         return items
 
     def missing_for_vault(self) -> list[str]:
@@ -120,28 +121,12 @@ class NetworkConfig:
             missing.append("feeds.eth_usd.address")
         if self.venues.pool is None and self.venues.pool_addresses_provider is None:
             missing.append("venues.pool (or venues.pool_addresses_provider)")
-        for k in ("router", "desk"):
-            if getattr(self.venues, k) is None:
-                missing.append(f"venues.{k}")
+        missing += [f"venues.{k}" for k in ("router", "desk") if getattr(self.venues, k) is None]
         return missing
 
 
 # --------------------------------------------------------------------------------------------
 # loading
-
-
-class _Loader(yaml.SafeLoader):
-    """Keeps ``0x...`` as text (YAML 1.1 would read an unquoted address as a hex integer)."""
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-    text = loader.construct_scalar(node)  # type: ignore[arg-type]
-    if text.lower().lstrip("+-").startswith("0x"):
-        return text
-    return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def load_netconfig(path: str | Path) -> NetworkConfig:
@@ -152,61 +137,14 @@ def load_netconfig(path: str | Path) -> NetworkConfig:
     except OSError as exc:
         raise ConfigError("", f"cannot read network config: {exc.strerror or exc}", path) from exc
     try:
-        data = yaml.load(data_bytes.decode(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        data = load_yaml(data_bytes.decode())
     except yaml.YAMLError as exc:
         raise ConfigError("", f"not valid YAML: {exc}", path) from exc
     try:
         cfg = parse_netconfig(data)
     except ConfigError as exc:
         raise ConfigError(exc.key, exc.detail, path) from None
-    return NetworkConfig(**{**cfg.__dict__, "path": path, "sha256": hashlib.sha256(data_bytes).hexdigest()})
-
-
-def _typename(v: Any) -> str:
-    return "null" if v is None else type(v).__name__
-
-
-def _mapping(key: str, v: Any) -> Mapping[str, Any]:
-    if not isinstance(v, Mapping):
-        raise ConfigError(key or "<config>", f"expected a mapping, got {_typename(v)} {v!r}")
-    return v
-
-
-def _keys(prefix: str, data: Mapping[str, Any], allowed: Mapping[str, bool]) -> None:
-    for k in data:
-        if k not in allowed:
-            raise ConfigError(f"{prefix}.{k}" if prefix else str(k), f"unknown key; allowed here: {', '.join(allowed)}")
-    for k, required in allowed.items():
-        if required and k not in data:
-            raise ConfigError(f"{prefix}.{k}" if prefix else k, "missing required key")
-
-
-def _int(key: str, v: Any, low: int, high: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(key, f"expected an integer in {low}..{high}, got {_typename(v)} {v!r}")
-    if not low <= v <= high:
-        raise ConfigError(key, f"{v} is out of range; allowed: {low}..{high}")
-    return v
-
-
-def _str(key: str, v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
-        raise ConfigError(key, f"expected a non-empty string, got {_typename(v)} {v!r}")
-    return v
-
-
-def _address(key: str, v: Any, nullable: bool = True) -> str | None:
-    if v is None and nullable:
-        return None
-    if not isinstance(v, str):
-        raise ConfigError(key, f"expected a quoted 0x address or null, got {_typename(v)} {v!r}")
-    if not _HEX_ADDRESS.match(v):
-        raise ConfigError(key, f"{v!r} is not an address; allowed: 0x followed by 40 hex digits, or null")
-    if v[2:] != v[2:].lower() and v[2:] != v[2:].upper() and not is_checksum_address(v):
-        raise ConfigError(key, f"{v!r} has a bad EIP-55 checksum; expected {to_checksum_address(v)}")
-    if v.lower() == _ZERO:
-        raise ConfigError(key, "the zero address is not allowed (use null for unknown)")
-    return to_checksum_address(v)
+    return replace(cfg, path=path, sha256=hashlib.sha256(data_bytes).hexdigest())
 
 
 _TOP = {"version": True, "description": False, "network": True, "tokens": True, "feeds": True, "venues": True}
@@ -214,69 +152,61 @@ _NETWORK = {"name": True, "chain_id": True, "genesis_hash": True, "confirmations
 _TOKEN = {"address": True, "symbol": True, "decimals": True}
 _FEEDS = {"eth_usd": True}
 _FEED = {"address": True, "decimals": False, "max_age": False}
-_VENUES = {"pool": False, "pool_addresses_provider": False, "router": False, "desk": False, "lens": False}
+_VENUES = dict.fromkeys(VENUE_KEYS, False)
 
 
 def parse_netconfig(data: Any) -> NetworkConfig:
     """Validate a network config given as a mapping."""
-    data = _mapping("", data)
-    _keys("", data, _TOP)
+    data = F.mapping("", data)
+    F.check_keys("", data, _TOP)
     if data["version"] != FORMAT_VERSION:
-        raise ConfigError("version", f"{data['version']!r} is not supported; allowed: {FORMAT_VERSION}")
-    description = data.get("description") or ""
-    if not isinstance(description, str):
-        raise ConfigError("description", f"expected a string, got {_typename(description)}")
+        F.fail("version", f"{data['version']!r} is not supported; allowed: {FORMAT_VERSION}")
+    description = F.text("description", data.get("description") or "", allow_empty=True)
 
-    net = _mapping("network", data["network"])
-    _keys("network", net, _NETWORK)
-    name = _str("network.name", net["name"])
+    net = F.mapping("network", data["network"])
+    F.check_keys("network", net, _NETWORK)
+    name = F.text("network.name", net["name"])
     if not _NAME.match(name):
-        raise ConfigError("network.name", f"{name!r}: allowed: lower-case letters, digits, '-', '_' (optionally one '/': local/<name>)")
-    chain_id = _int("network.chain_id", net["chain_id"], 1, 2**63 - 1)
-    genesis = net["genesis_hash"]
-    if genesis is not None:
-        if not isinstance(genesis, str) or not _HASH32.match(genesis):
-            raise ConfigError("network.genesis_hash", f"{genesis!r} is not a block hash; allowed: 0x followed by 64 hex digits, or null")
-        genesis = genesis.lower()
-    confirmations = _int("network.confirmations", net.get("confirmations", 1), 1, 64)
-    ephemeral = net.get("ephemeral", False)
-    if not isinstance(ephemeral, bool):
-        raise ConfigError("network.ephemeral", f"expected true or false, got {_typename(ephemeral)} {ephemeral!r}")
+        F.fail("network.name", f"{name!r}: allowed: lower-case letters, digits, '-', '_' (optionally one '/': local/<name>)")
+    chain_id = F.integer("network.chain_id", net["chain_id"], 1, 2**63 - 1)
+    genesis = F.block_hash("network.genesis_hash", net["genesis_hash"])
+    confirmations = F.integer("network.confirmations", net.get("confirmations", 1), 1, 64)
+    ephemeral = F.boolean("network.ephemeral", net.get("ephemeral", False))
 
-    toks = _mapping("tokens", data["tokens"])
-    _keys("tokens", toks, {k: True for k in TOKEN_KEYS})
+    toks = F.mapping("tokens", data["tokens"])
+    F.check_keys("tokens", toks, dict.fromkeys(TOKEN_KEYS, True))
     tokens: dict[str, TokenEntry] = {}
     for k in TOKEN_KEYS:
-        t = _mapping(f"tokens.{k}", toks[k])
-        _keys(f"tokens.{k}", t, _TOKEN)
+        t = F.mapping(f"tokens.{k}", toks[k])
+        F.check_keys(f"tokens.{k}", t, _TOKEN)
         tokens[k] = TokenEntry(
             key=k,
-            address=_address(f"tokens.{k}.address", t["address"]),
-            symbol=_str(f"tokens.{k}.symbol", t["symbol"]),
-            decimals=_int(f"tokens.{k}.decimals", t["decimals"], 0, 36),
+            address=F.optional_address(f"tokens.{k}.address", t["address"]),
+            symbol=F.text(f"tokens.{k}.symbol", t["symbol"]),
+            decimals=F.integer(f"tokens.{k}.decimals", t["decimals"], 0, 36),
         )
 
-    feeds = _mapping("feeds", data["feeds"])
-    _keys("feeds", feeds, _FEEDS)
-    f = _mapping("feeds.eth_usd", feeds["eth_usd"])
-    _keys("feeds.eth_usd", f, _FEED)
+    feeds = F.mapping("feeds", data["feeds"])
+    F.check_keys("feeds", feeds, _FEEDS)
+    f = F.mapping("feeds.eth_usd", feeds["eth_usd"])
+    F.check_keys("feeds.eth_usd", f, _FEED)
     feed = FeedEntry(
-        address=_address("feeds.eth_usd.address", f["address"]),
-        decimals=_int("feeds.eth_usd.decimals", f.get("decimals", 8), 0, 36),
-        max_age=_int("feeds.eth_usd.max_age", f.get("max_age", 3600), 1, 7 * 86400),
+        address=F.optional_address("feeds.eth_usd.address", f["address"]),
+        decimals=F.integer("feeds.eth_usd.decimals", f.get("decimals", 8), 0, 36),
+        max_age=F.integer("feeds.eth_usd.max_age", f.get("max_age", 3600), 1, 7 * 86400),
     )
 
-    ven = _mapping("venues", data["venues"] if data["venues"] is not None else {})
-    _keys("venues", ven, _VENUES)
-    venues = Venues(**{k: _address(f"venues.{k}", ven.get(k)) for k in _VENUES})
+    ven = F.mapping("venues", data["venues"] if data["venues"] is not None else {})
+    F.check_keys("venues", ven, _VENUES)
+    venues = Venues(**{k: F.optional_address(f"venues.{k}", ven.get(k)) for k in VENUE_KEYS})
 
-    seen: dict[str, str] = {}
     cfg = NetworkConfig(name, chain_id, genesis, confirmations, ephemeral, tokens, feed, venues, description, raw=dict(data))
+    seen: dict[str, str] = {}
     for key, addr in cfg.address_items():
         if addr is None:
             continue
         if addr in seen:
-            raise ConfigError(key, f"{addr} is also {seen[addr]}; every configured address must be distinct")
+            F.fail(key, f"{addr} is also {seen[addr]}; every configured address must be distinct")
         seen[addr] = key
     return cfg
 
@@ -295,7 +225,7 @@ _ERC20_ABI = [
 ]
 
 
-def _first(obj: Any, *names: str) -> str | None:
+def _first(obj: Any, *names: str) -> ChecksumAddress | None:
     for n in names:
         v = getattr(obj, n, None) if obj is not None else None
         if isinstance(v, str) and Web3.is_address(v):
@@ -321,7 +251,7 @@ def local_config_data(w3: Web3, mirror: Any, overlay: Any | None, name: str = "m
             c = w3.eth.contract(address=addr, abi=_ERC20_ABI)
             try:
                 symbol, decimals = c.functions.symbol().call(), int(c.functions.decimals().call())
-            except Exception:  # noqa: BLE001 - written as expected; preflight will say what is wrong
+            except Exception:  # written as expected; preflight will say what is wrong
                 pass
         tokens[k] = {"address": addr, "symbol": symbol, "decimals": decimals}
     genesis = w3.eth.get_block(0)["hash"]

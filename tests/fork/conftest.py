@@ -245,7 +245,7 @@ class Raw:
     def debt_at(self, ts: int, symbol="cUSDT") -> int:
         """The vault's variable debt at timestamp ``ts`` (>= the latest block's), from the raw
         scaled balance and the reserve's index compounded at its current rate (Aave's math)."""
-        from tests.unit.helpers_vault import debt_at
+        from tests.unit.vault.helpers_vault import debt_at
 
         stable = self.up.cusdt if symbol == "cUSDT" else self.up.cusdc
         return debt_at(self.w3, self.market, stable, self.market.variable_debt_tokens[symbol], self.vault, ts)

@@ -17,7 +17,7 @@ from dealvault.kit.mirror import set_eth_price
 from dealvault.kit.overlay import erc20
 from dealvault.kit.upstream import settable_feed
 from tests.model import ceil_div
-from tests.unit.helpers_vault import ray_mul
+from tests.unit.vault.helpers_vault import ray_mul
 
 DEADLINE = 2**64
 BPS = 10_000

@@ -4,7 +4,7 @@ FINDING (contract, found by the fuzzer's first example; fixed in 07dc182): ``Dea
 computed ``readyAt`` as ``observedAt + ParamTable.get(st.words[2], TwapWindow)``, but ParamTable
 keeps TwapWindow in storage slot 0 (byte offset 29), not slot 2: the word it read had zero bytes
 there, so ``readyAt == observedAt`` whatever the window, and a client waiting until ``readyAt``
-(as tests/unit/helpers_vault.twap_ready does) bought too early and got ``TwapWindowShort``. The
+(as tests/unit/vault/helpers_vault.twap_ready does) bought too early and got ``TwapWindowShort``. The
 state machine checks ``readyAt`` after every step too; this is the deterministic regression test.
 """
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -23,9 +24,13 @@ import yaml
 from web3 import Web3
 
 from dealvault import deploy as D
+from dealvault.accounts import AccountError, ape_account
 from dealvault.deploy import opcodes
+from dealvault.errors import DealVaultError, ExitCode
 from dealvault.kit.anvil import start_anvil
 from dealvault.kit.evm import create_address, role_address, set_balance
+from dealvault.paths import ROOT
+from dealvault.spec import load_spec
 from dealvault.spec.netconfig import (
     CHAIN138_CONFIG,
     ConfigError,
@@ -34,10 +39,9 @@ from dealvault.spec.netconfig import (
     parse_netconfig,
     write_local_config,
 )
-from dealvault.paths import ROOT
-from dealvault.spec import load_spec
 
 EXAMPLE = ROOT / "deals" / "example.yaml"
+APE = ROOT / ".venv" / "bin" / "ape"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +56,7 @@ def build():
 @pytest.fixture(scope="session")
 def shanghai_build():
     """DealVault compiled for shanghai: it uses PUSH0."""
-    return D.build_contract(settings={**D._settings(), "evmVersion": "shanghai"}, check_ape=False)
+    return D.build_contract(settings={**D.compiler_settings(), "evmVersion": "shanghai"}, check_ape=False)
 
 
 @pytest.fixture(scope="session")
@@ -158,8 +162,8 @@ def test_standard_json_input_reproduces_the_build(build):
     e = out["contracts"]["contracts/DealVaultExtension.sol"]["DealVaultExtension"]["evm"]
     assert bytes.fromhex(e["deployedBytecode"]["object"]) == ext.runtime
     assert bytes.fromhex(e["bytecode"]["object"]) == ext.creation and ext.creation in build.creation  # created by the core
-    l = out["contracts"]["contracts/DealVaultLens.sol"]["DealVaultLens"]["evm"]
-    assert bytes.fromhex(l["deployedBytecode"]["object"]) == lens.runtime and lens.immutable_references == {}
+    lens_out = out["contracts"]["contracts/DealVaultLens.sol"]["DealVaultLens"]["evm"]
+    assert bytes.fromhex(lens_out["deployedBytecode"]["object"]) == lens.runtime and lens.immutable_references == {}
     # each equals ape's build byte for byte (build_contract checks it; say it here independently)
     from dealvault.artifacts import own
 
@@ -184,7 +188,7 @@ def test_probe_and_check_build_by_hardfork(shanghai_build, build):
     with start_anvil(hardfork="london") as node:
         w3 = node.web3()
         assert opcodes.probe(w3, ["PUSH0"])["PUSH0"][0] is False
-        with pytest.raises(opcodes.UnsupportedOpcode, match="PUSH0"):
+        with pytest.raises(opcodes.UnsupportedOpcodeError, match="PUSH0"):
             opcodes.check_build(w3, shanghai_build.creation, shanghai_build.runtime)
         assert opcodes.check_build(w3, build.creation, build.runtime)["used"] == {}
     with start_anvil(hardfork="shanghai") as node:
@@ -301,7 +305,7 @@ def test_changed_config_needs_redeploy_and_keeps_history(w3, build, local_cfg, d
     net = load_netconfig(local_cfg)
     first = D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
     tighter = _deal(_spec_variant(tmp_path, **{"vault.max_ltv_bps": 2950}))
-    with Unchanged(w3, deploy_signer.address), pytest.raises(D.RecordError, match=r"maxLtvBps 3000 -> 2950.*--redeploy"):
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.DeploymentRecordError, match=r"maxLtvBps 3000 -> 2950.*--redeploy"):
         D.deploy_vault(w3, deploy_signer, net, tighter, build=build, deployments_dir=deployments)
     res = D.deploy_vault(w3, deploy_signer, net, tighter, build=build, deployments_dir=deployments, redeploy=True)
     assert res.status == "deployed" and res.address != first.address
@@ -327,9 +331,9 @@ def test_tampered_record_is_refused(w3, build, local_cfg, deployments, deploy_si
     rec = json.loads(res.record_path.read_text())
     rec["runtime_bytecode_hash"] = "0x" + "ab" * 32
     res.record_path.write_text(json.dumps(rec))
-    with Unchanged(w3, deploy_signer.address), pytest.raises(D.RecordError, match="runtime_bytecode_hash: the record says 0xabab"):
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.DeploymentRecordError, match="runtime_bytecode_hash: the record says 0xabab"):
         D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
-    with Unchanged(w3, deploy_signer.address), pytest.raises(D.RecordError):
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.DeploymentRecordError):
         D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments, redeploy=True)
     assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=lambda m: None) == 1
 
@@ -355,10 +359,10 @@ def test_null_genesis_needs_accept_genesis(w3, build, cfg_data, deployments, dep
     seen = "0x" + bytes(w3.eth.get_block(0)["hash"]).hex()
     with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError, match=f"--accept-genesis {seen}"):
         D.deploy_vault(w3, deploy_signer, net, _deal(), build=build, deployments_dir=deployments)
-    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError, match="network.genesis_hash"):
+    with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError, match=r"network\.genesis_hash"):
         D.check_identity(w3, net, accept_genesis="0x" + "22" * 32)
     plan = D.preflight(w3, net, _deal(), build, deploy_signer.address, accept_genesis=seen)
-    assert plan.identity["genesis_accepted_by_flag"] is True
+    assert plan.identity.genesis_accepted_by_flag is True
 
 
 def test_real_chain138_config_refused_on_the_mirror(w3, build, deployments, deploy_signer):
@@ -476,8 +480,8 @@ def test_configured_lens_is_verified_and_used(w3, build, cfg_data, deployments, 
     assert res.plan.lens == lens and res.plan.lens_tx is None and res.plan.lens_gas_estimate == 0
     # a "lens" that is another contract (the USDTz/cUSDT pair has code): refused, nothing sent
     other = str(cfg_data["venues"]["router"])
-    pair = Web3.to_checksum_address(D._call(w3, other, [{"name": "factory", "type": "function", "stateMutability": "view",
-                                                           "inputs": [], "outputs": [{"type": "address"}]}], "factory"))
+    factory = [{"name": "factory", "type": "function", "stateMutability": "view", "inputs": [], "outputs": [{"type": "address"}]}]
+    pair = Web3.to_checksum_address(w3.eth.contract(address=other, abi=factory).functions.factory().call())
     bad = load_netconfig(_cfg_variant(tmp_path, cfg_data, name="c", **{"venues.lens": pair}))
     with Unchanged(w3, deploy_signer.address), pytest.raises(D.PreflightError) as ei:
         D.deploy_vault(w3, deploy_signer, bad, _deal(), build=build, deployments_dir=deployments / "c")
@@ -517,7 +521,7 @@ def test_verification_checks_the_extension_and_the_lens(w3, build, local_cfg, de
     _set_code(w3, res.lens, lens_code[:-1] + bytes([lens_code[-1] ^ 1]))
     assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None, err=errors.append) == 1
     assert "lens.runtime_bytecode" in errors[-1] and "extension" not in errors[-1]
-    with pytest.raises(D.VerificationError, match="lens.runtime_bytecode_hash: the record says"):
+    with pytest.raises(D.VerificationError, match=r"lens\.runtime_bytecode_hash: the record says"):
         D.reverify(w3, res.record_path)  # the record's hashes alone catch it too
     _set_code(w3, res.lens, lens_code)
     assert D.run_verify(w3, record_file=res.record_path, build=build, out=lambda m: None) == 0
@@ -577,3 +581,64 @@ def test_constructor_revert_is_decoded_by_name(w3, build, local_cfg, deploy_sign
     bad = D.DealParams(deal_id="bad", roles=deal.roles, risk={**deal.risk, "maxOperatorLossBps": 1001}, stablecoin="cusdt")
     with pytest.raises(D.PreflightError, match=r"CapAboveCeiling\(value=1001, ceiling=1000\)"):
         D.preflight(w3, load_netconfig(local_cfg), bad, build, deploy_signer.address)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors, accounts and the scripts
+
+
+def test_deploy_errors_carry_the_exit_code_table():
+    """One root and one table: a verification mismatch exits 1, every other refusal 2."""
+    assert issubclass(D.DeployError, DealVaultError) and issubclass(opcodes.UnsupportedOpcodeError, D.BuildError)
+    assert D.VerificationError([D.Problem("x", "y")]).exit_code == ExitCode.FAILED == 1
+    for err in (D.PreflightError([D.Problem("x", "y")]), D.DeploymentRecordError("x", "record"), D.BuildError("x"),
+                opcodes.UnsupportedOpcodeError("x")):
+        assert err.exit_code == ExitCode.INPUT == 2, err
+
+
+def test_ape_account_by_alias():
+    assert ape_account("TEST::3").address == ape.accounts.test_accounts[3].address
+    with pytest.raises(AccountError, match=r"^account: 'TEST::x' is not a test account") as ei:
+        ape_account("TEST::x")
+    assert ei.value.exit_code == ExitCode.INPUT
+    with pytest.raises(AccountError, match=r"no ape account with alias 'no-such-alias' \(known: "):
+        ape_account("no-such-alias")
+    assert D.ape_account is ape_account  # the deploy package's name for it (kept for its callers)
+
+
+def _ape_run(w3, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CHAIN138_RPC_URL": w3.provider.endpoint_uri}
+    return subprocess.run([str(APE), "run", *args, "--network", "chain138:mainnet:node"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def _json_out(p: subprocess.CompletedProcess) -> dict:
+    return json.loads(p.stdout[p.stdout.index("{"):])  # after ape's "Connecting to..." line
+
+
+def test_the_scripts_deploy_and_verify(w3, local_cfg, tmp_path):
+    """`ape run deploy` and `ape run verify_deployment` against the session's chain (as the Chain
+    138 network, CHAIN138_RPC_URL pointing at it): deployed by the --account, recorded, verified
+    by deal id and by record file; the checked-in Chain 138 config (the default for that network)
+    is refused with exit 2 and nothing is sent."""
+    records = tmp_path / "records"
+    who = ape.accounts.test_accounts[7].address
+    with Unchanged(w3, who):
+        p = _ape_run(w3, "deploy", "--account", "TEST::7", "--deal", str(EXAMPLE), "--deployments", str(records))
+    assert p.returncode == 2 and "network.genesis_hash: is null (placeholder)" in p.stderr, p.stderr
+
+    p = _ape_run(w3, "deploy", "--account", "TEST::7", "--deal", str(EXAMPLE), "--config", str(local_cfg), "--deployments", str(records))
+    assert p.returncode == 0, p.stderr
+    out = _json_out(p)
+    path = records / "local" / "mirror" / "demo-001.json"
+    assert out["status"] == "deployed" and out["record"] == str(path) and w3.eth.get_code(out["address"])
+    assert json.loads(path.read_text())["deployer"] == who
+    assert out["address"] == create_address(who, w3.eth.get_transaction_count(who) - 1)  # the lens first, then the vault
+
+    p = _ape_run(w3, "verify_deployment", "--deal", "demo-001", "--config", str(local_cfg), "--deployments", str(records))
+    assert p.returncode == 0, p.stderr
+    assert _json_out(p)["verified"] is True and _json_out(p)["address"] == out["address"]
+    p = _ape_run(w3, "verify_deployment", "--record", str(path))
+    assert p.returncode == 0 and _json_out(p)["lens"] == out["lens"], p.stderr
+    p = _ape_run(w3, "verify_deployment", "--deal", "no-such-deal", "--config", str(local_cfg), "--deployments", str(records))
+    assert p.returncode == 2 and "record: no deployment record" in p.stderr

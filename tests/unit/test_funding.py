@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_utils import keccak
 
-from dealvault.kit import fiattoken as ft
 from dealvault.artifacts import own
+from dealvault.kit import fiattoken as ft
 from dealvault.kit.evm import TxFailed, deploy, get_storage, role_address, send, set_code
 from dealvault.kit.funding import FundingError, balance_of, find_balance_slot, fund, fund_eth
 from dealvault.kit.mirror import weth9, weth10

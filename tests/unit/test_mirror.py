@@ -11,8 +11,8 @@ from eth_account.messages import encode_typed_data
 from eth_utils import keccak, to_checksum_address
 
 from dealvault import chain138
-from dealvault.kit import fiattoken as ft
 from dealvault.artifacts import own
+from dealvault.kit import fiattoken as ft
 from dealvault.kit.evm import TxFailed, deploy, send, set_code
 from dealvault.kit.funding import fund, fund_eth
 from dealvault.kit.mirror import (

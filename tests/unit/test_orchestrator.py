@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from decimal import Decimal, localcontext
@@ -27,12 +26,16 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from eth_utils import keccak
+from helpers_db import BACKENDS, db_factory
 from web3 import Web3
 
-from dealvault.deploy import AnvilSigner, ape_account, deal_params, deploy_vault
-from dealvault.kit.evm import revert, snapshot
+from dealvault.accounts import ape_account
+from dealvault.deploy import AnvilSigner, deal_params, deploy_vault
 from dealvault.kit import start_kit
-from dealvault.spec.netconfig import load_netconfig, write_local_config
+from dealvault.kit.evm import revert, snapshot
+from dealvault.kit.overlay import swap_on_pair
+from dealvault.paths import ROOT
+from dealvault.record import open_record
 from dealvault.run import (
     EXIT_INPUT,
     EXIT_OWNER_ACTION,
@@ -42,17 +45,14 @@ from dealvault.run import (
     InputError,
     LegRejected,
     Venues,
-    _decode_reason,
     read_risk,
     run_deal,
     run_leg,
 )
-from dealvault.kit.overlay import swap_on_pair
-from dealvault.paths import ROOT
-from dealvault.record import open_record
 from dealvault.signer import ApeAccountSigner
 from dealvault.spec import load_spec, parse_spec
-from helpers_db import BACKENDS, db_factory
+from dealvault.spec.netconfig import load_netconfig, write_local_config
+from dealvault.vault import reason_text
 
 EXAMPLE = ROOT / "deals" / "example.yaml"
 APE = ROOT / ".venv" / "bin" / "ape"
@@ -411,7 +411,7 @@ def test_buy_refused_when_the_pair_is_pushed_above_its_twap(chain, deployed, rec
     assert ei.value.exit_code == EXIT_REFUSED == 6
     msg = str(ei.value)
     assert f"spot price {Decimal(after).scaleb(-6)}" in msg and "TWAP" in msg and "nothing sent" in msg
-    twap = Decimal(msg.split("its TWAP ")[1].split(" ")[0])
+    twap = Decimal(msg.split("its TWAP ")[1].split(" ", maxsplit=1)[0])
     # the TWAP still stands at the price before the pump (within a second's weight of the new one)
     assert abs(twap - Decimal(before).scaleb(-6)) * 10_000 <= Decimal(before).scaleb(-6) * 50
     assert nonces(w3) == n0 and "buy" not in [l.leg for l in rec.legs("demo-001")]  # nothing sent
@@ -454,7 +454,7 @@ def test_new_errors_decoded_by_name(chain, deployed, rec):
         ("WrongPhase(uint8,uint256)", ["uint8", "uint256"], [5, 0x1c], "WrongPhase(current=HOLDING(5), allowedMask=28)"),
     ]
     for sig, types, values, want in cases:
-        assert _decode_reason(data(sig, types, values)) == want
+        assert reason_text(data(sig, types, values)) == want
 
 
 def _local_false(spec_path: Path, genesis: str):

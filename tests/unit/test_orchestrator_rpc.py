@@ -19,12 +19,6 @@ import time
 from pathlib import Path
 
 import pytest
-from web3 import Web3
-from web3.exceptions import TransactionNotFound
-
-from dealvault.kit.anvil import start_anvil
-from dealvault.run import EXIT_CHAIN, ChainError, read_risk, run_deal
-from dealvault.record import open_record
 from test_orchestrator import (  # noqa: F401  (fixtures)
     _cli,
     backend,
@@ -35,6 +29,12 @@ from test_orchestrator import (  # noqa: F401  (fixtures)
     rec,
     signers,
 )
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from dealvault.kit.anvil import start_anvil
+from dealvault.record import open_record
+from dealvault.run import EXIT_CHAIN, ChainError, read_risk, run_deal
 
 DEAL = "demo-001"
 

@@ -12,8 +12,9 @@ from decimal import Decimal
 import pytest
 from eth_utils import keccak
 
+from dealvault.artifacts import aave
 from dealvault.kit import overlay as ov
-from dealvault.kit.evm import TxFailed, advance_time, has_code, impersonating, role_address, send
+from dealvault.kit.evm import TxFailed, act_as, advance_time, has_code, role_address
 from dealvault.kit.funding import balance_of, fund
 from dealvault.kit.mirror import set_eth_price
 
@@ -33,15 +34,10 @@ def _aave_error(code: str) -> str:
     return f"execution reverted: {code}'"
 
 
-def _as(w3, who, fn, value=0):
-    with impersonating(w3, who):
-        return send(w3, fn, who, value=value)
-
-
 def _reverts(w3, who, fn, match: str) -> None:
     """``fn`` from ``who`` reverts, and the revert data/reason contains ``match``."""
     with pytest.raises(TxFailed) as info:
-        _as(w3, who, fn)
+        act_as(w3, who, fn)
     assert match.lower() in str(info.value).lower(), str(info.value)
 
 
@@ -49,8 +45,8 @@ def _supply_weth(w3, mirror, market, user, amount):
     fund(w3, mirror.weth9, user, amount)
     weth = ov.erc20(w3, mirror.weth9)
     pool = market.pool_contract(w3)
-    _as(w3, user, weth.functions.approve(market.pool, amount))
-    _as(w3, user, pool.functions.supply(mirror.weth9, amount, user, 0))
+    act_as(w3, user, weth.functions.approve(market.pool, amount))
+    act_as(w3, user, pool.functions.supply(mirror.weth9, amount, user, 0))
 
 
 # --- build -----------------------------------------------------------------------------------
@@ -71,7 +67,7 @@ def test_kit_builds_fast_with_real_code(w3, mirror, market):
     finally:
         kit.stop()
     # The session's market is the same thing: the provider points at the pool we talk to.
-    prov = w3.eth.contract(address=market.addresses_provider, abi=ov.aave("PoolAddressesProvider").abi)
+    prov = w3.eth.contract(address=market.addresses_provider, abi=aave("PoolAddressesProvider").abi)
     assert prov.functions.getPool().call() == market.pool
     assert prov.functions.getPriceOracle().call() == market.aave_oracle
     # Router02's hard-coded pair init code hash is keccak256 of v2-core's pair creation code.
@@ -108,7 +104,7 @@ def test_supply_borrow_accrue_repay_withdraw(w3, mirror, market):
     eth_usd = ov.erc_feed_answer(w3, mirror.eth_usd_feed)
     borrow = supplied * eth_usd * 30 // 100 // 10**8 // 10**12
     pool_cash_before = cusdt.functions.balanceOf(a_cusdt).call()
-    _as(w3, user, pool.functions.borrow(mirror.cusdt, borrow, VARIABLE, 0, user))
+    act_as(w3, user, pool.functions.borrow(mirror.cusdt, borrow, VARIABLE, 0, user))
     assert cusdt.functions.balanceOf(user).call() == borrow
     assert pool_cash_before - cusdt.functions.balanceOf(a_cusdt).call() == borrow
     assert debt_token.functions.balanceOf(user).call() == borrow
@@ -124,15 +120,15 @@ def test_supply_borrow_accrue_repay_withdraw(w3, mirror, market):
     # Repay in full (type(uint256).max): the debt is then exactly 0.
     fund(w3, mirror.cusdt, user, debt - borrow + 10 * USD)  # the interest, plus change
     held = cusdt.functions.balanceOf(user).call()
-    _as(w3, user, cusdt.functions.approve(market.pool, MAX))
-    _as(w3, user, pool.functions.repay(mirror.cusdt, MAX, VARIABLE, user))
+    act_as(w3, user, cusdt.functions.approve(market.pool, MAX))
+    act_as(w3, user, pool.functions.repay(mirror.cusdt, MAX, VARIABLE, user))
     paid = held - cusdt.functions.balanceOf(user).call()
     assert debt_token.functions.balanceOf(user).call() == 0
     assert debt <= paid <= debt + debt // 10**6  # a block's worth of interest at most
     assert pool.functions.getUserAccountData(user).call()[1] == 0  # totalDebtBase
 
     # Withdraw everything: the WETH comes back (nobody borrowed WETH: no interest either way).
-    _as(w3, user, pool.functions.withdraw(mirror.weth9, MAX, user))
+    act_as(w3, user, pool.functions.withdraw(mirror.weth9, MAX, user))
     assert balance_of(w3, mirror.weth9, user) == supplied
     assert a_weth.functions.balanceOf(user).call() == 0
 
@@ -162,7 +158,7 @@ def test_pool_reports_configured_ltv_and_threshold(w3, mirror, market):
     over = avail // 100 + 1 * USD  # base currency has 8 decimals, cUSDT 6
     _reverts(w3, user, pool.functions.borrow(mirror.cusdt, over, VARIABLE, 0, user), _aave_error("36"))  # COLLATERAL_CANNOT_COVER_NEW_BORROW
     under = avail // 100 - 1 * USD
-    _as(w3, user, pool.functions.borrow(mirror.cusdt, under, VARIABLE, 0, user))
+    act_as(w3, user, pool.functions.borrow(mirror.cusdt, under, VARIABLE, 0, user))
     assert balance_of(w3, mirror.cusdt, user) == under
 
 
@@ -174,7 +170,7 @@ def test_liquidation_after_eth_drops_70_percent(w3, mirror, market):
     _supply_weth(w3, mirror, market, user, 10 * ETH)
     eth_usd = ov.erc_feed_answer(w3, mirror.eth_usd_feed)
     borrow = 10 * eth_usd * 30 // 100 // 100  # 9,000 cUSDT at $3,000
-    _as(w3, user, pool.functions.borrow(mirror.cusdt, borrow, VARIABLE, 0, user))
+    act_as(w3, user, pool.functions.borrow(mirror.cusdt, borrow, VARIABLE, 0, user))
 
     new_price = eth_usd * 30 // 100
     set_eth_price(w3, mirror, new_price)
@@ -184,8 +180,8 @@ def test_liquidation_after_eth_drops_70_percent(w3, mirror, market):
     cover = borrow // 2
     fund(w3, mirror.cusdt, liquidator, cover)
     debt_before = ov.erc20(w3, market.variable_debt_tokens["cUSDT"]).functions.balanceOf(user).call()
-    _as(w3, liquidator, ov.erc20(w3, mirror.cusdt).functions.approve(market.pool, cover))
-    _as(w3, liquidator, pool.functions.liquidationCall(mirror.weth9, mirror.cusdt, user, cover, False))
+    act_as(w3, liquidator, ov.erc20(w3, mirror.cusdt).functions.approve(market.pool, cover))
+    act_as(w3, liquidator, pool.functions.liquidationCall(mirror.weth9, mirror.cusdt, user, cover, False))
     seized = balance_of(w3, mirror.weth9, liquidator)
     expected = cover * 10**12 * 10**8 // new_price * market.params.weth_liquidation_bonus // 10_000
     assert abs(seized - expected) <= 10**6, (seized, expected)
@@ -203,7 +199,7 @@ def test_frozen_and_paused_reserves_refuse(w3, mirror, market):
     ov.set_reserve_frozen(w3, market, mirror.cusdt, True)
     _reverts(w3, user, pool.functions.borrow(mirror.cusdt, 100 * USD, VARIABLE, 0, user), _aave_error("28"))  # RESERVE_FROZEN
     ov.set_reserve_frozen(w3, market, mirror.cusdt, False)
-    _as(w3, user, pool.functions.borrow(mirror.cusdt, 100 * USD, VARIABLE, 0, user))
+    act_as(w3, user, pool.functions.borrow(mirror.cusdt, 100 * USD, VARIABLE, 0, user))
     assert balance_of(w3, mirror.cusdt, user) == 100 * USD
     ov.set_reserve_paused(w3, market, mirror.weth9, True)
     _reverts(w3, user, pool.functions.withdraw(mirror.weth9, 10**15, user), _aave_error("29"))  # RESERVE_PAUSED
@@ -216,7 +212,7 @@ def test_frozen_and_paused_reserves_refuse(w3, mirror, market):
 @pytest.mark.parametrize("stable_sym", ["cUSDT", "cUSDC"])
 def test_small_swap_near_configured_price_and_min_out(w3, mirror, market, stable_sym):
     stable = market.token(stable_sym)
-    pair = market.pair_usdtz_cusdt if stable_sym == "cUSDT" else market.pair_usdtz_cusdc
+    pair = market.usdtz_pair(stable_sym)
     price = market.params.usdtz_price
     assert abs(ov.pair_price(w3, market, pair, market.usdtz) - price) < Decimal("0.000001")
 
@@ -224,7 +220,7 @@ def test_small_swap_near_configured_price_and_min_out(w3, mirror, market, stable
     trader = role_address(f"test.overlay.trader.{stable_sym}")
     amount_in = ov.units(market.params.usdtz_pair_depth) // 1000  # 0.1 % of the pair's depth
     fund(w3, market.usdtz, trader, amount_in)
-    _as(w3, trader, ov.erc20(w3, market.usdtz).functions.approve(market.uniswap_router, MAX))
+    act_as(w3, trader, ov.erc20(w3, market.usdtz).functions.approve(market.uniswap_router, MAX))
     quote = router.functions.getAmountsOut(amount_in, [market.usdtz, stable]).call()[1]
 
     # Below amountOutMin: reverts, nothing moves.
@@ -233,7 +229,7 @@ def test_small_swap_near_configured_price_and_min_out(w3, mirror, market, stable
     assert balance_of(w3, market.usdtz, trader) == amount_in and balance_of(w3, stable, trader) == 0
 
     pair_before = balance_of(w3, stable, pair)
-    _as(w3, trader, router.functions.swapExactTokensForTokens(amount_in, quote, [market.usdtz, stable], trader, ov.DEADLINE))
+    act_as(w3, trader, router.functions.swapExactTokensForTokens(amount_in, quote, [market.usdtz, stable], trader, ov.DEADLINE))
     got = balance_of(w3, stable, trader)
     assert got == quote
     assert balance_of(w3, market.usdtz, trader) == 0
@@ -267,12 +263,12 @@ def test_desk_redemption_pays_one_to_one_minus_fee(w3, mirror, market, stable_sy
     holder = role_address("test.overlay.redeemer")
     amount = 100_000 * USD
     fund(w3, market.usdtz, holder, amount)
-    _as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, amount))
+    act_as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, amount))
     desk_stable = balance_of(w3, stable, market.desk)
     desk_usdtz = balance_of(w3, market.usdtz, market.desk)
     assert desk_stable == ov.units(market.params.desk_stock)
 
-    _as(w3, holder, desk.functions.redeem(stable, amount))
+    act_as(w3, holder, desk.functions.redeem(stable, amount))
     fee = -(-amount * market.params.desk_fee_bps // 10_000)  # ceil, 0.1 % = 100 USDTz
     assert fee == 100 * USD
     assert balance_of(w3, stable, holder) == amount - fee
@@ -286,8 +282,8 @@ def test_desk_fee_and_cap_are_settable(w3, mirror, market):
     holder = role_address("test.overlay.redeemer.fee")
     ov.set_desk_fee(w3, market, 50, 2 * USD)  # 0.5 % + 2 USDTz
     fund(w3, market.usdtz, holder, 6_000_000 * USD)
-    _as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, MAX))
-    _as(w3, holder, desk.functions.redeem(mirror.cusdc, 1_000 * USD))
+    act_as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, MAX))
+    act_as(w3, holder, desk.functions.redeem(mirror.cusdc, 1_000 * USD))
     assert balance_of(w3, mirror.cusdc, holder) == 1_000 * USD - 5 * USD - 2 * USD
     # The per-request maximum (5M by default) holds.
     _reverts(w3, holder, desk.functions.redeem(mirror.cusdc, 5_000_000 * USD + 1), _selector("AboveMaxPerRequest(uint256,uint256)"))
@@ -297,13 +293,13 @@ def test_halted_desk_fails(w3, mirror, market):
     desk = market.desk_contract(w3)
     holder = role_address("test.overlay.redeemer.halted")
     fund(w3, market.usdtz, holder, 1_000 * USD)
-    _as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, MAX))
+    act_as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, MAX))
     ov.halt_desk(w3, market)
     _reverts(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD), _selector("RedemptionsHalted()"))
     assert balance_of(w3, market.usdtz, holder) == 1_000 * USD
     assert balance_of(w3, mirror.cusdt, holder) == 0
     ov.resume_desk(w3, market)
-    _as(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD))
+    act_as(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD))
     assert balance_of(w3, mirror.cusdt, holder) == 999 * USD
 
 
@@ -312,14 +308,14 @@ def test_frozen_usdtz_holder_fails(w3, mirror, market):
     usdtz = ov.erc20(w3, market.usdtz)
     holder = role_address("test.overlay.redeemer.frozen")
     fund(w3, market.usdtz, holder, 1_000 * USD)
-    _as(w3, holder, usdtz.functions.approve(market.desk, MAX))
+    act_as(w3, holder, usdtz.functions.approve(market.desk, MAX))
     ov.freeze_usdtz(w3, market, holder)
     _reverts(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD), "blacklisted")
     _reverts(w3, holder, usdtz.functions.transfer(market.issuer, 1 * USD), "blacklisted")
     assert balance_of(w3, market.usdtz, holder) == 1_000 * USD
     assert balance_of(w3, mirror.cusdt, holder) == 0
     ov.unfreeze_usdtz(w3, market, holder)
-    _as(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD))
+    act_as(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD))
     assert balance_of(w3, mirror.cusdt, holder) == 999 * USD
 
 
@@ -329,7 +325,7 @@ def test_paused_usdtz_blocks_transfers(w3, mirror, market):
     ov.pause_usdtz(w3, market)
     _reverts(w3, holder, ov.erc20(w3, market.usdtz).functions.transfer(market.issuer, 1 * USD), "paused")
     ov.unpause_usdtz(w3, market)
-    _as(w3, holder, ov.erc20(w3, market.usdtz).functions.transfer(market.issuer, 1 * USD))
+    act_as(w3, holder, ov.erc20(w3, market.usdtz).functions.transfer(market.issuer, 1 * USD))
     assert balance_of(w3, market.usdtz, holder) == 9 * USD
 
 
@@ -337,11 +333,11 @@ def test_drained_desk_fails_like_a_real_one(w3, mirror, market):
     desk = market.desk_contract(w3)
     holder = role_address("test.overlay.redeemer.dry")
     fund(w3, market.usdtz, holder, 1_000 * USD)
-    _as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, MAX))
+    act_as(w3, holder, ov.erc20(w3, market.usdtz).functions.approve(market.desk, MAX))
     taken = ov.drain_desk(w3, market, mirror.cusdt, leave=500 * USD)
     assert taken == ov.units(market.params.desk_stock) - 500 * USD
     assert balance_of(w3, mirror.cusdt, market.desk) == 500 * USD
     _reverts(w3, holder, desk.functions.redeem(mirror.cusdt, 1_000 * USD), _selector("InsufficientLiquidity(address,uint256,uint256)"))
     # The other stablecoin is still stocked.
-    _as(w3, holder, desk.functions.redeem(mirror.cusdc, 1_000 * USD))
+    act_as(w3, holder, desk.functions.redeem(mirror.cusdc, 1_000 * USD))
     assert balance_of(w3, mirror.cusdc, holder) == 999 * USD

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from helpers_db import BACKENDS, PG_SKIP_REASON, db_factory, pg_enabled
 from sqlalchemy import create_engine, inspect, text
 
 from dealvault.record import (
@@ -30,7 +31,6 @@ from dealvault.record import (
 )
 from dealvault.record.models import Base
 from dealvault.spec import load_spec
-from helpers_db import BACKENDS, PG_SKIP_REASON, db_factory, pg_enabled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -386,9 +386,8 @@ def test_lock_across_two_processes(record, db_url):
     deal_id = unique_id()
     holder = start_holder(db_url, deal_id)
     try:
-        with pytest.raises(DealLocked) as info:
-            with record.lock(deal_id):
-                pytest.fail("two processes drive the same deal")
+        with pytest.raises(DealLocked) as info, record.lock(deal_id):
+            pytest.fail("two processes drive the same deal")
         assert f"pid {holder.pid}" in str(info.value) and info.value.deal_id == deal_id
         # another deal is not blocked
         with record.lock(unique_id()):
@@ -406,7 +405,7 @@ def test_lock_across_two_processes(record, db_url):
                  "r = open_record(sys.argv[1])\n"
                  "try:\n  r.lock(sys.argv[2]).__enter__()\nexcept DealLocked as e:\n  print(e); sys.exit(7)\n",
                  db_url, deal_id],
-                capture_output=True, text=True, timeout=60,
+                capture_output=True, text=True, timeout=60, check=False,
             )
             assert probe.returncode == 7, probe.stderr[-2000:]
             assert f"pid {os.getpid()}" in probe.stdout
@@ -422,9 +421,8 @@ def test_lock_released_when_the_holder_is_killed(record, db_url):
     deal_id = unique_id()
     holder = start_holder(db_url, deal_id)
     try:
-        with pytest.raises(DealLocked):
-            with record.lock(deal_id):
-                pass
+        with pytest.raises(DealLocked), record.lock(deal_id):
+            pass
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=20)
         t0 = time.monotonic()

@@ -4,6 +4,7 @@ bad value and the allowed range; the vault's on-chain parameters rule (spec only
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dealvault import spec as S
+from dealvault.errors import ExitCode, InputError
 from dealvault.spec import (
     RISK_PARAMS_FIELDS,
     DealSpec,
@@ -24,6 +26,9 @@ from dealvault.spec import (
     load_spec,
     parse_spec,
 )
+from dealvault.spec.model import VAULT_FIELDS
+from dealvault.spec.netconfig import ConfigError
+from dealvault.vault import params as P
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deals" / "example.yaml"
@@ -162,7 +167,7 @@ def test_defaults_and_conversions():
 
 
 def test_yaml_numbers_are_decimals_and_unquoted_addresses_stay_text(tmp_path):
-    text = yaml.safe_dump(base()).replace("'10'", "10.25").replace(f"'{A1}'", A1).replace(f"'1500'", "1500.5")
+    text = yaml.safe_dump(base()).replace("'10'", "10.25").replace(f"'{A1}'", A1).replace("'1500'", "1500.5")
     assert f"owner: {A1}" in text  # unquoted: plain YAML 1.1 would make it a hex int
     p = tmp_path / "d.yaml"
     p.write_text(text)
@@ -176,7 +181,9 @@ def test_yaml_numbers_are_decimals_and_unquoted_addresses_stay_text(tmp_path):
 @given(st.integers(min_value=1, max_value=10**40))
 def test_capital_round_trips_exactly(wei):
     text = f"{wei // 10**18}.{wei % 10**18:018d}"
-    assert parse_spec(with_("capital", text)).capital_wei == wei
+    spec = parse_spec(with_("capital", text))
+    assert spec.capital_wei == wei
+    assert spec.capital_eth == Decimal(text)  # beyond Decimal's 28 digits too
 
 
 def test_aliases_on_a_local_chain_resolve():
@@ -185,7 +192,7 @@ def test_aliases_on_a_local_chain_resolve():
     )
     addrs = spec.roles.resolve({"TEST::0": A1, "op": A2}.__getitem__)
     assert addrs == {"owner": A1, "operator": A2, "guardian": A3}
-    with pytest.raises(SpecError, match="roles.operator"):
+    with pytest.raises(SpecError, match=r"roles\.operator"):
         spec.roles.resolve({"TEST::0": A1, "op": A1.upper().replace("0X", "0x")}.__getitem__)
 
 
@@ -479,7 +486,7 @@ def _sol_constants(path: Path) -> dict[str, int]:
     for name, expr in re.findall(r"uint256 internal constant (\w+) = ([^;]+);", text):
         expr = expr.strip().replace("days", "* 86400").replace("hours", "* 3600")
         if re.fullmatch(r"[0-9e* ]+", expr):
-            out[name] = int(eval(expr.replace("e", "* 10 **")))  # noqa: S307 - literal arithmetic from our own source
+            out[name] = int(eval(expr.replace("e", "* 10 **")))  # literal arithmetic from our own source
     return out
 
 
@@ -487,16 +494,24 @@ def test_spec_ranges_match_paramtable_sol():
     """The parser's ranges are the vault's hard limits (contracts/libraries/ParamTable.sol): a
     value the parser accepts never reverts CapAboveCeiling / ParamInvalid in the constructor."""
     c = _sol_constants(ROOT / "contracts" / "libraries" / "ParamTable.sol")
-    assert c["MAX_LTV_BPS"] == S.MAX_LTV_BPS == 3000
-    assert c["MAX_EXPOSURE_BPS"] == S.MAX_EXPOSURE_BPS == 2500
+    assert c["MAX_LTV_BPS"] == S.MAX_LTV_BPS == 3000 == S.vault_bounds("max_ltv_bps")[1]
+    assert c["MAX_EXPOSURE_BPS"] == S.MAX_EXPOSURE_BPS == 2500 == S.vault_bounds("max_exposure_bps")[1]
     assert c["MAX_FEE_BPS"] == S.MAX_FEE_BPS == 1000
-    assert c["MAX_PRICE"] == S.MAX_ETH_FLOOR_USD * 10**S.USD_DECIMALS == 10**16
+    for key in ("max_desk_fee_bps", "max_slippage_bps", "max_operator_loss_bps"):
+        assert S.vault_bounds(key) == (0, c["MAX_FEE_BPS"])
+    assert c["MAX_PRICE"] == P.MAX_PRICE == 10**16
+    assert S.vault_bounds("eth_floor_price") == (1, c["MAX_PRICE"])
     assert c["MAX_LOOSEN_DELAY"] == S.MAX_LOOSEN_DELAY == 30 * 86400
     assert c["MIN_LOOSEN_DELAY"] == S.MIN_LOOSEN_DELAY == 3600
+    assert S.vault_bounds("loosen_delay") == (c["MIN_LOOSEN_DELAY"], c["MAX_LOOSEN_DELAY"])
     table = (ROOT / "contracts" / "libraries" / "ParamTable.sol").read_text()
-    assert "if (param == 4) return 9999;" in table and S.MAX_MIN_DISCOUNT_BPS == 9999
-    assert "if (param == 9) return type(uint16).max;" in table and S.MAX_TWAP_WINDOW == 2**16 - 1
-    assert "if (param == 6) return 1e6;" in table  # sellFloorPrice <= $1
+    assert "if (param == 4) return 9999;" in table and S.vault_bounds("min_discount_bps") == (0, 9999)
+    assert "if (param == 9) return type(uint16).max;" in table and S.vault_bounds("twap_window") == (1, 2**16 - 1)
+    assert "if (param == 6) return 1e6;" in table and S.vault_bounds("sell_floor_price") == (1, 10**6)  # sellFloorPrice <= $1
+    # the spec's own bounds are never looser than the contract's
+    for key, (low, high) in {k: S.vault_bounds(k) for k in P.BY_KEY if k not in ("rungs", "min_tranche")}.items():
+        p = P.BY_KEY[key]
+        assert low >= p.floor and (p.limit is None or high <= p.limit), key
     # each limit is accepted exactly at the edge and refused one step past it
     edges = [("max_desk_fee_bps", 1000, 1001), ("max_slippage_bps", 1000, 1001), ("max_operator_loss_bps", 1000, 1001),
              ("twap_window", 65_535, 65_536), ("loosen_delay", 30 * 86400, 30 * 86400 + 1), ("min_discount_bps", 9999, 10_000),
@@ -519,3 +534,30 @@ def test_min_tranche_must_fit_rung_zero():
     assert e.key == "vault.min_tranche" and "0.000001..100" in str(e)
     v = parse_spec(with_("vault", {"eth_floor_price": "1500", "rungs": [100, 200, 300], "min_tranche": 100})).vault
     assert v.min_tranche == v.rungs[0] == 100 * 10**6
+
+
+# ------------------------------------------------------------------------------- one vocabulary
+
+
+def test_vault_params_fields_follow_the_parameter_schema():
+    """VaultParams' fields are vault.params' PARAMS, in RiskParams order, named by their spec key."""
+    assert tuple(p.name for p, _ in VAULT_FIELDS) == RISK_PARAMS_FIELDS
+    for p, attr in VAULT_FIELDS:
+        want = f"{p.key.removeprefix('buckets.')}_bps" if p.key.startswith("buckets.") else p.key
+        assert attr == want
+    assert VaultParams.from_onchain(parse_spec(base()).risk_params_tuple()) == parse_spec(base()).vault
+
+
+def test_token_keys_name_the_chosen_tokens_and_nothing_else():
+    spec = parse_spec(with_("wrapper", "WETH10", with_("stablecoin", "cUSDC")))
+    assert (spec.wrapper_key, spec.stablecoin_key) == ("weth10", "cusdc")
+    assert parse_spec(base()).stablecoin_key == "cusdt" and parse_spec(base()).wrapper_key == "weth9"
+    odd = dataclasses.replace(parse_spec(base()), stablecoin="USDT")
+    with pytest.raises(SpecError, match=re.escape("stablecoin: 'USDT' is not allowed; allowed: cUSDT | cUSDC")):
+        _ = odd.stablecoin_key
+
+
+def test_spec_and_config_errors_are_input_errors():
+    for exc in (err(with_("capital", "ten")), ConfigError("tokens", "bad")):
+        assert isinstance(exc, InputError) and isinstance(exc, ValueError)
+        assert exc.exit_code == ExitCode.INPUT == 2

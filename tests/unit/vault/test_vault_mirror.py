@@ -19,7 +19,7 @@ import pytest
 from eth_abi import decode
 from eth_utils import keccak
 
-from dealvault.deploy import _run_solc, standard_json_input
+from dealvault.deploy import run_solc, standard_json_input
 from dealvault.vault import LEG_PHASES, Leg, OracleStatus, Param, Phase, lens_abi, vault_abi
 from dealvault.vault import client as C
 from dealvault.vault import params as P
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def _ast_enums() -> dict[str, list[str]]:
     std = standard_json_input("contracts/interfaces/IDealVault.sol")
     std["settings"]["outputSelection"] = {"*": {"": ["ast"]}}
-    out = _run_solc(std)
+    out = run_solc(std)
     enums: dict[str, list[str]] = {}
 
     def walk(n):

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import ape
 
-from dealvault.deploy import _run_solc, standard_json_input
+from dealvault.deploy import run_solc, standard_json_input
 from dealvault.spec import MAX_EXPOSURE_BPS, MAX_FEE_BPS, MAX_LOOSEN_DELAY, MAX_LTV_BPS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RUNTIME_FAIL = 24_000
 CORE_GOAL = 23_000
 EIP170 = 24_576
@@ -40,7 +40,7 @@ def _compiled() -> dict:
     std["sources"]["contracts/DealVaultLens.sol"] = {"content": (ROOT / "contracts/DealVaultLens.sol").read_text()}
     std["sources"]["contracts/interfaces/IDealVaultLens.sol"] = {
         "content": (ROOT / "contracts/interfaces/IDealVaultLens.sol").read_text()}
-    return _run_solc(std)["contracts"]
+    return run_solc(std)["contracts"]
 
 
 def _size(source: str, name: str, part: str = "deployedBytecode") -> int:

@@ -34,7 +34,7 @@ USD = 10**6
 BPS = 10_000
 DEADLINE = 2**63
 MAX = 2**256 - 1
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "dealvault_v1.json"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "dealvault_v1.json"
 V1_RISK_FIELDS = ("maxLtvBps", "maxExposureBps", "coreBps", "workingBps", "opportunisticBps", "rungs", "maxDeskFeeBps",
                   "oracleMaxAge", "minDiscountBps", "maxSlippageBps", "sellFloorPrice", "ethFloorPrice")
 HOLDING, CLOSED = 5, 6

@@ -30,7 +30,7 @@ ETH = 10**18
 USD = 10**6
 MAX = 2**256 - 1
 DEADLINE = 2**63
-V1 = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "dealvault_v1.json").read_text())
+V1 = json.loads((Path(__file__).resolve().parents[2] / "fixtures" / "dealvault_v1.json").read_text())
 V1_RISK_FIELDS = ("maxLtvBps", "maxExposureBps", "coreBps", "workingBps", "opportunisticBps", "rungs", "maxDeskFeeBps",
                   "oracleMaxAge", "minDiscountBps", "maxSlippageBps", "sellFloorPrice", "ethFloorPrice")
 CLOSED = 6

@@ -1,0 +1,337 @@
+"""Where a leg is sent, and never twice: :class:`LegSender`.
+
+Every leg: simulate (``eth_call``, with the gas estimate, the block gas limit, the nonce and the gas
+price in the same round trip); sign locally; persist raw tx + nonce + hash in the deal record
+BEFORE broadcasting; broadcast; wait for the receipt (and confirmations); check ``LegCompleted``
+(``legSeq`` = the previous one + 1); record the snapshot, the risk view after, the tranche.
+
+:meth:`LegSender.reconcile_pending` runs first on every (re)start: a recorded leg whose hash is
+known is finalized from its receipt; an unknown hash whose nonce is unused is rebroadcast from the
+same raw transaction; a nonce used by another transaction marks the leg failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eth_typing import HexStr
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from dealvault.run.chain import RpcFailure, batch, rpc_guard
+from dealvault.run.errors import ChainError, DealError, LegRejected
+from dealvault.signer import ImpersonatingSender, SignedTx, SignerError
+from dealvault.vault import Event, RiskView, Snapshot, VaultClient, explain, reason_text
+
+if TYPE_CHECKING:
+    from dealvault.record import LegInfo, Record
+    from dealvault.spec import DealSpec
+
+__all__ = ["LegResult", "LegSender", "REDEEM_MIN_GAS", "gas_limit"]
+
+# redeem reverts GasTooLow below this gasleft() at its check (DealVault.REDEEM_GAS: the desk's and
+# the approves' fixed gas x 64/63 + what the leg needs after them); the transaction's gas limit
+# must also cover the intrinsic gas and the leg's work before the check
+REDEEM_MIN_GAS = 567_301
+_GAS_FLOOR = {"redeem": REDEEM_MIN_GAS + 150_000}
+
+
+def gas_limit(leg: str, estimate: int, block_gas: int) -> int:
+    """The gas limit a leg is sent with: the estimate + 30% + 20k, at least the leg's floor
+    (redeem: GasTooLow below REDEEM_MIN_GAS whatever the estimate says), at most the block's."""
+    return min(max(estimate * 13 // 10 + 20_000, _GAS_FLOOR.get(leg, 0)), block_gas)
+
+
+@dataclass
+class LegResult:
+    """One leg sent (or simulated on a dry run's fork) by this run."""
+
+    step: int
+    leg: str
+    args: dict[str, Any]
+    sender: str
+    tx_hash: str | None = None
+    nonce: int | None = None
+    leg_seq: int | None = None
+    block_number: int | None = None
+    gas_used: int | None = None
+    effective_gas_price: int | None = None
+    snapshot: Snapshot | None = None     # LegCompleted's snapshot
+    risk_before: RiskView | None = None
+    risk_after: RiskView | None = None   # lens.riskView after the leg (a light leg's snapshot has no marks)
+    events: list[Event] = field(default_factory=list)
+    seconds: float = 0.0
+    status: str = "confirmed"  # confirmed | reverted | simulated
+    note: str = ""
+
+    def event(self, *names: str) -> Event | None:
+        """The first of this leg's vault events named one of ``names``, if any."""
+        return next((e for e in self.events if e.name in names), None)
+
+    def to_json(self) -> dict[str, Any]:
+        from dealvault.run.report import jsonable
+
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "risk_before":
+                continue
+            if f.name in ("snapshot", "risk_after"):
+                v = v.as_dict() if v is not None else None
+            elif f.name == "events":
+                v = [_event_json(e) for e in v]
+            out[f.name] = v
+        return jsonable(out)  # type: ignore[no-any-return]
+
+
+def _event_json(e: Event) -> dict[str, Any]:
+    # a Snapshot goes out as the event's named fields (plain ints), as the ABI decodes it
+    args = {k: ({n: int(x) for n, x in dataclasses.asdict(v).items()} if isinstance(v, Snapshot) else v)
+            for k, v in e.args.items()}
+    return {"event": e.name, "logIndex": e.log_index, "args": args}
+
+
+#: The vault events a leg's result keeps (LegResult.events).
+LEG_EVENTS = ("Funded", "Split", "Observed", "Supplied", "Borrowed", "Bought", "Sold", "Redeemed", "RedemptionFailed",
+              "Repaid", "RepaidOnBehalf", "CollateralSeized", "OperatorLoss", "Closed", "HoldingEntered", "LegCompleted")
+
+
+def _test_hook(point: str, tx_hash: str, count: int) -> None:
+    """Crash-safety tests: DEALVAULT_TEST_HOOK=<point>:<file> (point: before-broadcast |
+    after-broadcast) and DEALVAULT_TEST_HOOK_LEG=N (the N-th leg sent by this process, default 1):
+    writes <file>.reached with the tx hash, then waits until <file> exists."""
+    spec = os.environ.get("DEALVAULT_TEST_HOOK")
+    if not spec or ":" not in spec:
+        return
+    p, path = spec.split(":", 1)
+    if p != point or count != int(os.environ.get("DEALVAULT_TEST_HOOK_LEG", "1")):
+        return
+    Path(path + ".reached").write_text(tx_hash)
+    while not Path(path).exists():
+        time.sleep(0.05)
+
+
+class LegSender:
+    """Sends a deal's legs to its vault, one at a time, each recorded before it is broadcast.
+
+    ``read_after``: the risk view after a confirmed leg (the run's reading, refreshed);
+    ``on_confirmed``: called with each confirmed LegResult; ``before_rebroadcast(leg, stable)``:
+    a buy or sell rebroadcast from the record needs its TWAP observation ready first."""
+
+    def __init__(self, *, w3: Web3, client: VaultClient, record: Record, spec: DealSpec, chain_id: int,
+                 read_after: Callable[[], RiskView], on_confirmed: Callable[[LegResult], None],
+                 say: Callable[[str], None], console: Any = None, receipt_timeout: float = 120.0,
+                 before_rebroadcast: Callable[[str, str], None] | None = None) -> None:
+        self.w3 = w3
+        self.client = client
+        self.record = record
+        self.spec = spec
+        self.chain_id = chain_id
+        self.read_after = read_after
+        self.on_confirmed = on_confirmed
+        self.say = say
+        self.console = console
+        self.receipt_timeout = receipt_timeout
+        self.before_rebroadcast = before_rebroadcast
+        self.poll = 0.02 if spec.network.local else 1.0
+        self.sent = 0  # legs sent by this process (the crash-safety hooks count them)
+
+    # ---- one leg
+
+    def send(self, step: int, leg: str, fn_args: tuple[Any, ...], args: dict[str, Any], *, sender: Any,
+             risk_before: RiskView, value: int = 0) -> LegResult:
+        """Send the vault function ``leg`` with ``fn_args``: simulate, sign, persist, broadcast,
+        wait, check LegCompleted, record. ``args``: what the record keeps about it."""
+        t0 = time.perf_counter()
+        data = self.client.contract.encode_abi(leg, args=list(fn_args))
+        tx: dict[str, Any] = {"from": sender.address, "to": self.client.address, "data": data, "value": int(value),
+                              "chainId": self.chain_id}
+        est, block_gas, nonce, fees = self._simulate(step, leg, tx)
+        tx.update(gas=gas_limit(leg, est, block_gas), nonce=nonce, **fees)
+        res = LegResult(step=step, leg=leg, args=args, sender=sender.address, nonce=nonce, risk_before=risk_before)
+        self.sent += 1
+        rb = risk_before.as_dict()
+        if isinstance(sender, ImpersonatingSender):  # dry run on a throw-away fork: no key, no raw tx
+            with rpc_guard(f"{leg}: send (fork)"):
+                h = "0x" + bytes(sender.send({k: v for k, v in tx.items() if k != "chainId"})).hex()
+            rec_leg = self.record.record_signed(self.spec.deal_id, step, leg, raw_tx="0x00", nonce=nonce, tx_hash=h,
+                                                sender=sender.address, args=args, risk_before=rb)
+            self.record.mark_broadcast(rec_leg)
+        else:
+            try:
+                signed: SignedTx = sender.sign(tx)
+            except SignerError:
+                raise
+            except Exception as exc:
+                raise SignerError(f"step {step} {leg}: signing failed: {exc}") from exc
+            h = signed.hash
+            # persist BEFORE broadcast
+            rec_leg = self.record.record_signed(self.spec.deal_id, step, leg, raw_tx=signed.raw_hex, nonce=nonce, tx_hash=h,
+                                                sender=sender.address, args=args, risk_before=rb)
+            _test_hook("before-broadcast", h, self.sent)
+            with rpc_guard(f"{leg}: eth_sendRawTransaction"):
+                self.w3.eth.send_raw_transaction(signed.raw)
+            self.record.mark_broadcast(rec_leg)
+            _test_hook("after-broadcast", h, self.sent)
+        res.tx_hash = h
+        receipt = self.wait(h, f"step {step} {leg}")
+        self.finalize(rec_leg, receipt, res, expected_seq=risk_before.legSeq + 1)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _simulate(self, step: int, leg: str, tx: Mapping[str, Any]) -> tuple[int, int, int, dict[str, int]]:
+        """eth_call + eth_estimateGas + the block gas limit + the pending nonce (+ the gas price):
+        one round trip. LegRejected (nothing sent) if the call or the estimate reverts."""
+        call = {"from": tx["from"], "to": tx["to"], "data": tx["data"], "value": hex(int(tx["value"]))}
+        g = self.spec.gas
+        calls: list[tuple[str, list[Any]]] = [("eth_call", [call, "latest"]), ("eth_estimateGas", [call]),
+                                              ("eth_getBlockByNumber", ["latest", False]),
+                                              ("eth_getTransactionCount", [tx["from"], "pending"])]
+        if g.is_auto:
+            calls.append(("eth_gasPrice", []))
+        with rpc_guard(f"{leg}: eth_call"):
+            out = batch(self.w3, calls)
+        for (method, _p), answer, what in zip(calls, out, ("the simulation", "gas estimation", "", "", "")):
+            if isinstance(answer, RpcFailure):
+                if what:
+                    raise LegRejected(f"step {step} {leg}: {what} reverted: {explain(answer.exception())}; nothing sent")
+                raise DealError(f"step {step} {leg}: {method}: {answer.message}")
+        est, block, nonce = int(out[1], 16), out[2], int(out[3], 16)
+        if g.is_auto:
+            fees = {"gasPrice": int(out[4], 16)}
+        elif g.legacy:
+            fees = {"gasPrice": int(g.max_fee_wei or 0)}
+        else:
+            fees = {"maxFeePerGas": int(g.max_fee_wei or 0), "maxPriorityFeePerGas": int(g.priority_fee_wei or 0)}
+        return est, int(block["gasLimit"], 16), nonce, fees
+
+    def wait(self, tx_hash: str, label: str) -> Any:
+        """The receipt of ``tx_hash`` once it has ``spec.confirmations`` confirmations."""
+        ctx = (self.console.status(f"[bold]{label}[/]: waiting for {tx_hash[:12]}...", spinner="dots")
+               if self.console else contextlib.nullcontext())
+        with ctx, rpc_guard(f"{label}: waiting for the receipt of {tx_hash}"):
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout,  # type: ignore[arg-type]
+                                                               poll_latency=self.poll)
+            confirmations = int(self.spec.confirmations)
+            if confirmations > 1:
+                target = int(receipt["blockNumber"]) + confirmations - 1
+                deadline = time.monotonic() + self.receipt_timeout
+                while int(self.w3.eth.block_number) < target:
+                    if self.spec.network.local:
+                        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                    elif time.monotonic() > deadline:
+                        raise ChainError(f"{label}: {confirmations} confirmations of {tx_hash} did not arrive; re-run with --resume")
+                    else:
+                        time.sleep(self.poll)
+        return receipt
+
+    def finalize(self, rec_leg: Any, receipt: Any, res: LegResult, *, expected_seq: int | None) -> LegResult:
+        """Record a mined leg: check LegCompleted (its leg and legSeq), store the snapshot and the
+        risk view after, the tranche of a redeem."""
+        res.block_number = int(receipt["blockNumber"])
+        res.gas_used = int(receipt["gasUsed"])
+        res.effective_gas_price = int(receipt.get("effectiveGasPrice") or 0)
+        if int(receipt["status"]) != 1:
+            self.record.mark_reverted(rec_leg, receipt, error=f"{res.leg} reverted in block {res.block_number}")
+            res.status = "reverted"
+            raise DealError(f"step {res.step} {res.leg}: transaction {res.tx_hash} reverted in block {res.block_number} "
+                            "(the simulation passed: the state changed in between); the record has it; re-run with --resume")
+        res.events = self.client.events(receipt, LEG_EVENTS)
+        done = [e for e in res.events if e.name == "LegCompleted"]
+        if len(done) != 1:
+            raise DealError(f"step {res.step} {res.leg}: {len(done)} LegCompleted events in {res.tx_hash} (expected 1)")
+        seq, kind = int(done[0].args["legSeq"]), done[0].args["leg"]
+        if kind.name.lower() != res.leg.lower():
+            raise DealError(f"step {res.step} {res.leg}: LegCompleted says leg {kind.name}")
+        if expected_seq is not None and seq != expected_seq:
+            raise DealError(f"step {res.step} {res.leg}: LegCompleted legSeq {seq}, expected {expected_seq} "
+                            "(another leg ran in between)")
+        res.leg_seq, res.snapshot = seq, done[0].args["snapshot"]
+        try:
+            res.risk_after = self.read_after()
+        except ChainError:
+            res.risk_after = None
+        self.record.mark_confirmed(rec_leg, receipt, leg_seq=seq, snapshot_after={
+            "snapshot": res.snapshot.as_dict() if res.snapshot is not None else None,
+            "risk": res.risk_after.as_dict() if res.risk_after is not None else None})
+        if res.leg == "redeem":
+            self._record_tranches(rec_leg, res)
+        self.on_confirmed(res)
+        return res
+
+    def _record_tranches(self, rec_leg: Any, res: LegResult) -> None:
+        for e in res.events:
+            a = e.args
+            if e.name == "Redeemed":
+                amount, received = int(a["amount"]), int(a["received"])
+                self.record.add_tranche(self.spec.deal_id, rung=int(a["rung"]), size=amount, received=received,
+                                        fee=max(amount - received, 0), ok=True, leg=rec_leg)
+            elif e.name == "RedemptionFailed":
+                reason = a["reason"]
+                reason_hex = "0x" + bytes(reason).hex() if isinstance(reason, (bytes, bytearray)) else str(reason)
+                self.record.add_tranche(self.spec.deal_id, rung=int(a["rung"]), size=int(a["amount"]), received=0,
+                                        fee=0, ok=False, reason=reason_text(reason_hex), leg=rec_leg)
+
+    # ---- pending legs (never send twice)
+
+    def reconcile_pending(self) -> None:
+        """Finish what a previous process left signed or broadcast (see the module's docstring)."""
+        for leg in self.record.pending_legs(self.spec.deal_id):
+            self._reconcile(leg)
+
+    def _reconcile(self, leg: LegInfo) -> None:
+        h = str(leg.tx_hash)
+        with rpc_guard("eth_getTransactionReceipt"):
+            receipt = self._receipt_or_none(h)
+        if receipt is None:
+            with rpc_guard("eth_getTransactionCount"):
+                used = int(self.w3.eth.get_transaction_count(to_checksum_address(str(leg.sender)), "latest"))
+                known = self._tx_or_none(h)
+            if known is None and used > int(leg.nonce or 0):
+                self.record.mark_failed(leg, f"never mined: nonce {leg.nonce} was used by another transaction")
+                self.say(f"record: leg {leg.leg} ({h}) was never mined; its nonce {leg.nonce} is used: marked failed")
+                return
+            if known is None:
+                stable = (leg.args or {}).get("stable")
+                if leg.leg in ("buy", "sell") and stable and self.before_rebroadcast is not None:
+                    # the signed leg needs the TWAP observation ready when it is mined
+                    self.before_rebroadcast(leg.leg, str(stable))
+                self.say(f"record: leg {leg.leg} {h} unknown to the node, nonce {leg.nonce} unused: rebroadcasting the same raw tx")
+                with rpc_guard("eth_sendRawTransaction"):
+                    try:
+                        self.w3.eth.send_raw_transaction(HexStr(str(leg.raw_tx)))
+                    except Exception as exc:  # "already known" races are fine
+                        if "known" not in str(exc).lower():
+                            raise
+                if leg.status == "signed":
+                    self.record.mark_broadcast(leg)
+            receipt = self.wait(h, leg.leg)
+        else:
+            self.say(f"record: leg {leg.leg} {h} was mined in block {receipt['blockNumber']}: recording it")
+        res = LegResult(step=leg.step, leg=leg.leg, args=dict(leg.args or {}), sender=leg.sender or "", tx_hash=h,
+                        nonce=leg.nonce, note="reconciled from the record")
+        rb = leg.risk_before
+        self.finalize(leg, receipt, res, expected_seq=int(rb["legSeq"]) + 1 if rb and "legSeq" in rb else None)
+
+    def _receipt_or_none(self, h: str) -> Any:
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+
+    def _tx_or_none(self, h: str) -> Any:
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            return self.w3.eth.get_transaction(h)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
