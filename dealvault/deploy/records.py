@@ -13,13 +13,14 @@ import datetime as _dt
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dealvault.deploy.build import Build, hexstr
 from dealvault.deploy.errors import DeploymentRecordError
 from dealvault.deploy.params import DealParams
+from dealvault.jsonable import jsonable
 from dealvault.spec.netconfig import NetworkConfig
 
 if TYPE_CHECKING:  # verify reads records: the types only
@@ -67,21 +68,6 @@ def now() -> str:
 def supersede(old: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """``old`` (without its own history) marked as superseded now, for a new record's history."""
     return {**{k: v for k, v in old.items() if k != "history"}, "superseded": {"at": now(), "reason": reason}}
-
-
-def jsonable(v: Any) -> Any:
-    """``v`` as JSON data: mappings and dataclasses as objects, tuples as lists, bytes as 0x hex."""
-    if isinstance(v, Mapping):
-        return {str(k): jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, (bytes, bytearray)):
-        return hexstr(bytes(v))
-    if is_dataclass(v) and not isinstance(v, type):
-        return jsonable({f.name: getattr(v, f.name) for f in fields(v)})
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    return str(v)
 
 
 def _configs_block(net: NetworkConfig, deal: DealParams) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from dealvault.jsonable import jsonable
+
 LEG_STATUSES = ("planned", "signed", "broadcast", "confirmed", "failed", "reverted")
 
 
@@ -148,25 +150,6 @@ class DealLock(Base):
 
 
 def json_dumps(value: Any) -> str:
-    """JSON for the record's JSON columns: Decimals as strings, bytes as 0x hex, ints exact."""
-    return json.dumps(value, default=_json_default, sort_keys=True)
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return "0x" + bytes(v).hex()
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if hasattr(v, "_asdict"):
-        return v._asdict()
-    if hasattr(v, "__dataclass_fields__"):
-        import dataclasses
-
-        return dataclasses.asdict(v)
-    if isinstance(v, (set, frozenset, tuple)):
-        return list(v)
-    if hasattr(v, "model_dump"):
-        return v.model_dump()
-    raise TypeError(f"not JSON serializable: {type(v).__name__}")
+    """JSON for the record's JSON columns (:func:`dealvault.jsonable.jsonable`: Decimals as
+    strings, bytes as 0x hex, ints exact), keys sorted."""
+    return json.dumps(jsonable(value), sort_keys=True)

@@ -8,13 +8,12 @@ to decimal strings. The vault's state comes in typed (:class:`~dealvault.vault.R
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dealvault.jsonable import jsonable
 from dealvault.run.status import WATCHED_PARAMS, loss_share
 from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, USD_DECIMALS, WAD_DECIMALS, from_units
 from dealvault.vault import RiskView
@@ -60,28 +59,6 @@ class ReportSource(Protocol):
 
     @property
     def risk(self) -> RiskView | Mapping[str, Any]: ...
-
-
-def jsonable(v: Any) -> Any:
-    """Plain JSON types: Decimals and big values as strings where needed, bytes as 0x hex."""
-    if isinstance(v, Mapping):
-        return {str(k): jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple, set, frozenset)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, Decimal):
-        return str(v)
-    if isinstance(v, (bytes, bytearray, memoryview)):
-        return "0x" + bytes(v).hex()
-    if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, bool) or v is None or isinstance(v, (int, str)):
-        return v
-    if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return jsonable(dataclasses.asdict(v))
-    if hasattr(v, "hex") and callable(v.hex):
-        h = v.hex()
-        return h if str(h).startswith("0x") else "0x" + str(h)
-    return str(v)
 
 
 def eth(wei: int) -> Decimal:
