@@ -18,13 +18,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from dealvault.errors import ExitCode
 from dealvault.record import DealLocked, Record, open_record
 from dealvault.run.caps import DEAL_LEGS, Caps, require
-from dealvault.run.chain import NetworkIdentity, cache_chain_id, check_network, genesis_hash, latest_timestamp, rpc_guard
+from dealvault.run.chain import (
+    NetworkIdentity,
+    RpcFailure,
+    batch,
+    cache_chain_id,
+    check_network,
+    genesis_hash,
+    latest_timestamp,
+    rpc_guard,
+)
 from dealvault.run.errors import InputError, OwnerActionNeeded, WaitNeeded
 from dealvault.run.history import LegHistory
 from dealvault.run.sender import LegResult, LegSender
@@ -54,11 +65,7 @@ HOLDING_OPTIONS = (
     "  5. repay and close with the remaining USDTz written off at cost (`--resume {deal}` runs step 4 once debt can be repaid)."
 )
 
-_ROUTER_ABI = [
-    {"type": "function", "name": "getAmountsOut", "stateMutability": "view",
-     "inputs": [{"name": "amountIn", "type": "uint256"}, {"name": "path", "type": "address[]"}],
-     "outputs": [{"name": "amounts", "type": "uint256[]"}]},
-]
+_GET_AMOUNTS_OUT = keccak(text="getAmountsOut(uint256,address[])")[:4]  # UniswapV2Router02
 
 
 @dataclass
@@ -168,9 +175,22 @@ class DealRun:
 
     def quote(self, amount_in: int, path: list[str]) -> int:
         """The router's ``getAmountsOut`` for ``amount_in`` along ``path`` (the last amount)."""
-        r = self.w3.eth.contract(address=self.venues.router, abi=_ROUTER_ABI)  # type: ignore[call-overload]
+        return self.quotes([amount_in], path)[0]
+
+    def quotes(self, amounts: Sequence[int], path: list[str]) -> list[int]:
+        """:meth:`quote` for each of ``amounts``, in one JSON-RPC batch (one round trip). A quote
+        the router refuses raises its revert, as a single call would."""
+        calls = [("eth_call", [{"to": self.venues.router,
+                                "data": "0x" + (_GET_AMOUNTS_OUT + abi_encode(["uint256", "address[]"], [int(a), path])).hex()},
+                               "latest"]) for a in amounts]
         with rpc_guard("getAmountsOut"):
-            return int(r.functions.getAmountsOut(amount_in, path).call()[-1])
+            answers = batch(self.w3, calls)
+        out = []
+        for ans in answers:
+            if isinstance(ans, RpcFailure):
+                raise ans.exception()
+            out.append(int(abi_decode(["uint256[]"], bytes.fromhex(str(ans)[2:]))[0][-1]))
+        return out
 
     def block_time(self) -> int:
         with rpc_guard("eth_getBlockByNumber"):
