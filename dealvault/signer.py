@@ -26,7 +26,9 @@ from web3.types import TxParams
 
 from dealvault.errors import DealVaultError
 
-__all__ = ["SignedTx", "TxSigner", "ApeAccountSigner", "NodeSigner", "ImpersonatingSender", "SignerError", "resolve_alias"]
+__all__ = [
+    "SignedTx", "TxSigner", "ApeAccountSigner", "NodeSigner", "ImpersonatingSender", "SignerError", "resolve_alias",
+    "decode_raw"]
 
 
 class SignerError(DealVaultError, RuntimeError):
@@ -42,6 +44,24 @@ class SignedTx:
     @property
     def raw_hex(self) -> str:
         return "0x" + self.raw.hex()
+
+
+def decode_raw(raw: bytes | str) -> dict[str, Any]:
+    """The call a signed transaction makes: ``to``, ``data`` (0x hex), ``value`` and ``nonce``,
+    from its raw bytes (legacy RLP or an EIP-2718 typed envelope: 1 or 2)."""
+    import rlp
+
+    b = bytes.fromhex(raw[2:] if raw.startswith("0x") else raw) if isinstance(raw, str) else bytes(raw)
+    if b and b[0] < 0x7F:  # typed: type byte + RLP list
+        f = rlp.decode(b[1:])
+        # type 1: chainId, nonce, gasPrice, gas, to, value, data, ...; type 2: chainId, nonce, tip, maxFee, gas, to, value, data, ...
+        i = 4 if b[0] == 1 else 5
+        nonce, to, value, data = f[1], f[i], f[i + 1], f[i + 2]
+    else:  # legacy: nonce, gasPrice, gas, to, value, data, v, r, s
+        f = rlp.decode(b)
+        nonce, to, value, data = f[0], f[3], f[4], f[5]
+    return {"to": "0x" + bytes(to).hex(), "data": "0x" + bytes(data).hex(), "value": int.from_bytes(value, "big"),
+            "nonce": int.from_bytes(nonce, "big")}
 
 
 @runtime_checkable

@@ -6,8 +6,11 @@ BEFORE broadcasting; broadcast; wait for the receipt (and confirmations); check 
 (``legSeq`` = the previous one + 1); record the snapshot, the risk view after, the tranche.
 
 :meth:`LegSender.reconcile_pending` runs first on every (re)start: a recorded leg whose hash is
-known is finalized from its receipt; an unknown hash whose nonce is unused is rebroadcast from the
-same raw transaction; a nonce used by another transaction marks the leg failed.
+known is finalized from its receipt; an unknown hash whose nonce is unused is simulated again and,
+if it still succeeds, rebroadcast from the same raw transaction, else abandoned (marked failed,
+nothing sent: the steps re-plan from the chain); a nonce used by another transaction marks the leg
+failed. Legs the owner or the guardian sent in between (a LegCompleted legSeq above the one
+expected) are theirs: ours is recorded with its own legSeq and the run goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,10 +29,11 @@ from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from web3 import Web3
 
+from dealvault.run.caps import require
 from dealvault.run.chain import RpcFailure, batch, rpc_guard
-from dealvault.run.errors import ChainError, DealError, LegRejected
-from dealvault.signer import ImpersonatingSender, SignedTx, SignerError
-from dealvault.vault import Event, RiskView, Snapshot, VaultClient, explain, reason_text
+from dealvault.run.errors import CapError, ChainError, DealError, LegRejected
+from dealvault.signer import ImpersonatingSender, SignedTx, SignerError, decode_raw
+from dealvault.vault import LEG_PHASES, Event, Phase, RiskView, Snapshot, VaultClient, explain, reason_text
 
 if TYPE_CHECKING:
     from dealvault.record import LegInfo, Record
@@ -41,6 +46,9 @@ __all__ = ["LegResult", "LegSender", "REDEEM_MIN_GAS", "gas_limit"]
 # must also cover the intrinsic gas and the leg's work before the check
 REDEEM_MIN_GAS = 567_301
 _GAS_FLOOR = {"redeem": REDEEM_MIN_GAS + 150_000}
+
+# what nodes answer when a transaction is already in their pool (geth, Besu, anvil, Nethermind)
+_ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
 
 
 def gas_limit(leg: str, estimate: int, block_gas: int) -> int:
@@ -250,9 +258,14 @@ class LegSender:
         seq, kind = int(done[0].args["legSeq"]), done[0].args["leg"]
         if kind.name.lower() != res.leg.lower():
             raise DealError(f"step {res.step} {res.leg}: LegCompleted says leg {kind.name}")
-        if expected_seq is not None and seq != expected_seq:
-            raise DealError(f"step {res.step} {res.leg}: LegCompleted legSeq {seq}, expected {expected_seq} "
-                            "(another leg ran in between)")
+        if expected_seq is not None and seq < expected_seq:
+            raise DealError(f"step {res.step} {res.leg}: LegCompleted legSeq {seq}, expected {expected_seq} or more "
+                            "(the chain went back?); the record keeps the leg pending: re-run with --resume")
+        if expected_seq is not None and seq > expected_seq:
+            # the owner or the guardian sent legs (hold, resume, ownerRepay...) between our read and
+            # this transaction's mining: theirs are in the vault's logs, ours is recorded as mined
+            res.note = f"{seq - expected_seq} leg(s) by another actor ran before it (legSeq {expected_seq}..{seq - 1})"
+            self.say(f"step {res.step} {res.leg}: legSeq {seq}: {res.note}")
         res.leg_seq, res.snapshot = seq, done[0].args["snapshot"]
         try:
             res.risk_after = self.read_after()
@@ -303,12 +316,21 @@ class LegSender:
                 if leg.leg in ("buy", "sell") and stable and self.before_rebroadcast is not None:
                     # the signed leg needs the TWAP observation ready when it is mined
                     self.before_rebroadcast(leg.leg, str(stable))
-                self.say(f"record: leg {leg.leg} {h} unknown to the node, nonce {leg.nonce} unused: rebroadcasting the same raw tx")
+                # the chain may have moved since it was signed (a guardian's hold, the owner's
+                # pause, a stale oracle, another leg): simulate it again before it goes out
+                why = self._still_applies(leg)
+                if why is not None:
+                    self.record.mark_failed(leg, f"abandoned before rebroadcast: {why}")
+                    self.say(f"record: leg {leg.leg} {h} no longer applies ({why}); abandoned, never sent: its nonce "
+                             f"{leg.nonce} stays unused and the steps re-plan from the chain")
+                    return
+                self.say(f"record: leg {leg.leg} {h} unknown to the node, nonce {leg.nonce} unused, its simulation passes "
+                         "again: rebroadcasting the same raw tx")
                 with rpc_guard("eth_sendRawTransaction"):
                     try:
                         self.w3.eth.send_raw_transaction(HexStr(str(leg.raw_tx)))
-                    except Exception as exc:  # "already known" races are fine
-                        if "known" not in str(exc).lower():
+                    except Exception as exc:  # a race with our own earlier broadcast is fine
+                        if not _ALREADY_KNOWN.search(str(exc)):
                             raise
                 if leg.status == "signed":
                     self.record.mark_broadcast(leg)
@@ -319,6 +341,26 @@ class LegSender:
                         nonce=leg.nonce, note="reconciled from the record")
         rb = leg.risk_before
         self.finalize(leg, receipt, res, expected_seq=int(rb["legSeq"]) + 1 if rb and "legSeq" in rb else None)
+
+    def _still_applies(self, leg: LegInfo) -> str | None:
+        """None if the saved leg still applies: a fresh read of the vault (not HOLDING; its phase,
+        pause and oracle as :func:`~dealvault.run.caps.require` wants for the leg) and the saved
+        transaction's call succeeding now (``eth_call`` from its sender, at the latest block);
+        else why not (the revert decoded by name)."""
+        rv = self.read_after()
+        if rv.phase == Phase.HOLDING:
+            return f"the vault is in HOLDING (since legSeq {rv.legSeq}); the harness sends no leg there"
+        if leg.leg in LEG_PHASES:
+            try:
+                require(leg.leg, rv)
+            except CapError as exc:
+                return str(exc)
+        call = decode_raw(str(leg.raw_tx))
+        tx = {"from": to_checksum_address(str(leg.sender)), "to": to_checksum_address(call["to"]), "data": call["data"],
+              "value": hex(call["value"])}
+        with rpc_guard(f"{leg.leg}: eth_call"):
+            (answer,) = batch(self.w3, [("eth_call", [tx, "latest"])])
+        return explain(answer.exception()) if isinstance(answer, RpcFailure) else None
 
     def _receipt_or_none(self, h: str) -> Any:
         from web3.exceptions import TransactionNotFound

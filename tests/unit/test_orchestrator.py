@@ -37,6 +37,7 @@ from dealvault.kit.overlay import swap_on_pair
 from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.run import (
+    EXIT_HOLDING,
     EXIT_INPUT,
     EXIT_OWNER_ACTION,
     EXIT_REFUSED,
@@ -52,7 +53,7 @@ from dealvault.run import (
 from dealvault.signer import ApeAccountSigner
 from dealvault.spec import load_spec, parse_spec
 from dealvault.spec.netconfig import load_netconfig, write_local_config
-from dealvault.vault import reason_text
+from dealvault.vault import reason_text, vault_abi
 
 EXAMPLE = ROOT / "deals" / "example.yaml"
 APE = ROOT / ".venv" / "bin" / "ape"
@@ -371,6 +372,93 @@ def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, fresh_db, hoo
     try:
         legs = r.legs("demo-001")
         assert [l.leg_seq for l in legs] == list(range(1, 11)) and all(l.status == "confirmed" for l in legs)
+    finally:
+        r.close()
+
+
+def _reached(p, gate) -> str:
+    """Wait until the execute_deal process ``p`` stops at its test hook; the hash it signed."""
+    reached = Path(str(gate) + ".reached")
+    deadline = time.monotonic() + 120
+    while not reached.exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return reached.read_text()
+
+
+def _vault(w3, deployed):
+    return w3.eth.contract(address=deployed.venues.vault, abi=vault_abi())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_saved_leg_is_simulated_again_and_abandoned_after_a_guardian_hold(chain, kit, deployed, tmp_path, fresh_db):
+    """Issue 13: a redeem signed and saved, the process killed before its broadcast, the guardian's
+    hold() in between: the resume reads the vault again, abandons the saved leg (the vault would
+    take a redeem in HOLDING, the harness sends nothing there; its nonce stays unused) and stops in
+    HOLDING (exit 3); after the owner's resume() the next
+    --resume re-plans the redeem from the chain and closes the deal."""
+    from web3.exceptions import TransactionNotFound
+
+    w3, db, gate = chain, fresh_db(), tmp_path / "gate"
+    p = _cli(kit, deployed, db, env={"DEALVAULT_TEST_HOOK": f"before-broadcast:{gate}", "DEALVAULT_TEST_HOOK_LEG": "6"},
+             wait=False)
+    saved = _reached(p, gate)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    _vault(w3, deployed).functions.hold().transact({"from": resolver("TEST::2")})  # the guardian
+    n0 = nonces(w3)
+    out = _cli(kit, deployed, db, "--resume", "demo-001")
+    assert out.returncode == EXIT_HOLDING, out.stdout + out.stderr
+    err = " ".join(out.stderr.split())  # the console wraps long lines
+    assert "no longer applies (the vault is in HOLDING" in err and "abandoned, never sent" in err, err
+    assert nonces(w3) == n0  # nothing sent
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction(saved)
+    r = open_record(db)
+    try:
+        (leg,) = [x for x in r.legs("demo-001") if x.tx_hash == saved]
+        assert leg.leg == "redeem" and leg.status == "failed" and leg.error.startswith("abandoned before rebroadcast")
+        assert r.pending_legs("demo-001") == []
+    finally:
+        r.close()
+    _vault(w3, deployed).functions.resume().transact({"from": resolver("TEST::0")})  # the owner
+    out = _cli(kit, deployed, db, "--resume", "demo-001", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["phase"] == "CLOSED"
+    r = open_record(db)
+    try:
+        mined = [x for x in r.legs("demo-001") if x.status == "confirmed"]
+        assert [x.leg for x in mined][-5:] == ["redeem", "redeem", "redeem", "repay", "close"]
+        # the vault's legs 6 and 7 were the guardian's hold and the owner's resume
+        assert [x.leg_seq for x in mined] == [1, 2, 3, 4, 5, 8, 9, 10, 11, 12]
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_legs_of_the_owner_and_guardian_between_read_and_mining_are_theirs(chain, kit, deployed, tmp_path, fresh_db):
+    """Issue 13: the guardian's hold() and the owner's resume() land between the harness's read (and
+    simulation) of a redeem and its broadcast: the redeem mines with legSeq 8 instead of 6; it is
+    recorded as ours, the note names the two legs of another actor, and the run completes."""
+    w3, db, gate = chain, fresh_db(), tmp_path / "gate"
+    p = _cli(kit, deployed, db, "--json", env={"DEALVAULT_TEST_HOOK": f"before-broadcast:{gate}", "DEALVAULT_TEST_HOOK_LEG": "6"},
+             wait=False)
+    _reached(p, gate)
+    v = _vault(w3, deployed)
+    v.functions.hold().transact({"from": resolver("TEST::2")})
+    v.functions.resume().transact({"from": resolver("TEST::0")})
+    gate.write_text("go")
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode == 0, stdout + stderr
+    j = json.loads(stdout)
+    assert j["phase"] == "CLOSED"
+    redeem = next(x for x in j["legs_this_run"] if x["leg"] == "redeem")
+    assert redeem["leg_seq"] == 8 and "2 leg(s) by another actor" in redeem["note"]
+    r = open_record(db)
+    try:
+        assert [x.leg_seq for x in r.legs("demo-001")] == [1, 2, 3, 4, 5, 8, 9, 10, 11, 12]
+        assert r.pending_legs("demo-001") == []
     finally:
         r.close()
 
