@@ -16,7 +16,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -427,6 +427,21 @@ class Record:
             row = self._leg_row(s, leg)
             self._transition(row, "failed", ("planned", "signed", "broadcast", "failed"))
             row.error = str(error)
+            s.commit()
+            return _leg_info(row)
+
+    def mark_rewound(self, leg: Any, reason: str) -> LegInfo:
+        """A mined leg whose transaction the chain no longer has (a reorg, a rewound node): back to
+        ``broadcast`` with its legSeq, block, gas, risk after and tranches cleared, so that the
+        next reconciliation finds it again by its hash (and rebroadcasts the same raw tx)."""
+        with self._session() as s:
+            row = self._leg_row(s, leg)
+            self._transition(row, "broadcast", ("confirmed", "reverted"))
+            row.leg_seq = row.block_number = row.gas_used = row.effective_gas_price = None
+            row.risk_after = None
+            row.confirmed_at = None
+            row.error = str(reason)
+            s.execute(delete(Tranche).where(Tranche.leg_id == row.id))
             s.commit()
             return _leg_info(row)
 

@@ -295,7 +295,19 @@ class LegSender:
     # ---- pending legs (never send twice)
 
     def reconcile_pending(self) -> None:
-        """Finish what a previous process left signed or broadcast (see the module's docstring)."""
+        """Finish what a previous process left signed or broadcast (see the module's docstring),
+        after the mined legs are checked against the chain by hash (one batch of receipts): a leg
+        whose transaction the chain no longer has (a reorg, a rewound node) is pending again."""
+        mined = [leg for leg in self.record.legs(self.spec.deal_id)
+                 if leg.status in ("confirmed", "reverted") and leg.tx_hash and leg.raw_tx and str(leg.raw_tx) != "0x00"]
+        if mined:
+            with rpc_guard("eth_getTransactionReceipt"):
+                receipts = batch(self.w3, [("eth_getTransactionReceipt", [str(leg.tx_hash)]) for leg in mined])
+            for leg, receipt in zip(mined, receipts):
+                if receipt is None:
+                    self.record.mark_rewound(leg, f"rewound: block {leg.block_number} no longer has {leg.tx_hash}")
+                    self.say(f"record: leg {leg.leg} (legSeq {leg.leg_seq}) {leg.tx_hash} is no longer on the chain "
+                             f"(block {leg.block_number} was rewound): reconciling it again")
         for leg in self.record.pending_legs(self.spec.deal_id):
             self._reconcile(leg)
 

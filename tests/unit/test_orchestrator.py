@@ -322,6 +322,31 @@ def test_until_then_resume_never_twice(chain, deployed, rec):
     assert seqs == list(range(1, 11))
 
 
+def test_rewound_legs_are_reconciled_by_hash(chain, deployed, rec):
+    """Issue 13: the node is rewound two blocks (supply and borrow gone) after they were recorded:
+    the resume finds by hash that the chain no longer has them, rebroadcasts the same raw
+    transactions (their simulation still passes) and completes; before, it failed for good with
+    "legSeq 3 is already recorded"."""
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    n0 = nonces(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="split")
+    snap = snapshot(w3)
+    r1 = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True, until="position")
+    assert [leg.leg for leg in r1.legs] == ["supply", "borrow"]
+    sent = {leg.leg: leg.tx_hash for leg in r1.legs}
+    revert(w3, snap)  # the two blocks are gone, and their transactions with them
+    assert w3.eth.get_transaction_count(op.address) == n0[1] + 1
+    r2 = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True)
+    assert r2.status == "completed"
+    legs = rec.legs("demo-001")
+    assert [leg.leg_seq for leg in legs] == list(range(1, 11)) and all(leg.status == "confirmed" for leg in legs)
+    again = {leg.leg: leg.tx_hash for leg in legs if leg.leg in sent}
+    assert again == sent  # the same raw transactions, mined again
+    assert all(w3.eth.get_transaction_receipt(h)["status"] == 1 for h in sent.values())
+    assert nonces(w3) == (n0[0] + 1, n0[1] + 9)  # nothing sent twice
+
+
 # ---- real processes -------------------------------------------------------------------------
 
 
