@@ -162,12 +162,17 @@ def venues_for(spec: DealSpec, *, deployment: Path | None = None, config: Path |
             raise _NoRecordError()
         if from_record:
             rec = load_record(Path(str(deployment)))
+            if rec.get("deal_id") not in (None, spec.deal_id):  # one vault, one deal
+                raise InputError(f"the deployment record {deployment} is deal {rec.get('deal_id')!r}'s vault, "
+                                 f"not deal {spec.deal_id!r}'s (the spec's deal_id); nothing sent")
             cfg_lens = None
             if not (rec.get("lens") or {}).get("address"):  # the record names none: the network config's
                 cfg_lens = load_netconfig(config or CHAIN138_CONFIG).venues.lens
             venues = Venues.from_deploy_record(rec, lens=cfg_lens)
         else:
             venues = Venues.from_netconfig(load_netconfig(config or CHAIN138_CONFIG), str(spec.vault_address))
+    except InputError:
+        raise
     except _NoRecordError:
         raise InputError(f"no deployment record {deployment}: deploy the vault first "
                          f"(`ape run deploy --deal {spec_path or '<spec>'}`) or pass --deployment") from None

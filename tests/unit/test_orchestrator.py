@@ -499,6 +499,13 @@ def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
                           "--deployment", str(deployed.record_file), "--db", f"sqlite:///{tmp_path}/e.db"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no-such-alias" in out.stderr
+    # issue 13: the deployment record of one deal never drives another deal's legs
+    other = tmp_path / "other.yaml"
+    other.write_text(EXAMPLE.read_text().replace("deal_id: demo-001", "deal_id: demo-002"))
+    assert "deal_id: demo-002" in other.read_text()
+    out = _cli(kit, deployed, f"sqlite:///{tmp_path}/f.db", "--deal", str(other))
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 2 and "is deal 'demo-001''s vault, not deal 'demo-002''s" in err, out.stderr
     assert w3.eth.block_number == block
 
 
