@@ -13,7 +13,7 @@ upgraded to head by :func:`open_record`.
         rec.mark_confirmed(leg, receipt, leg_seq=seq, snapshot_after=risk_view)
 """
 
-from dealvault.record.lock import DealLocked, RecordError
+from dealvault.record.lock import DealLocked, RecordError, vault_lock_name
 from dealvault.record.models import LEG_STATUSES
 from dealvault.record.stats import wilson_lower_bound
 from dealvault.record.store import (
@@ -45,5 +45,6 @@ __all__ = [
     "normalize_url",
     "open_record",
     "upgrade",
+    "vault_lock_name",
     "wilson_lower_bound",
 ]

@@ -1,4 +1,4 @@
-"""One lock per deal, across processes (and hosts, on PostgreSQL), and the record's errors.
+"""One lock per deal (and one per vault), across processes (and hosts, on PostgreSQL), and the record's errors.
 
 PostgreSQL: a session-level ``pg_advisory_lock`` on a dedicated connection, plus a
 ``deal_locks`` row naming the holder. SQLite: an ``fcntl.flock`` on a file beside the database
@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, text
 
 from dealvault.errors import DealVaultError
 
-__all__ = ["DealLocked", "FileLock", "PgAdvisoryLock", "RecordError", "advisory_key"]
+__all__ = ["DealLocked", "FileLock", "PgAdvisoryLock", "RecordError", "advisory_key", "vault_lock_name", "VAULT_LOCK_PREFIX"]
 
 
 class RecordError(DealVaultError, RuntimeError):
@@ -36,7 +36,19 @@ class DealLocked(RecordError):  # noqa: N818 - the public name since v1 (the orc
     def __init__(self, deal_id: str, holder: str) -> None:
         self.deal_id = deal_id
         self.holder = holder
-        super().__init__(f"deal {deal_id!r} is already being driven: its lock is held by {holder}")
+        what = (f"vault {deal_id.split('-', 2)[2]} (chain {deal_id.split('-', 2)[1]})" if deal_id.startswith(VAULT_LOCK_PREFIX)
+                else f"deal {deal_id!r}")
+        super().__init__(f"{what} is already being driven: its lock is held by {holder}")
+
+
+#: Lock names of vaults (:func:`vault_lock_name`): a vault is driven by one deal at a time.
+VAULT_LOCK_PREFIX = "vault-"
+
+
+def vault_lock_name(chain_id: int, vault: str) -> str:
+    """The lock name of ``vault`` on chain ``chain_id``: held with the deal's own lock, so that
+    two deal ids in one record never drive one vault at the same moment."""
+    return f"{VAULT_LOCK_PREFIX}{int(chain_id)}-{vault.lower()}"
 
 
 def _me() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from dealvault.errors import ExitCode
-from dealvault.record import DealLocked, Record, open_record
+from dealvault.record import DealLocked, Record, open_record, vault_lock_name
 from dealvault.run.caps import DEAL_LEGS, Caps, require
 from dealvault.run.chain import (
     NetworkIdentity,
@@ -334,7 +334,8 @@ def run_deal(
         run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg,
                       max_wait=max_wait)
         try:
-            with record.lock(spec.deal_id, timeout=lock_timeout):
+            with record.lock(spec.deal_id, timeout=lock_timeout), \
+                    record.lock(vault_lock_name(run.chain_id, run.venues.vault), timeout=lock_timeout):
                 return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0)
         except DealLocked as exc:
             raise InputError(str(exc)) from exc
@@ -422,7 +423,7 @@ def run_leg(spec: DealSpec, leg: str, *, w3: Web3, sender: Any, record: Record, 
     """Run one vault function as a recorded leg (``leg`` = the function name, e.g. ``"repay"``),
     with the same simulate / sign / persist / broadcast / LegCompleted checks as a deal run."""
     run = DealRun(spec, w3=w3, operator=sender, record=record, venues=venues)
-    with record.lock(spec.deal_id), rpc_guard(f"{leg} leg"):
+    with record.lock(spec.deal_id), record.lock(vault_lock_name(run.chain_id, venues.vault)), rpc_guard(f"{leg} leg"):
         record.create_deal(spec, chain_id=run.chain_id, genesis_hash=genesis_hash(w3), vault_address=venues.vault,
                            lens_address=venues.lens, exist_ok=True)
         rv = run.risk()

@@ -35,7 +35,7 @@ from dealvault.kit import start_kit
 from dealvault.kit.evm import revert, snapshot
 from dealvault.kit.overlay import swap_on_pair
 from dealvault.paths import ROOT
-from dealvault.record import open_record
+from dealvault.record import open_record, vault_lock_name
 from dealvault.run import (
     EXIT_HOLDING,
     EXIT_INPUT,
@@ -345,6 +345,25 @@ def test_rewound_legs_are_reconciled_by_hash(chain, deployed, rec):
     assert again == sent  # the same raw transactions, mined again
     assert all(w3.eth.get_transaction_receipt(h)["status"] == 1 for h in sent.values())
     assert nonces(w3) == (n0[0] + 1, n0[1] + 9)  # nothing sent twice
+
+
+def test_one_vault_is_driven_by_one_deal_at_a_time(chain, deployed, rec):
+    """Issue 13: the lock covers the vault, not only the deal id: while the vault's lock is held
+    (here by this test, as another deal id driving the same vault would hold it), a run of the
+    deal is refused (exit 2, the holder named, nothing sent); once released, it runs."""
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    n0 = nonces(w3)
+    other = open_record(rec.url.render_as_string(hide_password=False))  # another process's view of the record
+    try:
+        with rec.lock(vault_lock_name(138, v.vault)):
+            with pytest.raises(InputError, match=rf"vault {v.vault.lower()} \(chain 138\) is already being driven: its lock is held by pid"):
+                run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=other, venues=v, until="split")
+            assert nonces(w3) == n0
+    finally:
+        other.close()
+    r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="split")
+    assert [leg.leg for leg in r.legs] == ["fund", "split"]
 
 
 # ---- real processes -------------------------------------------------------------------------
