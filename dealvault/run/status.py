@@ -375,7 +375,7 @@ def rebuild_record(
 ) -> RebuildResult:
     """Rebuild (or complete) the record of ``deal_id`` from the vault's logs alone.
 
-    One leg per ``LegCompleted`` log, keyed by ``legSeq``: the vault function as the leg name,
+    One leg per ``LegCompleted`` log, matched by transaction hash: the vault function as the leg name,
     tx hash, sender, nonce, raw transaction (when the node serves it), block, gas used and
     effective gas price from the receipt, the event's snapshot as ``risk_after``; a
     ``Redeemed`` / ``RedemptionFailed`` in the same receipt becomes a tranche. The deal row is
@@ -389,7 +389,9 @@ def rebuild_record(
         raise ValueError(f"vault {vault}: no contract at this address on chain {int(w3.eth.chain_id)}")
     contract: Any = w3.eth.contract(address=vault, abi=vault_abi())
     deal = _ensure_deal(w3, record, deal_id, vault, lens, spec, network)
-    have = {leg.leg_seq for leg in record.legs(deal_id) if leg.leg_seq is not None}
+    recorded = record.legs(deal_id)
+    by_hash = {str(leg.tx_hash).lower(): leg for leg in recorded if leg.tx_hash}
+    by_seq = {leg.leg_seq: leg for leg in recorded if leg.leg_seq is not None and leg.status == "confirmed"}
     logs = [e for e in contract.events.LegCompleted.get_logs(from_block=from_block, to_block=to_block)
             if to_checksum_address(e["address"]) == vault]
     logs.sort(key=lambda e: int(e["args"]["legSeq"]))
@@ -397,23 +399,39 @@ def rebuild_record(
     skipped: list[int] = []
     n_tranches = 0
     for e in logs:
+        # matched by transaction hash: a legSeq recorded with another hash is a leg the chain no
+        # longer has (a reorg, a rewound node) and goes back to pending; the chain's leg is recorded
         seq = int(e["args"]["legSeq"])
-        if seq in have:
+        h = "0x" + bytes(e["transactionHash"]).hex()
+        mine = by_hash.get(h)
+        if mine is not None and mine.status == "confirmed" and mine.leg_seq == seq:
             skipped.append(seq)
             continue
+        stale = by_seq.get(seq)
+        if stale is not None and str(stale.tx_hash).lower() != h:
+            record.mark_rewound(stale, f"rebuild: the chain's legSeq {seq} is {h}, not this transaction")
+        if mine is not None and mine.status == "confirmed":  # recorded with another legSeq
+            record.mark_rewound(mine, f"rebuild: the chain has it as legSeq {seq}")
         leg = leg_function(Leg(int(e["args"]["leg"])))
-        h = "0x" + bytes(e["transactionHash"]).hex()
         tx = w3.eth.get_transaction(h)  # type: ignore[arg-type]
         receipt = w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
         snapshot = from_abi(Snapshot, e["args"]["snapshot"]).as_dict()
-        row = record.record_signed(deal_id, LEG_STEP.get(leg, -1), leg, raw_tx=_raw_tx(w3, h), nonce=int(tx["nonce"]),
-                                   tx_hash=h, sender=to_checksum_address(tx["from"]),
-                                   args={"rebuilt": True, "value_wei": int(tx.get("value") or 0)})
-        record.mark_broadcast(row)
+        if mine is None:
+            row = record.record_signed(deal_id, LEG_STEP.get(leg, -1), leg, raw_tx=_raw_tx(w3, h), nonce=int(tx["nonce"]),
+                                       tx_hash=h, sender=to_checksum_address(tx["from"]),
+                                       args={"rebuilt": True, "value_wei": int(tx.get("value") or 0)})
+            record.mark_broadcast(row)
+        else:  # our own leg, left pending (or rewound above): finished from the chain
+            row = mine
         record.mark_confirmed(row, receipt, leg_seq=seq, snapshot_after={"snapshot": snapshot, "risk": None})
         added.append(seq)
         if leg == "redeem":
             n_tranches += _add_tranches(contract, vault, record, deal_id, receipt, row)
+    on_chain = {"0x" + bytes(e["transactionHash"]).hex() for e in logs}
+    for leg_info in record.legs(deal_id):  # mined in the range read, but not in the chain's logs: gone
+        if (leg_info.status == "confirmed" and leg_info.leg_seq is not None and str(leg_info.tx_hash).lower() not in on_chain
+                and int(leg_info.block_number or 0) >= from_block and leg_info.raw_tx != "0x00"):
+            record.mark_rewound(leg_info, f"rebuild: the chain has no LegCompleted for {leg_info.tx_hash}")
     phase = Phase(int(contract.functions.phase().call()))
     status = {Phase.CLOSED: "completed", Phase.HOLDING: "holding"}.get(phase, "stopped")
     if added or deal is None:

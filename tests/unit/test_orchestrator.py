@@ -366,6 +366,30 @@ def test_one_vault_is_driven_by_one_deal_at_a_time(chain, deployed, rec):
     assert [leg.leg for leg in r.legs] == ["fund", "split"]
 
 
+def test_rebuild_matches_legs_by_hash_after_a_rewind(chain, deployed, rec):
+    """Issue 13: supply and borrow recorded, the node rewound past them, then the guardian's hold()
+    takes legSeq 3 on the chain: the rebuild records the hold as legSeq 3 and puts the recorded
+    supply and borrow back to pending (the chain no longer has them); before, it kept them because
+    their legSeqs were 'already recorded'."""
+    from dealvault.run.status import rebuild_record
+
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="split")
+    snap = snapshot(w3)
+    r1 = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True, until="position")
+    gone = [leg.tx_hash for leg in r1.legs]
+    revert(w3, snap)
+    hold = "0x" + bytes(_vault(w3, deployed).functions.hold().transact({"from": resolver("TEST::2")})).hex()
+    res = rebuild_record(w3, v.vault, rec, "demo-001", from_block=v.deploy_block)
+    assert res.added == [3] and res.skipped == [1, 2]
+    legs = {leg.tx_hash: leg for leg in rec.legs("demo-001")}
+    assert legs[hold].leg_seq == 3 and legs[hold].leg == "hold" and legs[hold].status == "confirmed"
+    for h in gone:
+        assert legs[h].status == "broadcast" and legs[h].leg_seq is None and legs[h].error.startswith("rebuild:")
+    assert [leg.leg_seq for leg in rec.legs("demo-001") if leg.status == "confirmed"] == [1, 2, 3]
+
+
 # ---- real processes -------------------------------------------------------------------------
 
 
