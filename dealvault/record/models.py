@@ -92,7 +92,7 @@ class Leg(Base):
     __tablename__ = "legs"
     __table_args__ = (
         UniqueConstraint("deal_id", "leg_seq", name="uq_legs_deal_leg_seq"),
-        UniqueConstraint("tx_hash", name="uq_legs_tx_hash"),
+        UniqueConstraint("deal_id", "tx_hash", name="uq_legs_deal_tx_hash"),  # migration 0003
         CheckConstraint(
             "status IN (" + ", ".join(f"'{s}'" for s in LEG_STATUSES) + ")", name="ck_legs_status"
         ),

@@ -344,9 +344,15 @@ class Record:
             raise RecordError("record_signed needs the raw transaction and its hash")
         with self._session() as s:
             self._deal_row(s, deal)
-            existing = s.scalars(select(Leg).where(Leg.tx_hash == h)).first()
+            existing = s.scalars(select(Leg).where(Leg.tx_hash == h, Leg.deal_id == _deal_id(deal))).first()
             if existing is not None:
-                if existing.raw_tx == raw and existing.deal_id == _deal_id(deal):
+                if existing.raw_tx == raw and existing.status == "failed":
+                    # the same bytes signed again after the leg was abandoned unsent (a rebroadcast
+                    # that no longer applied, re-planned identically): it is pending again
+                    self._transition(existing, "signed", ("failed",))
+                    existing.error = None
+                    s.commit()
+                if existing.raw_tx == raw:
                     return _leg_info(existing)
                 raise RecordError(f"transaction {h} is already recorded for another leg (leg id {existing.id})")
             if planned is not None:

@@ -104,7 +104,7 @@ def test_upgrade_from_0001_keeps_deals_and_adds_the_lens(db_url, spec):
     engine.dispose()
     rec = open_record(db_url)
     try:
-        assert rec.schema_revision() == head_revision() == "0002"
+        assert rec.schema_revision() == head_revision() == "0003"
         old = rec.get_deal("old-deal")
         assert (old.status, old.chain_id, old.lens_address) == ("completed", 138, None)
         assert rec.update_deal("old-deal", lens_address="0x" + "78" * 20).lens_address == "0x" + "78" * 20
@@ -433,3 +433,20 @@ def test_lock_released_when_the_holder_is_killed(record, db_url):
         if holder.poll() is None:
             holder.kill()
             holder.wait()
+
+
+
+def test_tx_hash_unique_per_deal_and_an_abandoned_leg_signed_again(record, spec):
+    """Issue 13 (migration 0003): a restarted mirror signs byte-identical transactions for a new
+    deal: the same hash is recorded for another deal; within a deal it is still refused for another
+    leg; the same bytes signed again after the leg was abandoned (failed, never sent) revive it."""
+    d1 = record.create_deal(spec, deal_id=unique_id()).id
+    d2 = record.create_deal(spec, deal_id=unique_id()).id
+    a = record.record_signed(d1, 0, "split", raw_tx="0x01aa", nonce=0, tx_hash=h(7))
+    b = record.record_signed(d2, 0, "split", raw_tx="0x01aa", nonce=0, tx_hash=h(7))
+    assert a.id != b.id and (a.deal_id, b.deal_id) == (d1, d2)
+    with pytest.raises(RecordError, match="already recorded for another leg"):
+        record.record_signed(d1, 1, "supply", raw_tx="0x01bb", nonce=1, tx_hash=h(7))
+    record.mark_failed(a, "abandoned before rebroadcast: the vault is in HOLDING")
+    again = record.record_signed(d1, 0, "split", raw_tx="0x01aa", nonce=0, tx_hash=h(7))
+    assert again.id == a.id and again.status == "signed" and again.error is None
