@@ -14,7 +14,7 @@ from typing import Any
 
 from web3 import Web3
 
-from dealvault.accounts import ape_account
+from dealvault.accounts import ape_account, unlock_for_signing
 from dealvault.deploy.build import Build
 from dealvault.deploy.errors import DeployError, DeploymentRecordError
 from dealvault.deploy.params import deal_params
@@ -120,6 +120,12 @@ def deploy_command(
     """``ape run deploy`` on ape's connected ``provider``, signed (or, dry, impersonated) as
     ``account``; roles given as ``alias:NAME`` resolve through ape's accounts."""
     w3 = provider.web3
+    if not dry:
+        try:
+            unlock_for_signing(account)  # a keystore account signs unattended (passphrase once)
+        except DealVaultError as exc:
+            err(f"error: {exc}")
+            return exc.exit_code
     return run_deploy(
         w3,
         deal_path=deal_path,

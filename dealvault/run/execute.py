@@ -73,6 +73,7 @@ def execute_deal(o: ExecuteOptions, *, confirm: Any = None) -> int:
 def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     from contextlib import suppress
 
+    from dealvault.accounts import unlock_for_signing
     from dealvault.cli import connect
     from dealvault.record import open_record
     from dealvault.run.deal import run_deal
@@ -94,6 +95,10 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     if o.owner_account is not None and not spec.network.local:
         raise InputError("--owner-account is for local chains only: on Chain 138 the owner is a multisig (use `ape run owner_tx`)")
     venues = venues_for(spec, deployment=o.deployment, config=o.config, spec_path=o.deal)
+    if not o.dry_run:  # keystore accounts sign unattended from here on (passphrase once)
+        unlock_for_signing(o.account)
+        if o.owner_account is not None:
+            unlock_for_signing(o.owner_account)
     mainnet_genesis = None
     with suppress(Exception):
         mainnet_genesis = load_netconfig(CHAIN138_CONFIG).genesis_hash

@@ -531,6 +531,65 @@ def test_legs_of_the_owner_and_guardian_between_read_and_mining_are_theirs(chain
         r.close()
 
 
+@pytest.fixture
+def keystore():
+    """A real ape keystore account made for the test (``ape accounts import`` writes the same file:
+    a fresh random key encrypted with a throw-away passphrase; nothing committed), removed after."""
+    import uuid
+
+    from ape import accounts as ape_accounts
+    from eth_account import Account
+
+    alias, passphrase, key = f"dv-test-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex, Account.create()
+    folder = ape_accounts.containers["accounts"].data_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{alias}.json"
+    path.write_text(json.dumps(Account.encrypt(key.key, passphrase)))
+    try:
+        yield SimpleNamespace(alias=alias, passphrase=passphrase, address=key.address)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_keystore_operator_signs_unattended(chain, kit, deployed, tmp_path, keystore):
+    """Issue 13: the operator is a keystore account: with its passphrase in ape's
+    APE_ACCOUNTS_<alias>_PASSPHRASE the legs are signed unattended (no prompt per leg); without it
+    and no terminal, or with a wrong one: exit 2 naming the variable, nothing sent."""
+    from dealvault.accounts import passphrase_variable
+
+    w3 = chain
+    spec_file = tmp_path / "keystore.yaml"
+    spec_file.write_text(EXAMPLE.read_text().replace("operator: alias:TEST::1", f"operator: alias:{keystore.alias}"))
+    assert keystore.alias in spec_file.read_text()
+
+    def resolve(alias: str) -> str:
+        return keystore.address if alias == keystore.alias else resolver(alias)
+
+    res = deploy_vault(w3, AnvilSigner(w3, resolver("TEST::0")), load_netconfig(deployed.tmp / "local" / "t.config.yaml"),
+                       deal_params(load_spec(spec_file), resolve), deployments_dir=tmp_path / "dep", confirmations=1, poll=0.02)
+    w3.provider.make_request("anvil_setBalance", [keystore.address, hex(10**19)])
+
+    def run(env):
+        args = [str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", keystore.alias, "--owner-account", "TEST::0",
+                "--deal", str(spec_file), "--deployment", str(res.record_path), "--db", f"sqlite:///{tmp_path}/k.db",
+                "--until", "position"]
+        e = {k: v for k, v in os.environ.items() if k != passphrase_variable(keystore.alias)}
+        return subprocess.run(args, cwd=ROOT, env={**e, **env}, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+    block = w3.eth.block_number
+    out = run({})
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 2 and f"set {passphrase_variable(keystore.alias)} in the environment" in err, out.stderr
+    out = run({passphrase_variable(keystore.alias): "not-the-passphrase"})
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 2 and "does not unlock its keystore" in err, out.stderr
+    assert w3.eth.block_number == block  # nothing sent
+    out = run({passphrase_variable(keystore.alias): keystore.passphrase})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Sign:" not in out.stdout + out.stderr and keystore.passphrase not in out.stdout + out.stderr
+    assert w3.eth.get_transaction_count(keystore.address) == 3  # split, supply, borrow: signed by the keystore
+
+
 def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
     w3 = chain
     block = w3.eth.block_number
