@@ -7,7 +7,7 @@ from decimal import Decimal
 
 __all__ = [
     "BPS", "ETH_DECIMALS", "STABLE_DECIMALS", "USD_DECIMALS", "WAD_DECIMALS", "RAY", "WEI", "E6", "E8", "STABLE_TO_E26",
-    "to_units", "from_units",
+    "to_units", "from_units", "amount_text",
 ]
 
 BPS = 10_000
@@ -47,3 +47,10 @@ def from_units(value: int, decimals: int) -> Decimal:
     round to the context's 28 digits)."""
     sign, digits, exponent = Decimal(int(value)).as_tuple()
     return Decimal((sign, digits, int(exponent) - decimals))
+
+
+def amount_text(value: int, decimals: int) -> str:
+    """An integer amount of ``decimals`` decimals for people: exact, thousands separated, no
+    trailing zeros (``1,500``, ``0.25``, ``0``; never ``0E-18``)."""
+    s = f"{from_units(value, decimals):,f}"
+    return s.rstrip("0").rstrip(".") if "." in s else s

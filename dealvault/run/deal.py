@@ -38,6 +38,7 @@ from dealvault.run.chain import (
 )
 from dealvault.run.errors import InputError, OwnerActionNeeded, WaitNeeded
 from dealvault.run.history import LegHistory
+from dealvault.run.pool import pool_problems
 from dealvault.run.sender import LegResult, LegSender
 from dealvault.run.steps import STEP_ORDER, STEPS, Holding, parse_until
 from dealvault.run.twap import twap_ready
@@ -254,6 +255,20 @@ def _check_lens(run: DealRun, ident: NetworkIdentity) -> None:
                          "nothing sent")
 
 
+def _check_pool(run: DealRun, rv: RiskView) -> None:
+    """The Aave pool's limits for the position step ahead (:mod:`dealvault.run.pool`): InputError
+    naming each limit and its numbers, nothing sent."""
+    spec, venues = run.spec, run.venues
+    supply = rv.workingEth if rv.phase == Phase.SPLIT else spec.bucket_wei()["working"]
+    problems, notes = pool_problems(run.w3, venues.pool, wrapper=venues.wrapper(spec), wrapper_name=spec.wrapper,
+                                    stable=run.stable, stable_name=venues.stable_name(run.stable), supply_wei=supply,
+                                    eth_price_e8=rv.ethPrice, target_ltv_bps=run.caps().target_ltv_bps)
+    for note in notes:
+        run.say(f"pool: {note}")
+    if problems:
+        raise InputError("the Aave pool cannot take this deal's position, nothing sent:\n  - " + "\n  - ".join(problems))
+
+
 def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> None:
     """Network, vault, lens, roles, the spec against the vault's parameters, the vault's phase:
     InputError (nothing sent) on any mismatch; then the deal is in the record."""
@@ -288,6 +303,8 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> No
                              f"with no leg run; to continue a deal use --resume {spec.deal_id}; nothing sent")
     elif existing is None and rv.legSeq > 0:
         log.warning("resume without a record: rebuilding from the chain (the vault's logs rule)")
+    if rv.phase in (Phase.FUNDED, Phase.SPLIT) and run.history().done(Leg.Supply) == 0:
+        _check_pool(run, rv)
     run.record.create_deal(spec, chain_id=ident.chain_id, genesis_hash=ident.genesis_hash, vault_address=venues.vault,
                            lens_address=venues.lens, exist_ok=True)
     if existing is not None and existing.vault_address is None:

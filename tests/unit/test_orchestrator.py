@@ -390,6 +390,41 @@ def test_rebuild_matches_legs_by_hash_after_a_rewind(chain, deployed, rec):
     assert [leg.leg_seq for leg in rec.legs("demo-001") if leg.status == "confirmed"] == [1, 2, 3]
 
 
+def test_pool_limits_checked_before_the_first_leg(chain, kit, deployed, rec):
+    """Issue 13: Aave reconfigured through its real PoolConfigurator (a borrow cap below the
+    deal's ask, a supply cap below its collateral, the pool's LTV for the wrapper below the deal's
+    target, the stablecoin frozen): the run is refused before anything is sent, each limit named
+    with its numbers; back to the kit's configuration, the same run goes through."""
+    from dealvault.kit.evm import act_as
+    from dealvault.run.pool import read_reserves
+
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    cfg = kit.overlay.configurator_contract(w3)
+    admin = kit.overlay.aave_admin
+    (coll,) = read_reserves(w3, v.pool, [v.weth9])
+    act_as(w3, admin, cfg.functions.setBorrowCap(v.cusdt, 1_000))
+    act_as(w3, admin, cfg.functions.setSupplyCap(v.weth9, 100))
+    act_as(w3, admin, cfg.functions.configureReserveAsCollateral(v.weth9, 2_000, (coll.config >> 16) & 0xFFFF, (coll.config >> 32) & 0xFFFF))
+    act_as(w3, admin, cfg.functions.setReserveFreeze(v.cusdt, True))
+    n0 = nonces(w3)
+    with pytest.raises(InputError) as ei:
+        run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v)
+    msg = str(ei.value)
+    assert "nothing sent" in msg and nonces(w3) == n0
+    assert "Aave borrow cap of cUSDT: 1,000 cUSDT, 0 cUSDT borrowed, the deal borrows 1,305,000" in msg, msg
+    assert "Aave supply cap of WETH9: 100 WETH9" in msg and "the deal supplies 1,500 WETH9" in msg, msg
+    assert "Aave's LTV for WETH9 is 2000 bps, below the deal's target 2900 bps" in msg, msg
+    assert "Aave reserve cUSDT is frozen" in msg, msg
+    act_as(w3, admin, cfg.functions.setBorrowCap(v.cusdt, 0))
+    act_as(w3, admin, cfg.functions.setSupplyCap(v.weth9, 0))
+    act_as(w3, admin, cfg.functions.configureReserveAsCollateral(v.weth9, coll.ltv_bps, (coll.config >> 16) & 0xFFFF,
+                                                                 (coll.config >> 32) & 0xFFFF))
+    act_as(w3, admin, cfg.functions.setReserveFreeze(v.cusdt, False))
+    r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="position")
+    assert [leg.leg for leg in r.legs] == ["fund", "split", "supply", "borrow"]
+
+
 # ---- real processes -------------------------------------------------------------------------
 
 
