@@ -25,7 +25,7 @@ from web3 import Web3
 
 from dealvault.errors import ExitCode, InputError
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console"]
 
 DEFAULT_RPC_TIMEOUT = 60.0  # seconds per JSON-RPC request over --rpc
 
@@ -84,6 +84,15 @@ def _ape(provider: Any) -> Iterator[Web3]:
         yield connected.web3
 
 
+def console(*, stderr: bool = False) -> Any:
+    """The rich Console every script prints through: text is never wrapped by rich (a message, a
+    hash, a path stays one line, whole when piped; the terminal wraps what it must), tables fit
+    the terminal's width (80 columns when piped)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=True)
+
+
 class Stop(Exception):  # noqa: N818 - a script's way out, not an error class of the library
     """A script stops with ``code`` after printing ``message`` (see :func:`exit_with`)."""
 
@@ -103,9 +112,7 @@ def exit_with(run: Callable[[], int], *, as_json: bool = False, err: Any = None)
     except (Stop, DealVaultError) as exc:
         code = exc.code if isinstance(exc, Stop) else int(exc.exit_code)
         if err is None:
-            from rich.console import Console
-
-            err = Console(stderr=True)
+            err = console(stderr=True)
         err.print(f"[red]error:[/] {exc}", highlight=False)
         if as_json:
             print(json.dumps({"status": "error", "exit_code": code, "message": str(exc)}))

@@ -10,6 +10,7 @@ redemption desk). Prints every address, then stays up until Ctrl-C (or exits at 
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from dealvault.cli import console as make_console
 from dealvault.kit import address_rows, start_kit
 from dealvault.kit.anvil import PortInUse
 
@@ -29,7 +31,8 @@ from dealvault.kit.anvil import PortInUse
               help="write anvil's state here on exit (reload with anvil --load-state)")
 @click.option("--check", is_flag=True, help="build, print, and exit instead of staying up")
 def cli(port: int, overlay: bool, dump_state: Path | None, check: bool) -> None:
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the mirror as Ctrl-C does: its anvil too
     try:
         kit = start_kit(port, overlay=overlay, dump_state=dump_state)
     except PortInUse as exc:
@@ -59,3 +62,7 @@ def cli(port: int, overlay: bool, dump_state: Path | None, check: bool) -> None:
         pass
     finally:
         kit.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

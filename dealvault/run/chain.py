@@ -77,12 +77,15 @@ class NetworkIdentity:
 
 
 def check_network(w3: Web3, spec: DealSpec, *, mainnet_genesis: str | None = None,
-                  recorded_genesis: str | None = None) -> NetworkIdentity:
+                  recorded_genesis: str | None = None, deployed_genesis: str | None = None) -> NetworkIdentity:
     """Chain id + genesis hash against the spec's network; raises InputError naming both values.
 
     ``mainnet_genesis``: Chain 138 mainnet's pinned block 0 hash (from the network config): a
     local spec refuses it (a mirror is never mainnet) and a mainnet spec requires it when the spec
-    pins none. ``recorded_genesis``: the genesis the deal record was made on (resume)."""
+    pins none. ``recorded_genesis``: the genesis the deal record was made on (resume).
+    ``deployed_genesis``: the genesis the vault's deployment record names; a node with another
+    one is refused whatever else is pinned (a mirror's deployment never drives the real chain,
+    nor the other way round)."""
     cache_chain_id(w3)
     with rpc_guard("eth_chainId"):
         chain_id = int(w3.eth.chain_id)
@@ -98,6 +101,9 @@ def check_network(w3: Web3, spec: DealSpec, *, mainnet_genesis: str | None = Non
                               f"network config); the node reports {genesis}: pin it after checking it independently")
             elif genesis != mainnet_genesis.lower():
                 errors.append(f"network: genesis hash is {genesis}, the network config pins {mainnet_genesis} ({net.name})")
+    if deployed_genesis and deployed_genesis.lower() != genesis:
+        errors.append(f"network: the vault was deployed on the chain with genesis {deployed_genesis} (its deployment record); "
+                      f"this node's is {genesis}")
     if recorded_genesis and recorded_genesis.lower() != genesis:
         errors.append(f"network: the deal record was made on the chain with genesis {recorded_genesis}, this node's is {genesis}")
     if errors:

@@ -275,7 +275,8 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> No
     spec, venues = run.spec, run.venues
     existing = run.record.get_deal(spec.deal_id)
     ident = check_network(run.w3, spec, mainnet_genesis=mainnet_genesis,
-                          recorded_genesis=existing.genesis_hash if existing is not None else None)
+                          recorded_genesis=existing.genesis_hash if existing is not None else None,
+                          deployed_genesis=venues.genesis_hash)
     _check_lens(run, ident)
     f = run.client.contract.functions
     with rpc_guard("roles"), run.w3.batch_requests() as b:
@@ -407,7 +408,7 @@ def _dry_run(spec: DealSpec, *, w3: Web3, operator: Any, owner: Any, venues: Ven
     from dealvault.kit.anvil import start_anvil
 
     # identity against the real node first (a dry run for the wrong chain is refused too)
-    check_network(w3, spec, mainnet_genesis=mainnet_genesis)
+    check_network(w3, spec, mainnet_genesis=mainnet_genesis, deployed_genesis=venues.genesis_hash)
     url = getattr(w3.provider, "endpoint_uri", None)
     if not url:
         raise InputError("dry run: the node's RPC URL is unknown (needed to fork it)")

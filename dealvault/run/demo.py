@@ -24,15 +24,14 @@ __all__ = ["run_demo"]
 def run_demo(deal_path: Path, *, as_json: bool = False, port: int | None = None, t0: float | None = None) -> int:
     """Run the demo of ``deal_path``; returns the exit code. ``t0``: when the command started
     (``time.perf_counter()``), for the wall time."""
-    from rich.console import Console
-
     from dealvault.accounts import ape_account
+    from dealvault.cli import console
     from dealvault.deploy import DeployError
     from dealvault.kit import start_kit
     from dealvault.spec import SpecError, load_spec
 
     t0 = time.perf_counter() if t0 is None else t0
-    err, out = Console(stderr=True), Console()
+    err, out = console(stderr=True), console()
     try:
         spec = load_spec(deal_path)
     except SpecError as exc:

@@ -54,9 +54,9 @@ def execute_deal(o: ExecuteOptions, *, confirm: Any = None) -> int:
     """Run the deal of ``o``; returns the exit code. Errors print ``error: <message>`` on stderr
     (and a JSON error document on stdout with ``--json``). ``confirm(question) -> bool``: asked
     before sending to a real network without ``--yes``."""
-    from rich.console import Console
+    from dealvault.cli import console
 
-    err = Console(stderr=True)
+    err = console(stderr=True)
     try:
         return _execute(o, err, confirm)
     except DealVaultError as exc:
@@ -71,8 +71,6 @@ def execute_deal(o: ExecuteOptions, *, confirm: Any = None) -> int:
 
 
 def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
-    from contextlib import suppress
-
     from dealvault.accounts import unlock_for_signing
     from dealvault.cli import connect
     from dealvault.record import open_record
@@ -99,9 +97,7 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
         unlock_for_signing(o.account)
         if o.owner_account is not None:
             unlock_for_signing(o.owner_account)
-    mainnet_genesis = None
-    with suppress(Exception):
-        mainnet_genesis = load_netconfig(CHAIN138_CONFIG).genesis_hash
+    mainnet_genesis = load_netconfig(CHAIN138_CONFIG).genesis_hash  # a broken config is bad input (exit 2), never skipped
     # ---- connect, run
     with connect(o.rpc, o.provider, timeout=o.rpc_timeout) as w3:
         operator = ApeAccountSigner(o.account, w3)

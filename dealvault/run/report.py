@@ -146,10 +146,11 @@ def report_json(r: ReportSource) -> dict[str, Any]:
 
 def render_report(r: ReportSource, console: Any = None) -> None:
     """Print the report with rich (to ``console``, default stdout)."""
-    from rich.console import Console
     from rich.table import Table
 
-    c = console or Console()
+    from dealvault.cli import console as make_console
+
+    c = console or make_console()
     rv = _risk(r.risk)
     price = usd8(rv.ethPrice)
     title = f"Deal {r.deal_id} on {r.network} (chain {r.chain_id}) - vault {r.vault}" + (" - DRY RUN" if r.dry_run else "")

@@ -506,12 +506,11 @@ def watch(
     always OK otherwise), FAILED (a flag with ``once``; the record cannot be opened), INPUT, CHAIN."""
     import json
 
-    from rich.console import Console
-
+    from dealvault.cli import console
     from dealvault.run.report import render_status, status_json
 
-    err = err or Console(stderr=True)
-    out = out or Console()
+    err = err or console(stderr=True)
+    out = out or console()
 
     def fail(msg: str, code: ExitCode = ExitCode.INPUT) -> ExitCode:
         err.print(f"[red]error:[/] {msg}", highlight=False)

@@ -73,6 +73,7 @@ class Venues:
     buckets: tuple[int, int, int] | None = None  # the vault's (core, working, opportunistic) bps if known
     lens: str | None = None        # the DealVaultLens the deal reads its views through
     lens_code_hash: str | None = None  # its runtime's keccak as the deployment record has it (checked before a run)
+    genesis_hash: str | None = None  # block 0 of the chain the vault was deployed on (its deployment record)
 
     def __post_init__(self) -> None:
         if self.lens:
@@ -119,7 +120,8 @@ class Venues:
         return cls(vault=cs(rec["address"]), weth9=cs(c["weth9"]), weth10=cs(c["weth10"]), cusdt=cs(c["cusdt"]),
                    cusdc=cs(c["cusdc"]), usdtz=cs(c["usdtz"]), router=cs(c["router"]), pool=cs(c["pool"]),
                    desk=cs(c["desk"]), feed=cs(c["ethUsdFeed"]), deploy_block=int(rec.get("block_number") or 0),
-                   buckets=buckets, lens=cs(lens) if lens else None, lens_code_hash=code_hash)
+                   buckets=buckets, lens=cs(lens) if lens else None, lens_code_hash=code_hash,
+                   genesis_hash=str((rec.get("network") or {}).get("genesis_hash") or "").lower() or None)
 
     @classmethod
     def from_netconfig(cls, net: Any, vault: str, *, pool: str | None = None, deploy_block: int = 0,

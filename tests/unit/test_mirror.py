@@ -342,3 +342,38 @@ def test_deploy_fiat_token_normally(w3, mirror, alice):
     ft.freeze(w3, tok, alice)
     with pytest.raises(TxFailed, match="blacklisted"):
         send(w3, c.functions.transfer(mirror.cusdt, USD6), alice)
+
+
+def test_sigterm_stops_the_mirror_and_its_anvil(tmp_path):
+    """Issue 13: `kill <ape run mirror>` (SIGTERM) stops its anvil too, as Ctrl-C does."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from dealvault.paths import ROOT
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = subprocess.Popen([str(ROOT / ".venv" / "bin" / "ape"), "run", "mirror", "--port", str(port)], cwd=ROOT,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")})
+    try:
+        deadline = time.monotonic() + 120
+        lines = []
+        while not any("up; Ctrl-C to stop" in line for line in lines):
+            assert p.poll() is None and time.monotonic() < deadline, "".join(lines)
+            lines.append(p.stderr.readline())
+        anvils = subprocess.run(["pgrep", "-f", f"anvil --port {port} "], capture_output=True, text=True, check=False).stdout.split()
+        assert anvils, "the mirror's anvil is not running"
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) is not None
+        time.sleep(0.5)
+        assert subprocess.run(["pgrep", "-f", f"anvil --port {port} "], capture_output=True, check=False).returncode == 1
+        with socket.socket() as s, pytest.raises(ConnectionRefusedError):
+            s.connect(("127.0.0.1", port))
+    finally:
+        if p.poll() is None:
+            p.kill()

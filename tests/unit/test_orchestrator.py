@@ -625,6 +625,42 @@ def test_keystore_operator_signs_unattended(chain, kit, deployed, tmp_path, keys
     assert w3.eth.get_transaction_count(keystore.address) == 3  # split, supply, borrow: signed by the keystore
 
 
+def test_a_deployment_drives_only_the_chain_it_was_made_on(chain, kit, deployed, tmp_path):
+    """Issue 13: the vault's deployment record names the genesis of the chain it was deployed on;
+    a node with another genesis (a mirror's deployment pointed at the real chain, or the other way
+    round) is refused whatever else is pinned: exit 2, nothing sent."""
+    w3 = chain
+    rec = json.loads(Path(deployed.record_file).read_text())
+    rec["network"]["genesis_hash"] = "0x" + "11" * 32
+    other = tmp_path / "elsewhere.json"
+    other.write_text(json.dumps(rec))
+    block = w3.eth.block_number
+    args = [str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
+            "--deal", str(EXAMPLE), "--deployment", str(other), "--db", f"sqlite:///{tmp_path}/g.db"]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"the vault was deployed on the chain with genesis 0x{'11' * 32} (its deployment record)" in err, err
+    assert w3.eth.block_number == block
+
+
+def test_a_broken_chain138_config_is_bad_input_not_a_skipped_guard(chain, deployed, tmp_path, monkeypatch, capsys):
+    """Issue 13: the mainnet guard reads Chain 138's pinned genesis from its network config; a
+    broken config is exit 2 naming it (it used to be skipped silently, the guard with it)."""
+    from dealvault.run.execute import ExecuteOptions, execute_deal
+    from dealvault.spec import netconfig
+
+    broken = tmp_path / "chain138.config.yaml"
+    broken.write_text("network: [this is not a mapping\n")
+    monkeypatch.setattr(netconfig, "CHAIN138_CONFIG", broken)
+    block = chain.eth.block_number
+    code = execute_deal(ExecuteOptions(deal=EXAMPLE, account=ape_account("TEST::1"), rpc=str(chain.provider.endpoint_uri),
+                                       deployment=deployed.record_file, db=f"sqlite:///{tmp_path}/b.db"), confirm=None)
+    assert code == 2
+    assert "chain138.config.yaml" in " ".join(capsys.readouterr().err.split())
+    assert chain.eth.block_number == block
+
+
 def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
     w3 = chain
     block = w3.eth.block_number
