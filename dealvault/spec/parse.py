@@ -34,7 +34,7 @@ from dealvault.spec.model import (
 from dealvault.spec.validate import SPEC_FIELDS as F
 from dealvault.spec.validate import SpecError, did_you_mean, load_yaml, stable_text, typename
 from dealvault.units import BPS, ETH_DECIMALS, STABLE_DECIMALS, from_units
-from dealvault.vault.params import BY_KEY
+from dealvault.vault.params import BY_KEY, MAX_BOOK_WEI
 
 __all__ = ["SPEC_FLOORS", "SPEC_LIMITS", "load_spec", "parse_spec", "vault_bounds", "vault_floor"]
 
@@ -131,7 +131,8 @@ def parse_spec(mapping: Mapping[str, Any]) -> DealSpec:
     va = data["vault_address"]
     vault_address = None if isinstance(va, str) and va == "deploy" else F.address("vault_address", va, what='an address or "deploy"')
 
-    capital_wei = F.amount("capital", data["capital"], ETH_DECIMALS, unit="ETH", minimum=from_units(1, ETH_DECIMALS))
+    capital_wei = F.amount("capital", data["capital"], ETH_DECIMALS, unit="ETH", minimum=from_units(1, ETH_DECIMALS),
+                           maximum=from_units(MAX_BOOK_WEI, ETH_DECIMALS))  # what the vault's ETH books can hold
     wrapper = F.choice("wrapper", data["wrapper"], WRAPPERS)
     stablecoin = F.choice("stablecoin", data["stablecoin"], STABLECOINS)
     target_ltv_bps = F.integer("target_ltv_bps", data["target_ltv_bps"], 1, vault.max_ltv_bps, hint="vault.max_ltv_bps")

@@ -60,8 +60,9 @@ class SpecErrors(SpecError):  # noqa: N818 - the plural of SpecError, a public n
 
 
 class _ExactLoader(yaml.SafeLoader):
-    """YAML without floats (a number with a fraction becomes an exact ``Decimal``) and with
-    ``0x...`` kept as text (YAML 1.1 would read an unquoted address as a hex integer)."""
+    """YAML without floats (a number with a fraction becomes an exact ``Decimal``), with
+    ``0x...`` kept as text (YAML 1.1 would read an unquoted address as a hex integer), and with
+    a key given twice in one mapping refused (YAML keeps the last one silently)."""
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -79,6 +80,19 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
     return yaml.SafeLoader.construct_yaml_int(loader, node)  # type: ignore[arg-type]
 
 
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _value in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first on line {seen[key] + 1}, again on line {key_node.start_mark.line + 1})",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node)
+
+
+_ExactLoader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _ExactLoader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
 _ExactLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 

@@ -16,6 +16,7 @@ from dealvault.units import STABLE_DECIMALS, USD_DECIMALS, from_units, to_units
 from dealvault.vault.enums import Param
 
 __all__ = [
+    "MAX_BOOK_WEI",
     "ParamSpec", "PARAMS", "RISK_PARAMS_FIELDS", "BY_NAME", "BY_KEY", "BY_PARAM", "MAX_LTV_BPS", "MAX_EXPOSURE_BPS",
     "MAX_FEE_BPS", "MAX_PRICE", "MIN_LOOSEN_DELAY", "MAX_LOOSEN_DELAY", "is_tighter", "tighter_word",
 ]
@@ -25,6 +26,7 @@ MAX_LTV_BPS = 3000
 MAX_EXPOSURE_BPS = 2500
 MAX_FEE_BPS = 1000  # maxDeskFeeBps, maxSlippageBps, maxOperatorLossBps
 MAX_PRICE = 10**16  # OracleLib.MAX_PRICE: ethFloorPrice <= 1e16 (8 dp)
+MAX_BOOK_WEI = 2**80 - 1  # the ETH books (fundedCapital, coreEth...) are uint80 (DealVaultStorage): ~1.2M ETH
 MIN_LOOSEN_DELAY = 3600
 MAX_LOOSEN_DELAY = 30 * 86400
 UINT16_MAX = 2**16 - 1

@@ -178,12 +178,12 @@ def test_yaml_numbers_are_decimals_and_unquoted_addresses_stay_text(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=1, max_value=10**40))
+@given(st.integers(min_value=1, max_value=P.MAX_BOOK_WEI))  # beyond: test_duplicate_keys_and_capital_beyond_the_books...
 def test_capital_round_trips_exactly(wei):
     text = f"{wei // 10**18}.{wei % 10**18:018d}"
     spec = parse_spec(with_("capital", text))
     assert spec.capital_wei == wei
-    assert spec.capital_eth == Decimal(text)  # beyond Decimal's 28 digits too
+    assert spec.capital_eth == Decimal(text)  # 25 digits; test_units checks beyond Decimal's 28
 
 
 def test_aliases_on_a_local_chain_resolve():
@@ -294,7 +294,7 @@ def test_wrong_types(path, value, words):
         ("max_slippage_bps", 101, "0..100"),
         ("confirmations", -1, "0..64"),
         ("confirmations", 65, "0..64"),
-        ("capital", "0", ">= 0.000000000000000001"),
+        ("capital", "0", "0.000000000000000001..1208925.819614629174706175 ETH"),
         ("ladder.rungs", 4, "1..3"),
         ("ladder.tranche_bps", 0, "1..10000"),
         ("ladder.max_tranches", 0, "1..1000"),
@@ -561,3 +561,25 @@ def test_spec_and_config_errors_are_input_errors():
     for exc in (err(with_("capital", "ten")), ConfigError("tokens", "bad")):
         assert isinstance(exc, InputError) and isinstance(exc, ValueError)
         assert exc.exit_code == ExitCode.INPUT == 2
+
+
+def test_duplicate_keys_and_capital_beyond_the_books_are_refused(tmp_path):
+    """Issue 13: YAML keeps the last of two equal keys silently: the spec refuses it naming both
+    lines; a capital the vault's uint80 ETH books cannot hold is a spec error (it used to reach
+    the chain as a SafeCast revert)."""
+    from dealvault.paths import ROOT
+    from dealvault.vault.params import MAX_BOOK_WEI
+
+    text = (ROOT / "deals" / "example.yaml").read_text()
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(text + '\ncapital: "10"\n')
+    with pytest.raises(SpecError, match=r"duplicate key 'capital' \(first on line \d+, again on line \d+\)"):
+        load_spec(dup)
+    big = tmp_path / "big.yaml"
+    assert 'capital: "5000"' in text
+    big.write_text(text.replace('capital: "5000"', 'capital: "2000000"'))
+    with pytest.raises(SpecError, match=r"capital: 2000000 is out of range; allowed: .*\.\.1208925\.819614629174706175 ETH"):
+        load_spec(big)
+    edge = tmp_path / "edge.yaml"
+    edge.write_text(text.replace('capital: "5000"', 'capital: "1208925.819614629174706175"'))
+    assert load_spec(edge).capital_wei == MAX_BOOK_WEI

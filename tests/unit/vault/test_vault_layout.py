@@ -19,6 +19,7 @@ import ape
 
 from dealvault.deploy import run_solc, standard_json_input
 from dealvault.spec import MAX_EXPOSURE_BPS, MAX_FEE_BPS, MAX_LOOSEN_DELAY, MAX_LTV_BPS
+from dealvault.vault.params import MAX_BOOK_WEI
 
 ROOT = Path(__file__).resolve().parents[3]
 RUNTIME_FAIL = 24_000
@@ -87,6 +88,9 @@ def test_param_table_matches_the_compilers_storage_layout():
         assert row["higher"] == (var in HIGHER_IS_TIGHTER), (p, var)
     # the initial-value copies sit right after the four parameter slots, in the same layout
     assert int(by_name["initialWords"]["slot"]) == 4
+    # the ETH books' width, which the deal spec's capital limit is (MAX_BOOK_WEI)
+    for book in ("fundedCapital", "coreEth"):
+        assert 2 ** (8 * int(layout["types"][by_name[book]["type"]]["numberOfBytes"])) - 1 == MAX_BOOK_WEI, book
 
 
 def test_param_limits_match_the_deal_spec():
