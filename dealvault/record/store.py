@@ -18,9 +18,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import ArgumentError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dealvault.errors import InputError
 from dealvault.paths import ROOT
 from dealvault.record.lock import FileLock, PgAdvisoryLock, RecordError, advisory_key
 from dealvault.record.models import LEG_STATUSES, Deal, Leg, Tranche, json_dumps
@@ -686,7 +687,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 def open_record(url: str | None = None, *, migrate: bool = True) -> Record:
     """Open the deal record at ``url`` (default: ``DATABASE_URL``, else SQLite at
     ``<project>/.dealvault/deals.db``) and upgrade its schema to the head revision."""
-    engine = make_engine(url or default_url())
-    if migrate:
-        upgrade(engine)
+    target = url or default_url()
+    try:
+        engine = make_engine(target)
+        if migrate:
+            upgrade(engine)
+    except (ArgumentError, OperationalError, InterfaceError) as exc:
+        raise RecordUrlError(_shown_url(target), str(exc).strip().splitlines()[0]) from None
     return Record(engine)
+
+
+class RecordUrlError(InputError):
+    """The deal record's URL (``--db`` / ``DATABASE_URL``) is malformed or its database cannot be
+    reached: exit 2, nothing sent."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"deal record {url}: {reason} (--db or DATABASE_URL: sqlite:///<file> or "
+                         "postgresql://<user>@<host>/<db>); nothing sent")
+
+
+def _shown_url(url: str) -> str:
+    """``url`` with its password hidden, as far as it parses."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # unparseable: shown as given, minus anything after a '@'
+        return url.rsplit("@", maxsplit=1)[-1] if "@" in url else url

@@ -672,6 +672,12 @@ def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
                           "--deployment", str(deployed.record_file), "--db", f"sqlite:///{tmp_path}/e.db"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no-such-alias" in out.stderr
+    # issue 13: a bad deal-record URL, or one whose database is down: exit 2 naming it (password hidden)
+    for url, why in (("foo://bar", "Can't load plugin"), ("postgresql://nobody:sekret@127.0.0.1:1/x", "Connection refused")):
+        out = _cli(kit, deployed, url)
+        err = " ".join(out.stderr.split())
+        assert out.returncode == 2 and "deal record" in err and why in err and "sekret" not in err, out.stderr
+        assert "Traceback" not in out.stderr
     # issue 13: the deployment record of one deal never drives another deal's legs
     other = tmp_path / "other.yaml"
     other.write_text(EXAMPLE.read_text().replace("deal_id: demo-001", "deal_id: demo-002"))
