@@ -31,8 +31,9 @@ from web3 import Web3
 
 from dealvault.run.caps import require
 from dealvault.run.chain import RpcFailure, batch, rpc_guard
-from dealvault.run.errors import CapError, ChainError, DealError, LegRejected
+from dealvault.run.errors import CapError, ChainError, DealError, InputError, LegRejected
 from dealvault.signer import ImpersonatingSender, SignedTx, SignerError, decode_raw
+from dealvault.units import ETH_DECIMALS, amount_text
 from dealvault.vault import LEG_PHASES, Event, Phase, RiskView, Snapshot, VaultClient, explain, reason_text
 
 if TYPE_CHECKING:
@@ -201,24 +202,30 @@ class LegSender:
         g = self.spec.gas
         calls: list[tuple[str, list[Any]]] = [("eth_call", [call, "latest"]), ("eth_estimateGas", [call]),
                                               ("eth_getBlockByNumber", ["latest", False]),
-                                              ("eth_getTransactionCount", [tx["from"], "pending"])]
+                                              ("eth_getTransactionCount", [tx["from"], "pending"]),
+                                              ("eth_getBalance", [tx["from"], "latest"])]
         if g.is_auto:
             calls.append(("eth_gasPrice", []))
         with rpc_guard(f"{leg}: eth_call"):
             out = batch(self.w3, calls)
-        for (method, _p), answer, what in zip(calls, out, ("the simulation", "gas estimation", "", "", "")):
+        for (method, _p), answer, what in zip(calls, out, ("the simulation", "gas estimation", "", "", "", "")):
             if isinstance(answer, RpcFailure):
                 if what:
                     raise LegRejected(f"step {step} {leg}: {what} reverted: {explain(answer.exception())}; nothing sent")
                 raise DealError(f"step {step} {leg}: {method}: {answer.message}")
-        est, block, nonce = int(out[1], 16), out[2], int(out[3], 16)
+        est, block, nonce, balance = int(out[1], 16), out[2], int(out[3], 16), int(out[4], 16)
         if g.is_auto:
-            fees = {"gasPrice": int(out[4], 16)}
+            fees = {"gasPrice": int(out[5], 16)}
         elif g.legacy:
             fees = {"gasPrice": int(g.max_fee_wei or 0)}
         else:
             fees = {"maxFeePerGas": int(g.max_fee_wei or 0), "maxPriorityFeePerGas": int(g.priority_fee_wei or 0)}
-        return est, int(block["gasLimit"], 16), nonce, fees
+        block_gas = int(block["gasLimit"], 16)
+        worst = gas_limit(leg, est, block_gas) * max(fees.values()) + int(tx["value"])
+        if balance < worst:
+            raise InputError(f"step {step} {leg}: {tx['from']} holds {amount_text(balance, ETH_DECIMALS)} ETH; the leg can cost up to "
+                             f"{amount_text(worst, ETH_DECIMALS)} ETH (gas limit x price + value): fund the account; nothing sent")
+        return est, block_gas, nonce, fees
 
     def wait(self, tx_hash: str, label: str) -> Any:
         """The receipt of ``tx_hash`` once it has ``spec.confirmations`` confirmations."""

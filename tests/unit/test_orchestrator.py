@@ -425,6 +425,21 @@ def test_pool_limits_checked_before_the_first_leg(chain, kit, deployed, rec):
     assert [leg.leg for leg in r.legs] == ["fund", "split", "supply", "borrow"]
 
 
+def test_an_account_that_cannot_pay_for_its_leg_is_named_before_signing(chain, deployed, rec):
+    """Issue 13: the operator's account holds too little ETH for the split's gas: exit 2 with the
+    balance and the leg's worst cost, nothing signed or sent (it used to end in a raw RPC error
+    dict after the leg was persisted)."""
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    w3.provider.make_request("anvil_setBalance", [op.address, hex(10**9)])  # 1 gwei
+    n0 = nonces(w3)
+    with pytest.raises(InputError, match=r"step 0 split: 0x\w+ holds 0\.000000001 ETH; the leg can cost up to [\d.]+ ETH "
+                                         r"\(gas limit x price \+ value\): fund the account; nothing sent"):
+        run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v)
+    assert nonces(w3)[1] == n0[1]  # the operator sent nothing
+    assert [leg.leg for leg in rec.legs("demo-001")] == ["fund"]  # the owner's fund went; no split was persisted
+
+
 # ---- real processes -------------------------------------------------------------------------
 
 
