@@ -25,17 +25,32 @@ from web3 import Web3
 
 from dealvault.errors import ExitCode, InputError
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console", "ape_logs_to_stderr"]
 
 DEFAULT_RPC_TIMEOUT = 60.0  # seconds per JSON-RPC request over --rpc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def ape_logs_to_stderr() -> None:
+    """ape's log lines ("Connecting to a 'anvil' node.") go to stderr: stdout carries only a
+    script's result (its JSON)."""
+    import logging
+
+    from ape.logging import ClickHandler
+
+    for h in logging.getLogger("ape").handlers:
+        if isinstance(h, ClickHandler):
+            h.echo_kwargs = {level: {**h.echo_kwargs.get(level, {}), "err": True}
+                             for level in ("debug", "info", "success", "warning", "error", "critical")}
+
+
 def network_option() -> Callable[[F], F]:
     """ape's ``--network`` (``ecosystem:network:provider``), optional: the command gets
     ``provider`` (an unconnected ape ProviderAPI) or None."""
     from ape.cli import network_option as ape_network_option
+
+    ape_logs_to_stderr()
 
     return ape_network_option(default=None)  # type: ignore[no-any-return]
 
@@ -45,6 +60,8 @@ def account_option(*param_decls: str, required: bool = False, help: str = "") ->
     the AccountAPI. Unknown aliases are a usage error (exit 2) naming the alias."""
     import click
     from ape.cli.choices import AccountAliasPromptChoice
+
+    ape_logs_to_stderr()
 
     decls = param_decls or ("--account",)
     return click.option(*decls, type=AccountAliasPromptChoice(), required=required, default=None, help=help)

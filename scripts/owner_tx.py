@@ -29,7 +29,10 @@ from pathlib import Path
 import click
 from ape.cli import network_option
 
+from dealvault.cli import ape_logs_to_stderr
 from dealvault.run.owner import CHAIN_ID, owner_tx
+
+ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
 _File = click.Path(dir_okay=False, path_type=Path)
 

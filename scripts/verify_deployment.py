@@ -20,7 +20,10 @@ from pathlib import Path
 import click
 from ape.cli import ConnectedProviderCommand, network_option
 
+from dealvault.cli import ape_logs_to_stderr
 from dealvault.deploy import DEPLOYMENTS_DIR, verify_command
+
+ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
 
 @click.command(cls=ConnectedProviderCommand, help=__doc__)

@@ -24,7 +24,7 @@ from dealvault.deploy.signers import ApeSigner, Signer
 from dealvault.deploy.verify import reverify
 from dealvault.errors import DealVaultError, ExitCode
 from dealvault.spec import load_spec
-from dealvault.spec.netconfig import CHAIN138_CONFIG, DEPLOYMENTS_DIR, load_netconfig, local_config_path
+from dealvault.spec.netconfig import DEPLOYMENTS_DIR, config_for_network, load_netconfig
 
 __all__ = ["default_config_path", "deploy_command", "run_deploy", "run_verify", "verify_command"]
 
@@ -32,8 +32,8 @@ Say = Callable[[str], None]
 
 
 def default_config_path(network_name: str) -> Path:
-    """The network config for an ape network name: the local mirror's for local/fork networks."""
-    return local_config_path() if network_name == "local" else CHAIN138_CONFIG
+    """The network config for an ape network name (:func:`dealvault.spec.netconfig.config_for_network`)."""
+    return config_for_network(network_name)
 
 
 def run_deploy(

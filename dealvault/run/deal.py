@@ -330,6 +330,7 @@ def run_deal(
     mainnet_genesis: str | None = None,
     lock_timeout: float = 0.0,
     max_wait: float = DEFAULT_MAX_WAIT,
+    node_url: str | None = None,
 ) -> DealReport:
     """Run ``spec`` from step 0 to step 4 (or ``until``). Raises :class:`DealError` subclasses for
     bad input (``exit_code`` 2, nothing sent), refused legs, owner actions, chain failures; returns
@@ -339,7 +340,8 @@ def run_deal(
     funding). ``record``: the deal record (default: :func:`dealvault.record.open_record`).
     ``dry_run``: everything on a throw-away anvil fork of ``w3``'s node, with a temporary record;
     nothing is sent to ``w3`` and the real record is not touched. ``max_wait``: seconds to wait
-    on a real network for the buy's TWAP observation (longer: exit 4, resumable)."""
+    on a real network for the buy's TWAP observation (longer: exit 4, resumable). ``node_url``: the
+    node's HTTP URL for the dry run's fork (default: ``w3``'s provider's)."""
     t0 = time.perf_counter()
     last = parse_until(until)
     if record is None:
@@ -348,7 +350,7 @@ def run_deal(
     with rpc_guard(f"deal {spec.deal_id}"):
         if dry_run:
             return _dry_run(spec, w3=w3, operator=operator, owner=owner, venues=venues, last=last, resume=resume,
-                            console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0)
+                            console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0, node_url=node_url)
         run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg,
                       max_wait=max_wait)
         try:
@@ -404,12 +406,12 @@ def build_report(run: DealRun, *, status: str, exit_code: int, message: str, sec
 
 
 def _dry_run(spec: DealSpec, *, w3: Web3, operator: Any, owner: Any, venues: Venues, last: int | None, resume: bool,
-             console: Any, on_leg: Any, mainnet_genesis: str | None, t0: float) -> DealReport:
+             console: Any, on_leg: Any, mainnet_genesis: str | None, t0: float, node_url: str | None = None) -> DealReport:
     from dealvault.kit.anvil import start_anvil
 
     # identity against the real node first (a dry run for the wrong chain is refused too)
     check_network(w3, spec, mainnet_genesis=mainnet_genesis, deployed_genesis=venues.genesis_hash)
-    url = getattr(w3.provider, "endpoint_uri", None)
+    url = node_url or getattr(w3.provider, "endpoint_uri", None)
     if not url:
         raise InputError("dry run: the node's RPC URL is unknown (needed to fork it)")
     with tempfile.TemporaryDirectory(prefix="dealvault-dry-") as tmp:

@@ -81,7 +81,7 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     from dealvault.run.venues import venues_for
     from dealvault.signer import ApeAccountSigner
     from dealvault.spec import load_spec
-    from dealvault.spec.netconfig import CHAIN138_CONFIG, load_netconfig
+    from dealvault.spec.netconfig import CHAIN138_CONFIG, config_for_network, load_netconfig, local_config_path
 
     # ---- input, before touching any chain
     spec = load_spec(o.deal)
@@ -92,7 +92,14 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
         raise InputError("--account: the operator's ape account alias is required")
     if o.owner_account is not None and not spec.network.local:
         raise InputError("--owner-account is for local chains only: on Chain 138 the owner is a multisig (use `ape run owner_tx`)")
-    venues = venues_for(spec, deployment=o.deployment, config=o.config, spec_path=o.deal)
+    # the network config (and so the deployment record's folder): --config, else the one of the
+    # ape network (the mirror's for chain138:mirror and local), else the mirror's for a local spec
+    config = o.config
+    if config is None and o.provider is not None:
+        config = config_for_network(o.provider.network.name)
+    elif config is None and spec.network.local:
+        config = local_config_path()
+    venues = venues_for(spec, deployment=o.deployment, config=config, spec_path=o.deal)
     if not o.dry_run:  # keystore accounts sign unattended from here on (passphrase once)
         unlock_for_signing(o.account)
         if o.owner_account is not None:
@@ -111,13 +118,21 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
             report = run_deal(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, until=o.until,
                               dry_run=o.dry_run, resume=o.resume is not None, console=err,
                               on_leg=lambda r: err.print(leg_line(r), highlight=False),
-                              mainnet_genesis=mainnet_genesis, max_wait=o.max_wait)
+                              mainnet_genesis=mainnet_genesis, max_wait=o.max_wait, node_url=_node_url(o))
         finally:
             record.close()
     if o.as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         render_report(report)
-    if report.exit_code:
+    if report.exit_code and o.as_json:  # the table (stdout) ends with the message already
         err.print(report.message, highlight=False)
     return int(report.exit_code)
+
+
+def _node_url(o: ExecuteOptions) -> str | None:
+    """The node's HTTP URL (a dry run forks it): --rpc, else the ape network's provider's."""
+    if o.rpc:
+        return o.rpc
+    p = o.provider
+    return (getattr(p, "http_uri", None) or getattr(p, "uri", None)) if p is not None and not isinstance(p, str) else None

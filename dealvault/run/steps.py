@@ -31,7 +31,7 @@ from dealvault.run.caps import (
 )
 from dealvault.run.errors import CapError, InputError, OwnerActionNeeded
 from dealvault.run.twap import twap_ready
-from dealvault.units import BPS, E6, ETH_DECIMALS, STABLE_DECIMALS, from_units
+from dealvault.units import BPS, E6, STABLE_DECIMALS, from_units
 from dealvault.vault import Leg, Phase, RiskView
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def split(run: DealRun) -> None:
         if run.owner is None or not (spec.network.local or run.dry):
             raise OwnerActionNeeded(
                 f"the vault holds {eth_text(rv.fundedCapital)} of the deal's {eth_text(spec.capital_wei)} ETH: the owner must fund "
-                f"{eth_text(need)} ETH (`ape run owner_tx fund {from_units(need, ETH_DECIMALS)} --vault {run.venues.vault} "
+                f"{eth_text(need)} ETH (`ape run owner_tx fund {eth_text(need)} --vault {run.venues.vault} "
                 f"--out fund.json` writes the Safe transaction), then re-run with --resume {spec.deal_id}")
         require("fund", rv)
         run.send(0, "fund", (), {"value_wei": need}, rv=rv, sender=run.owner, value=need)

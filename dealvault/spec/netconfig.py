@@ -33,6 +33,8 @@ from dealvault.spec.validate import FieldError, Fields, load_yaml
 
 __all__ = [
     "CHAIN138_CONFIG",
+    "MIRROR_NETWORKS",
+    "config_for_network",
     "DEPLOYMENTS_DIR",
     "TOKEN_KEYS",
     "ConfigError",
@@ -217,6 +219,17 @@ def parse_netconfig(data: Any) -> NetworkConfig:
 
 def local_config_path(name: str = "mirror", deployments_dir: Path = DEPLOYMENTS_DIR) -> Path:
     return deployments_dir / "local" / f"{name}.config.yaml"
+
+
+#: ape network names (``ecosystem:<name>:provider``) served by the embedded mirror: ape's own
+#: ``local`` and ``chain138:mirror`` (ape-config.yaml: ``make mirror`` on 127.0.0.1:8545)
+MIRROR_NETWORKS = ("local", "mirror")
+
+
+def config_for_network(network_name: str | None) -> Path:
+    """The network config of an ape network: the mirror's (written by ``ape run mirror
+    --overlay``) for :data:`MIRROR_NETWORKS`, else Chain 138's."""
+    return local_config_path() if network_name in MIRROR_NETWORKS else CHAIN138_CONFIG
 
 
 _ERC20_ABI = [

@@ -1,0 +1,85 @@
+"""The README's commands against `make mirror`, verbatim (issue 13): the block marked
+``mirror-commands`` is read from README.md and each line is run as written, in order, against a
+`make mirror` started here on 127.0.0.1:8545 (the ape network chain138:mirror:node). Nothing in a
+command is rewritten; the deal record goes to a temporary database through DATABASE_URL and the
+deployment record the deploy writes (deployments/local/mirror/demo-001.json) is put back as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from dealvault.paths import ROOT
+
+RECORD = ROOT / "deployments" / "local" / "mirror" / "demo-001.json"
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"<!-- mirror-commands:[^>]*-->\s*```bash\n(.*?)```", text, re.S)
+    assert m, "README.md has no mirror-commands block"
+    return [line for line in m.group(1).splitlines() if line.strip()]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def mirror():
+    """`make mirror`, as the README says, until the test ends (SIGTERM stops its anvil)."""
+    if not _port_free(8545):
+        pytest.skip("127.0.0.1:8545 is in use: the README's mirror commands need it free")
+    env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")}
+    p = subprocess.Popen(["make", "-s", "mirror"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    try:
+        deadline, lines = time.monotonic() + 300, []
+        while not any("up; Ctrl-C to stop" in line for line in lines):
+            assert p.poll() is None and time.monotonic() < deadline, "".join(lines)
+            lines.append(p.stderr.readline())
+        yield p
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=60)
+    assert _port_free(8545), "make mirror left its anvil running"
+
+
+@pytest.fixture
+def clean_record():
+    saved = RECORD.read_bytes() if RECORD.exists() else None
+    RECORD.unlink(missing_ok=True)
+    try:
+        yield
+    finally:
+        RECORD.unlink(missing_ok=True)
+        if saved is not None:
+            RECORD.write_bytes(saved)
+
+
+def test_readme_commands_run_verbatim_against_make_mirror(mirror, clean_record, tmp_path):
+    cmds = readme_commands()
+    assert [shlex.split(c)[2] for c in cmds] == ["deploy", "verify_deployment", "execute_deal", "execute_deal", "deal_status"]
+    env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx"), "DATABASE_URL": f"sqlite:///{tmp_path}/deals.db",
+           "PATH": f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}
+    outs = []
+    for cmd in cmds:
+        out = subprocess.run(cmd, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, f"{cmd}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        assert "Traceback" not in out.stderr, cmd
+        outs.append(out)
+    deployed = json.loads(outs[0].stdout)
+    assert deployed["status"] == "deployed" and json.loads(RECORD.read_text())["address"] == deployed["address"]
+    assert json.loads(outs[1].stdout)["verified"] is True
+    assert "dry run on a throw-away fork: nothing was sent" in outs[2].stdout
+    assert "deal completed: the vault is CLOSED" in outs[3].stdout
+    assert "no flags" in outs[4].stdout + outs[4].stderr
