@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -25,7 +26,7 @@ from web3 import Web3
 
 from dealvault.errors import ExitCode, InputError
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console", "ape_logs_to_stderr"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console", "ape_logs_to_stderr", "connect_provider"]
 
 DEFAULT_RPC_TIMEOUT = 60.0  # seconds per JSON-RPC request over --rpc
 
@@ -94,11 +95,40 @@ def connect(rpc: str | None, provider: Any, *, timeout: float = DEFAULT_RPC_TIME
 
 @contextlib.contextmanager
 def _ape(provider: Any) -> Iterator[Web3]:
+    with connect_provider(provider) as connected:
+        yield connected.web3
+
+
+@contextlib.contextmanager
+def connect_provider(provider: Any) -> Iterator[Any]:
+    """The ape ``provider`` (a ProviderAPI from :func:`network_option`, or a choice string),
+    connected for the block. A node that does not answer is :class:`~dealvault.errors.ChainError`
+    (exit 5); a URI that is not set (``${CHAIN138_RPC_URL}`` in ape-config.yaml) is
+    :class:`~dealvault.errors.InputError` (exit 2); nothing is sent either way."""
     from ape import networks
 
+    from dealvault.errors import ChainError
+
+    if provider is None:
+        raise InputError("give --network <ecosystem:network:provider> (e.g. chain138:mirror:node, chain138:mainnet:node)")
+    name = provider if isinstance(provider, str) else f"{provider.network.choice}:{provider.name}"
     ctx = networks.parse_network_choice(provider) if isinstance(provider, str) else provider.network.use_provider(provider)
-    with ctx as connected:
-        yield connected.web3
+    try:
+        connected = ctx.__enter__()
+    except Exception as exc:
+        msg = " ".join(str(exc).split())
+        unset = re.findall(r"\$\{(\w+)\}", msg)
+        if unset:
+            raise InputError(f"network {name}: its node URI is {'${' + unset[0] + '}'}, and {unset[0]} is not set: export "
+                             f"{unset[0]}=<the node's URL>; nothing sent") from None
+        raise ChainError(f"network {name}: the node could not be reached ({type(exc).__name__}: {msg[:200]}); nothing sent") from None
+    try:
+        yield connected
+    except BaseException:
+        if not ctx.__exit__(*sys.exc_info()):
+            raise
+    else:
+        ctx.__exit__(None, None, None)
 
 
 def console(*, stderr: bool = False) -> Any:

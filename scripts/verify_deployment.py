@@ -9,24 +9,23 @@ and of the recorded DealVaultLens against the recorded bytecode hashes (immutabl
 core's and the extension's immutables against ``vault.setup()``; and every recorded constructor
 parameter, read back through the lens (caps the owner tightened since are reported, not failed).
 Exit 0 verified, 1 mismatch (every difference listed), 2 missing or bad record (a v1 record has no
-extension/lens block). The logic lives in dealvault.deploy (verify_command).
+extension/lens block) or a network whose URI is not set, 5 the node could not be reached. The
+logic lives in dealvault.deploy (verify_command).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, network_option
 
-from dealvault.cli import ape_logs_to_stderr
+from dealvault.cli import ape_logs_to_stderr, connect_provider, exit_with, network_option
 from dealvault.deploy import DEPLOYMENTS_DIR, verify_command
 
 ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
 
-@click.command(cls=ConnectedProviderCommand, help=__doc__)
+@click.command(help=__doc__)
 @network_option()
 @click.option("--deal", default=None, help="deal id, or the deal spec YAML")
 @click.option("--record", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -36,5 +35,9 @@ ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 @click.option("--deployments", "deployments_dir", type=click.Path(file_okay=False, path_type=Path), default=DEPLOYMENTS_DIR,
               show_default=True)
 def cli(provider, deal, record, config_path, deployments_dir):
-    sys.exit(verify_command(provider, deal=deal, record=record, config_path=config_path, deployments_dir=deployments_dir,
-                            out=click.echo, err=lambda m: click.echo(m, err=True)))
+    def run() -> int:
+        with connect_provider(provider) as connected:
+            return verify_command(connected, deal=deal, record=record, config_path=config_path, deployments_dir=deployments_dir,
+                                  out=click.echo, err=lambda m: click.echo(m, err=True))
+
+    exit_with(run)

@@ -83,3 +83,23 @@ def test_readme_commands_run_verbatim_against_make_mirror(mirror, clean_record, 
     assert "dry run on a throw-away fork: nothing was sent" in outs[2].stdout
     assert "deal completed: the vault is CLOSED" in outs[3].stdout
     assert "no flags" in outs[4].stdout + outs[4].stderr
+
+
+@pytest.mark.parametrize("script", ["deploy", "verify_deployment"])
+def test_network_not_configured_or_down_is_a_message_not_a_traceback(script):
+    """Issue 13: the README's mainnet network without CHAIN138_RPC_URL is exit 2 naming the
+    variable; the mirror's network with no mirror running is exit 5; never a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "CHAIN138_RPC_URL"}
+    env["SOLCX_BINARY_PATH"] = str(ROOT / "tools" / "solcx")
+    extra = {"deploy": ["--account", "TEST::0", "--deal", "deals/example.yaml"], "verify_deployment": ["--deal", "demo-001"]}[script]
+    ape = str(ROOT / ".venv" / "bin" / "ape")
+    out = subprocess.run([ape, "run", script, "--network", "chain138:mainnet:node", *extra], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 2 and "CHAIN138_RPC_URL is not set" in err and "Traceback" not in out.stderr, out.stderr
+    if not _port_free(8545):
+        pytest.skip("127.0.0.1:8545 is in use")
+    out = subprocess.run([ape, "run", script, "--network", "chain138:mirror:node", *extra], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    err = " ".join(out.stderr.split())
+    assert out.returncode == 5 and "the node could not be reached" in err and "Traceback" not in out.stderr, out.stderr
