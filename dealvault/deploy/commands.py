@@ -15,7 +15,7 @@ from typing import Any
 from web3 import Web3
 
 from dealvault.accounts import ape_account, unlock_for_signing
-from dealvault.deploy.build import Build
+from dealvault.deploy.build import Build, build_contract
 from dealvault.deploy.errors import DeployError, DeploymentRecordError
 from dealvault.deploy.params import deal_params
 from dealvault.deploy.pipeline import deploy_vault, dry_run
@@ -167,4 +167,9 @@ def verify_command(
     except DealVaultError as exc:
         err(f"error: {exc}")
         return exc.exit_code
-    return run_verify(provider.web3, record_file=record, out=out, err=err)
+    try:
+        current = build_contract()  # the working tree's build: a byte-for-byte check when it is the recorded one
+    except DealVaultError as exc:
+        err(f"note: no current build ({exc}); checking against the record's hashes only")
+        current = None
+    return run_verify(provider.web3, record_file=record, build=current, out=out, err=err)
