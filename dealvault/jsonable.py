@@ -21,7 +21,7 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, (list, tuple, set, frozenset)):
         return [jsonable(x) for x in v]
     if isinstance(v, Decimal):
-        return str(v)
+        return format(v, "f")  # exact, never exponent notation ("0E-18" is "0.000000000000000000")
     if isinstance(v, (bytes, bytearray, memoryview)):
         return "0x" + bytes(v).hex()
     if isinstance(v, datetime):

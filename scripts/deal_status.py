@@ -27,6 +27,7 @@ import click
 from ape.cli import network_option
 
 from dealvault.cli import ape_logs_to_stderr
+from dealvault.run.status import DEFAULT_MARGIN_BPS
 
 ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
@@ -46,7 +47,7 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @network_option(default=None)
 @click.option("--db", "db_url", default=None, help="deal record URL (default DATABASE_URL or .dealvault/deals.db)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
-@click.option("--margin-bps", default=200, show_default=True, type=int, help="flag LTV within this many bps of the cap")
+@click.option("--margin-bps", default=DEFAULT_MARGIN_BPS, show_default=True, type=int, help="flag LTV within this many bps of the cap")
 @click.option("--min-hf", default="1.5", show_default=True, help="flag a health factor below this")
 @click.option("--oracle-margin-bps", default=2000, show_default=True, type=int, help="flag an oracle older than (1 - this) x max age")
 @click.option("--interest-share-bps", default=5000, show_default=True, type=int,

@@ -9,6 +9,7 @@ to decimal strings. The vault's state comes in typed (:class:`~dealvault.vault.R
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -225,13 +226,16 @@ _RISK_ROWS: tuple[tuple[str, str, int | None], ...] = (
     ("splitValue", "split value (USD)", STABLE_DECIMALS), ("repaidOnBehalf", "repaid on behalf", STABLE_DECIMALS),
     ("poolDebt", "pool debt", STABLE_DECIMALS),
 )
+_TIMES = frozenset({"priceUpdatedAt", "observedAt", "readyAt"})  # unix seconds shown as UTC times
 _PARAM_ROWS = (("maxLtvBps", "max LTV (bps)"), ("oracleMaxAge", "oracle max age (s)"),
                ("maxOperatorLossBps", "max operator loss (bps)"))
 
 
-def _cell(v: Any, decimals: int | None) -> str:
+def _cell(v: Any, decimals: int | None, field: str = "") -> str:
     if isinstance(v, Enum):
         return v.name
+    if field in _TIMES and isinstance(v, int) and v > 0:
+        return f"{datetime.fromtimestamp(v, UTC):%Y-%m-%d %H:%M:%S} UTC ({v})"
     if decimals is None or not isinstance(v, int) or isinstance(v, bool):
         return str(v)
     if v >= 2**255:
@@ -263,7 +267,7 @@ def render_status(st: DealStatus, flags: Sequence[Flag], loss_line: str, console
 
     rt = Table(title=f"vault {st.vault} @ block {st.block}", show_header=False)
     for key, label, dec in _RISK_ROWS:
-        rt.add_row(label, _cell(getattr(st.risk, key), dec))
+        rt.add_row(label, _cell(getattr(st.risk, key), dec, key))
     for key, label in _PARAM_ROWS:
         rt.add_row(label, str(getattr(st.params, key)))
     rt.caption = f"lens {st.lens}"

@@ -48,7 +48,7 @@ __all__ = [
     "status_flags", "watch_params", "spread_inputs", "loss_share", "loss_budget_line", "read_deal", "rebuild_record", "leg_function", "watch",
 ]
 
-DEFAULT_MARGIN_BPS = 200               # LTV within 2 percentage points of the cap
+DEFAULT_MARGIN_BPS = 50                # LTV within half a percentage point of the cap (a deal at its target stays unflagged)
 DEFAULT_MIN_HEALTH_FACTOR = Decimal("1.5")
 DEFAULT_ORACLE_MARGIN_BPS = 2_000      # oracle older than 80% of its max age
 DEFAULT_INTEREST_SHARE_BPS = 5_000     # accrued interest >= 50% of the expected discount profit

@@ -22,7 +22,7 @@ from dealvault.kit.overlay import halt_desk
 from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.run import run_deal
-from dealvault.run.status import Flag, Spread, rebuild_record, status_flags
+from dealvault.run.status import DEFAULT_MARGIN_BPS, Flag, Spread, rebuild_record, status_flags
 from dealvault.vault import Params, RiskView, VaultClient
 from dealvault.vault.client import from_abi
 
@@ -149,6 +149,9 @@ def test_flag_ltv_edges():
     assert codes(status_flags(risk(ltvBps=2999), PARAMS, 0, now=NOW)) == []
     assert codes(status_flags(risk(ltvBps=3000), PARAMS, 0, now=NOW)) == ["ltv-near-cap"]
     assert codes(status_flags(risk(ltvBps=0, debt=0, healthFactor=UINT_MAX), PARAMS, 200, now=NOW)) == []
+    # issue 13: the default margin leaves a deal at the demo's target (2,900 bps of a 3,000 cap) unflagged
+    assert codes(status_flags(risk(ltvBps=2900), PARAMS, now=NOW)) == []
+    assert codes(status_flags(risk(ltvBps=3000 - DEFAULT_MARGIN_BPS), PARAMS, now=NOW)) == ["ltv-near-cap"]
 
 
 def test_flag_health_factor_edges():
@@ -279,3 +282,15 @@ def test_deal_status_cli_rebuild_and_once(chain, deployed, rec, kit, tmp_path):
                          check=False)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "FLAG holding" in out.stdout and "operator loss 0 of budget" in " ".join(out.stdout.split())
+
+
+def test_times_are_shown_as_utc_and_json_decimals_without_exponent():
+    """Issue 13: `price updated at` was a raw epoch; JSON showed "0E-18"."""
+    from decimal import Decimal
+
+    from dealvault.jsonable import jsonable
+    from dealvault.run.report import _cell
+
+    assert _cell(1_796_010_589, None, "priceUpdatedAt") == "2026-11-30 03:49:49 UTC (1796010589)"
+    assert _cell(0, None, "priceUpdatedAt") == "0"  # never read: shown as is
+    assert jsonable({"a": Decimal("0E-18"), "b": Decimal("107351.80072300")}) == {"a": "0.000000000000000000", "b": "107351.80072300"}
