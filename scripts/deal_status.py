@@ -13,8 +13,9 @@ the network config's venues.lens (--config, default deployments/chain138.config.
 Flags: LTV within --margin-bps of the cap (or over it), health factor below --min-hf, oracle age
 near (--oracle-margin-bps) or over its max age, accrued interest eating --interest-share-bps of
 the expected discount profit, the operator's realized loss at --loss-margin-bps of its budget or
-over it, deal in HOLDING. Exit codes: 0 (no flag in --once mode; always 0 otherwise), 1 a flag is
-raised (--once), 2 bad input, 5 the chain could not be reached.
+over it, deal in HOLDING. --watch refreshes in place on a terminal and keeps going through RPC
+errors (each said on stderr). Exit codes: 0 (no flag in --once mode; always 0 otherwise), 1 a
+flag is raised (--once), 2 bad input, 5 the chain could not be reached (not in --watch).
 The logic lives in dealvault.run.status (watch); this is a thin wrapper.
 """
 

@@ -23,6 +23,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -573,20 +574,33 @@ def watch(
                     if (record is not None and deal is not None) else []
                 from_block = min(blocks) if blocks else 0
             client = VaultClient(w3, vault, lens)
-            n, code = 0, ExitCode.OK
+            n, code, failures = 0, ExitCode.OK, 0
+            watching = every is not None and not once
             while True:
-                with rpc_guard("deal status"):
-                    st = read_deal(client, record, deal_id)
-                    spread = spread_inputs(client, from_block, st.risk)
-                flags = status_flags(st.risk, st.params, margin_bps, now=st.timestamp, min_health_factor=min_hf_d,
-                                     oracle_margin_bps=oracle_margin_bps, interest_share_bps=interest_share_bps,
-                                     spread=spread, loss_margin_bps=loss_margin_bps)
                 n += 1
-                if as_json:
-                    print(json.dumps(status_json(st, flags, loss_budget_line(st.risk))))
+                try:
+                    with rpc_guard("deal status"):
+                        st = read_deal(client, record, deal_id)
+                        spread = spread_inputs(client, from_block, st.risk)
+                except ChainError as exc:
+                    if not watching:
+                        raise
+                    # a watch outlives the node's hiccups: say so, read again at the next interval
+                    failures += 1
+                    err.print(f"{datetime.now(UTC):%H:%M:%S} UTC: read failed ({failures} in a row): {exc}; "
+                              f"retrying in {every} s", highlight=False)
                 else:
-                    render_status(st, flags, loss_budget_line(st.risk), out)
-                code = ExitCode.FAILED if (once and flags) else ExitCode.OK
+                    failures = 0
+                    flags = status_flags(st.risk, st.params, margin_bps, now=st.timestamp, min_health_factor=min_hf_d,
+                                         oracle_margin_bps=oracle_margin_bps, interest_share_bps=interest_share_bps,
+                                         spread=spread, loss_margin_bps=loss_margin_bps)
+                    if as_json:
+                        print(json.dumps(status_json(st, flags, loss_budget_line(st.risk))))
+                    else:
+                        if watching and out.is_terminal:
+                            out.clear()  # refreshed in place on a terminal; piped, each reading follows the last
+                        render_status(st, flags, loss_budget_line(st.risk), out)
+                    code = ExitCode.FAILED if (once and flags) else ExitCode.OK
                 if every is None or once or (iterations is not None and n >= iterations):
                     return code
                 time.sleep(every)

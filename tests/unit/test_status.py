@@ -294,3 +294,40 @@ def test_times_are_shown_as_utc_and_json_decimals_without_exponent():
     assert _cell(1_796_010_589, None, "priceUpdatedAt") == "2026-11-30 03:49:49 UTC (1796010589)"
     assert _cell(0, None, "priceUpdatedAt") == "0"  # never read: shown as is
     assert jsonable({"a": Decimal("0E-18"), "b": Decimal("107351.80072300")}) == {"a": "0.000000000000000000", "b": "107351.80072300"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_watch_survives_rpc_errors(chain, deployed, rec, monkeypatch):
+    """Issue 13: `deal_status --watch` used to exit on the first RPC error; it says so and reads
+    again at the next interval (exit 0 when stopped); `--once` still exits 5 on one."""
+    import io
+
+    from rich.console import Console
+
+    import dealvault.run.status as status_mod
+    from dealvault.errors import ChainError, ExitCode
+
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="position")
+    real, calls = status_mod.read_deal, []
+
+    def flaky(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ChainError("riskView: the chain could not be reached (ConnectionError: refused)")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(status_mod, "read_deal", flaky)
+    out, err = io.StringIO(), io.StringIO()
+    url = rec.url.render_as_string(hide_password=False)
+    code = status_mod.watch(deal_id="demo-001", rpc=str(w3.provider.endpoint_uri), db_url=url, every=1, iterations=3,
+                            out=Console(file=out, width=200), err=Console(file=err, width=200))
+    assert code == ExitCode.OK and len(calls) == 3
+    assert "read failed (1 in a row)" in err.getvalue() and "retrying in 1 s" in err.getvalue()
+    assert out.getvalue().count("legSeq") >= 2  # two readings rendered, around the failed one
+    calls.clear()
+    calls.append(1)  # the next call fails
+    code = status_mod.watch(deal_id="demo-001", rpc=str(w3.provider.endpoint_uri), db_url=url, once=True,
+                            out=Console(file=io.StringIO()), err=Console(file=io.StringIO()))
+    assert code == ExitCode.CHAIN
