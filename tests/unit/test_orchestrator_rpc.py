@@ -281,3 +281,5 @@ def test_cli_timeout_exit_code(kit, deployed, silent, tmp_path):
     assert out.returncode == EXIT_CHAIN, out.stdout + out.stderr
     err = _flat(out.stderr)
     assert "could not be reached" in err and "Timeout" in err and "Traceback" not in err
+    # issue 13: --rpc-timeout bounds the wait: one request, not web3's six tries (3 s used to be 18.5 s)
+    assert silent.accepted == 1, silent.accepted
