@@ -129,12 +129,21 @@ def send(w3: Web3, fn: ContractFunction, sender: str, value: int = 0, gas: int |
     tx: TxParams = {"from": to_checksum_address(sender), "value": Wei(value)}
     if gas is not None:
         tx["gas"] = gas
+    # simulated without decoding what it returns: a token that returns nothing where ERC-20 says
+    # bool (USDT-style) is fine; only a revert stops it
+    call: TxParams = {**tx, "to": to_checksum_address(fn.address), "data": _calldata(fn)}
     try:
-        fn.call(tx)
+        w3.eth.call(call)
     except Exception as exc:  # web3 raises several types for reverts; keep the message
         raise TxFailed(f"{fn.fn_name} from {sender} would revert: {exc}") from exc
     tx_hash = fn.transact(tx)
     return _wait(w3, tx_hash, fn.fn_name)
+
+
+def _calldata(fn: ContractFunction) -> HexStr:
+    """``fn``'s calldata, encoded by web3 as ``transact`` would (a one-function contract)."""
+    w3: Any = fn.w3
+    return HexStr(w3.eth.contract(abi=[fn.abi]).encode_abi(fn.fn_name, args=list(fn.args), kwargs=dict(fn.kwargs or {})))
 
 
 def send_raw(w3: Web3, sender: str, to: str | None, data: str = "0x", value: int = 0, gas: int | None = None) -> TxReceipt:

@@ -451,6 +451,18 @@ def pair_price(w3: Web3, overlay: Overlay, pair: str, base: str) -> Decimal:
     return x1 / x0 if to_checksum_address(base) == t0 else x0 / x1
 
 
+def approve(w3: Web3, token: str, owner: str, spender: str, amount: int) -> None:
+    """``owner`` (unlocked or impersonated) approves ``amount``; a leftover allowance is reset to 0
+    first (USDT-style tokens revert an approve from a non-zero allowance)."""
+    t = erc20(w3, token)
+    left = int(t.functions.allowance(to_checksum_address(owner), to_checksum_address(spender)).call())
+    if left == amount:
+        return
+    if left:
+        send(w3, t.functions.approve(to_checksum_address(spender), 0), owner)
+    send(w3, t.functions.approve(to_checksum_address(spender), amount), owner)
+
+
 def swap_on_pair(
     w3: Web3,
     overlay: Overlay,
@@ -471,13 +483,13 @@ def swap_on_pair(
     out = erc20(w3, token_out)
     before = out.functions.balanceOf(who).call()
     with impersonating(w3, who):
-        send(w3, erc20(w3, token_in).functions.approve(overlay.uniswap_router, amount_in), who)
+        approve(w3, token_in, who, overlay.uniswap_router, amount_in)
         send(w3, router.functions.swapExactTokensForTokens(amount_in, min_out, [token_in, token_out], who, DEADLINE), who)
     return int(out.functions.balanceOf(who).call()) - int(before)
 
 
 __all__ = [
-    "DEADLINE", "Overlay", "OverlayError", "OverlayParams", "check_pair_init_code_hash", "deploy_overlay", "drain_desk",
+    "DEADLINE", "Overlay", "OverlayError", "OverlayParams", "approve", "check_pair_init_code_hash", "deploy_overlay", "drain_desk",
     "erc20", "erc_feed_answer", "freeze_usdtz", "halt_desk", "pair_price", "pause_usdtz", "resume_desk", "set_desk_fee",
     "set_desk_max_per_request", "set_reserve_frozen", "set_reserve_paused", "set_stable_price", "swap_on_pair",
     "unfreeze_usdtz", "unpause_usdtz", "units",

@@ -207,3 +207,23 @@ def test_fee_charging_stablecoin_borrow_books_what_arrived(fresh):
     rv = _rv(k, v)
     assert rv.phase == CLOSED
     assert rv.stableHeld == balance_of(w3, cusdc, v.address)  # the books never exceed the balance
+
+
+def test_kit_helpers_work_with_a_token_that_returns_no_bool(kit):
+    """Issue 13: the kit's helpers (evm.send's simulation, drain_desk, swap_on_pair) decoded a
+    bool from every transfer/approve and failed on a USDT-style stablecoin; twice in a row, the
+    second approve starts from a leftover allowance (which such tokens refuse unless reset)."""
+    from dealvault.kit.overlay import drain_desk, swap_on_pair
+
+    w3, market, cusdc = kit.w3, kit.market, kit.mirror.cusdc
+    issuer_before = balance_of(w3, cusdc, market.issuer)
+    stock = balance_of(w3, cusdc, market.desk)
+    assert stock > 0
+    assert drain_desk(w3, market, cusdc, leave=10 * USD) == stock - 10 * USD
+    assert balance_of(w3, cusdc, market.desk) == 10 * USD
+    assert balance_of(w3, cusdc, market.issuer) == issuer_before + stock - 10 * USD
+    trader = role_address("odd.trader")
+    got = [swap_on_pair(w3, market, cusdc, market.usdtz, amount, trader=trader) for amount in (1_000 * USD, 2_000 * USD)]
+    assert all(g > 0 for g in got) and got[1] > got[0]
+    usdtz = erc20(w3, market.usdtz)
+    assert usdtz.functions.balanceOf(trader).call() == sum(got)
