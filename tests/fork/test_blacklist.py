@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import ape
 import pytest
-from tests.unit.helpers_vault import ray_mul
+from tests.unit.vault.helpers_vault import ray_mul
 
 from dealvault.kit import fiattoken
 from dealvault.kit.evm import impersonating, send
