@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import ape
 import pytest
-from tests.unit.vault.helpers_vault import ray_mul
 
 from dealvault.kit import fiattoken
 from dealvault.kit.evm import impersonating, send
@@ -41,6 +40,7 @@ from dealvault.kit.funding import fund
 from dealvault.kit.overlay import erc20
 from dealvault.kit.upstream import UpstreamError, fiat_token_as_found
 from tests.model import ceil_div
+from tests.unit.vault.helpers_vault import ray_mul
 
 DEADLINE = 2**64
 BPS = 10_000
