@@ -459,13 +459,7 @@ def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, fresh_db, hoo
     gate = tmp_path / "gate"
     n0 = nonces(w3)
     p = _cli(kit, deployed, db, env={"DEALVAULT_TEST_HOOK": f"{hook}:{gate}", "DEALVAULT_TEST_HOOK_LEG": str(leg_no)}, wait=False)
-    reached = Path(str(gate) + ".reached")
-    deadline = time.monotonic() + 120
-    while not reached.exists():
-        assert p.poll() is None, p.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    crashed_hash = reached.read_text()
+    crashed_hash = _reached(p, gate)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     r = open_record(db)
