@@ -38,7 +38,7 @@ from dealvault.run.chain import (
 )
 from dealvault.run.errors import InputError, OwnerActionNeeded, WaitNeeded
 from dealvault.run.history import LegHistory
-from dealvault.run.pool import pool_problems
+from dealvault.run.pool import decode_reserves, pool_problems, reserve_call
 from dealvault.run.sender import LegResult, LegSender
 from dealvault.run.steps import STEP_ORDER, STEPS, Holding, parse_until
 from dealvault.run.twap import twap_ready
@@ -229,14 +229,9 @@ class DealRun:
 # the run
 
 
-def _check_lens(run: DealRun, ident: NetworkIdentity) -> None:
+def _check_lens(run: DealRun, ident: NetworkIdentity, vault_code: bytes, lens_code: bytes) -> None:
     """The vault and the lens have code, and the lens's is the recorded (or this build's) DealVaultLens."""
-    venues, w3 = run.venues, run.w3
-    with rpc_guard("eth_getCode"), w3.batch_requests() as b:
-        b.add(w3.eth.get_code(to_checksum_address(venues.vault)))
-        b.add(w3.eth.get_code(to_checksum_address(str(venues.lens))))
-        codes: list[Any] = list(b.execute())
-    vault_code, lens_code = bytes(codes[0]), bytes(codes[1])
+    venues = run.venues
     if not vault_code:
         raise InputError(f"vault {venues.vault}: no contract at this address on chain {ident.chain_id}")
     if not lens_code:
@@ -255,14 +250,40 @@ def _check_lens(run: DealRun, ident: NetworkIdentity) -> None:
                          "nothing sent")
 
 
-def _check_pool(run: DealRun, rv: RiskView) -> None:
+def _first_read(run: DealRun) -> tuple[bytes, bytes, str, str, list[Any]]:
+    """One round trip: the vault's and the lens's code, the vault's operator and owner, and the
+    pool's reserve data of the deal's wrapper and stablecoin (decoded only if the pool is checked)."""
+    venues = run.venues
+    vault, lens = to_checksum_address(venues.vault), to_checksum_address(str(venues.lens))
+    selector = {name: "0x" + keccak(text=f"{name}()")[:4].hex() for name in ("operator", "owner")}
+    calls: list[tuple[str, list[Any]]] = [
+        ("eth_getCode", [vault, "latest"]), ("eth_getCode", [lens, "latest"]),
+        ("eth_call", [{"to": vault, "data": selector["operator"]}, "latest"]),
+        ("eth_call", [{"to": vault, "data": selector["owner"]}, "latest"]),
+        reserve_call(venues.pool, venues.wrapper(run.spec)), reserve_call(venues.pool, run.stable)]
+    with rpc_guard("eth_getCode"):
+        out = batch(run.w3, calls)
+    codes = [bytes.fromhex(str(x)[2:]) if isinstance(x, str) else b"" for x in out[:2]]
+
+    def address(x: Any) -> str:
+        return to_checksum_address("0x" + str(x)[-40:]) if isinstance(x, str) and len(str(x)) >= 42 else "(none)"
+
+    return codes[0], codes[1], address(out[2]), address(out[3]), list(out[4:])
+
+
+def _check_pool(run: DealRun, rv: RiskView, reserve_answers: list[Any]) -> None:
     """The Aave pool's limits for the position step ahead (:mod:`dealvault.run.pool`): InputError
     naming each limit and its numbers, nothing sent."""
     spec, venues = run.spec, run.venues
     supply = rv.workingEth if rv.phase == Phase.SPLIT else spec.bucket_wei()["working"]
-    problems, notes = pool_problems(run.w3, venues.pool, wrapper=venues.wrapper(spec), wrapper_name=spec.wrapper,
+    wrapper = venues.wrapper(spec)
+    try:
+        reserves = decode_reserves([wrapper, run.stable], reserve_answers)
+    except ValueError as exc:
+        raise InputError(f"the Aave pool {venues.pool}: {exc}; nothing sent") from None
+    problems, notes = pool_problems(run.w3, venues.pool, wrapper=wrapper, wrapper_name=spec.wrapper,
                                     stable=run.stable, stable_name=venues.stable_name(run.stable), supply_wei=supply,
-                                    eth_price_e8=rv.ethPrice, target_ltv_bps=run.caps().target_ltv_bps)
+                                    eth_price_e8=rv.ethPrice, target_ltv_bps=run.caps().target_ltv_bps, reserves=reserves)
     for note in notes:
         run.say(f"pool: {note}")
     if problems:
@@ -277,16 +298,11 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> No
     ident = check_network(run.w3, spec, mainnet_genesis=mainnet_genesis,
                           recorded_genesis=existing.genesis_hash if existing is not None else None,
                           deployed_genesis=venues.genesis_hash)
-    _check_lens(run, ident)
-    f = run.client.contract.functions
-    with rpc_guard("roles"), run.w3.batch_requests() as b:
-        b.add(f.operator().call())
-        b.add(f.owner().call())
-        roles: list[Any] = list(b.execute())
-    onchain_op, onchain_owner = str(roles[0]), str(roles[1])
-    if to_checksum_address(onchain_op) != run.operator.address:
+    vault_code, lens_code, onchain_op, onchain_owner, reserve_answers = _first_read(run)
+    _check_lens(run, ident, vault_code, lens_code)
+    if onchain_op != run.operator.address:
         raise InputError(f"account: {run.operator.address} is not the vault's operator ({onchain_op}); nothing sent")
-    if run.owner is not None and to_checksum_address(onchain_owner) != run.owner.address:
+    if run.owner is not None and onchain_owner != run.owner.address:
         raise InputError(f"owner account {run.owner.address} is not the vault's owner ({onchain_owner}); nothing sent")
     reading = run.reading()
     problems = check_against_vault(spec, reading.params)
@@ -305,7 +321,7 @@ def _preflight(run: DealRun, *, resume: bool, mainnet_genesis: str | None) -> No
     elif existing is None and rv.legSeq > 0:
         log.warning("resume without a record: rebuilding from the chain (the vault's logs rule)")
     if rv.phase in (Phase.FUNDED, Phase.SPLIT) and run.history().done(Leg.Supply) == 0:
-        _check_pool(run, rv)
+        _check_pool(run, rv, reserve_answers)
     run.record.create_deal(spec, chain_id=ident.chain_id, genesis_hash=ident.genesis_hash, vault_address=venues.vault,
                            lens_address=venues.lens, exist_ok=True)
     if existing is not None and existing.vault_address is None:

@@ -29,7 +29,7 @@ from dealvault.units import BPS, ETH_DECIMALS, STABLE_TO_E26, amount_text
 if TYPE_CHECKING:
     from web3 import Web3
 
-__all__ = ["Reserve", "read_reserves", "pool_problems"]
+__all__ = ["Reserve", "read_reserves", "reserve_call", "decode_reserves", "pool_problems"]
 
 _GET_RESERVE_DATA = keccak(text="getReserveData(address)")[:4]
 _TOTAL_SUPPLY = keccak(text="totalSupply()")[:4]
@@ -98,23 +98,38 @@ def _answers(raw: Sequence[object], what: str) -> list[bytes]:
     return out
 
 
-def read_reserves(w3: Web3, pool: str, assets: Sequence[str]) -> list[Reserve]:
-    """``pool.getReserveData(asset)`` for each asset, in one batch."""
-    with rpc_guard("getReserveData"):
-        raw = batch(w3, [_call(pool, _GET_RESERVE_DATA + abi_encode(["address"], [a])) for a in assets])
+def reserve_call(pool: str, asset: str) -> tuple[str, list[object]]:
+    """The raw JSON-RPC call of ``pool.getReserveData(asset)`` (to ride in another batch)."""
+    return _call(pool, _GET_RESERVE_DATA + abi_encode(["address"], [asset]))
+
+
+def decode_reserves(assets: Sequence[str], answers: Sequence[object]) -> list[Reserve]:
+    """The :class:`Reserve` of each asset from its ``getReserveData`` answer."""
     out = []
-    for asset, data in zip(assets, _answers(raw, "getReserveData")):
-        d = abi_decode(_RESERVE_DATA, data)
+    for asset, data in zip(assets, _answers(answers, "getReserveData")):
+        try:
+            d = abi_decode(_RESERVE_DATA, data)
+        except Exception as exc:  # no Aave pool there: not decodable
+            raise ValueError(f"getReserveData({asset}): not an Aave V3 pool's answer ({type(exc).__name__})") from None
         out.append(Reserve(to_checksum_address(asset), int(d[0]), to_checksum_address(d[8]), to_checksum_address(d[9]),
                            to_checksum_address(d[10])))
     return out
 
 
+def read_reserves(w3: Web3, pool: str, assets: Sequence[str]) -> list[Reserve]:
+    """``pool.getReserveData(asset)`` for each asset, in one batch."""
+    with rpc_guard("getReserveData"):
+        raw = batch(w3, [reserve_call(pool, a) for a in assets])
+    return decode_reserves(assets, raw)
+
+
 def pool_problems(w3: Web3, pool: str, *, wrapper: str, wrapper_name: str, stable: str, stable_name: str,
-                  supply_wei: int, eth_price_e8: int, target_ltv_bps: int) -> tuple[list[str], list[str]]:
+                  supply_wei: int, eth_price_e8: int, target_ltv_bps: int,
+                  reserves: Sequence[Reserve] | None = None) -> tuple[list[str], list[str]]:
     """(problems, notes) for supplying ``supply_wei`` of ``wrapper`` and borrowing ``stable`` up to
-    ``target_ltv_bps`` of it at ``eth_price_e8``; each problem names the limit and the numbers."""
-    coll, debt = read_reserves(w3, pool, [wrapper, stable])
+    ``target_ltv_bps`` of it at ``eth_price_e8``; each problem names the limit and the numbers.
+    ``reserves``: the two reserves if already read (:func:`reserve_call` in another batch)."""
+    coll, debt = reserves if reserves is not None else read_reserves(w3, pool, [wrapper, stable])
     ask = supply_wei * eth_price_e8 * target_ltv_bps // (STABLE_TO_E26 * BPS)  # as the borrow step computes it
     calls = [_call(coll.a_token, _TOTAL_SUPPLY), _call(debt.variable_debt, _TOTAL_SUPPLY), _call(debt.stable_debt, _TOTAL_SUPPLY),
              _call(stable, _BALANCE_OF + abi_encode(["address"], [debt.a_token]))]
