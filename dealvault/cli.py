@@ -26,7 +26,7 @@ from web3 import Web3
 
 from dealvault.errors import ExitCode, InputError
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console", "ape_logs_to_stderr", "connect_provider"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console", "ape_logs_to_stderr", "connect_provider", "provider_url"]
 
 DEFAULT_RPC_TIMEOUT = 60.0  # seconds per JSON-RPC request over --rpc
 
@@ -46,14 +46,22 @@ def ape_logs_to_stderr() -> None:
                              for level in ("debug", "info", "success", "warning", "error", "critical")}
 
 
-def network_option() -> Callable[[F], F]:
+def network_option(help: str | None = None) -> Callable[[F], F]:
     """ape's ``--network`` (``ecosystem:network:provider``), optional: the command gets
-    ``provider`` (an unconnected ape ProviderAPI) or None."""
+    ``provider`` (an unconnected ape ProviderAPI) or None. ape's log lines go to stderr."""
     from ape.cli import network_option as ape_network_option
 
     ape_logs_to_stderr()
-
+    if help:
+        return ape_network_option(default=None, help=help)  # type: ignore[no-any-return]
     return ape_network_option(default=None)  # type: ignore[no-any-return]
+
+
+def provider_url(provider: Any) -> str | None:
+    """The HTTP URL of an ape provider (a dry run forks it), if it has one."""
+    if provider is None or isinstance(provider, str):
+        return None
+    return getattr(provider, "http_uri", None) or getattr(provider, "uri", None)
 
 
 def account_option(*param_decls: str, required: bool = False, help: str = "") -> Callable[[F], F]:
@@ -115,22 +123,18 @@ def connect_provider(provider: Any) -> Iterator[Any]:
         raise InputError("give --network <ecosystem:network:provider> (e.g. chain138:mirror:node, chain138:mainnet:node)")
     name = provider if isinstance(provider, str) else f"{provider.network.choice}:{provider.name}"
     ctx = networks.parse_network_choice(provider) if isinstance(provider, str) else provider.network.use_provider(provider)
-    try:
-        connected = ctx.__enter__()
-    except Exception as exc:
-        msg = " ".join(str(exc).split())
-        unset = re.findall(r"\$\{(\w+)\}", msg)
-        if unset:
-            raise InputError(f"network {name}: its node URI is {'${' + unset[0] + '}'}, and {unset[0]} is not set: export "
-                             f"{unset[0]}=<the node's URL>; nothing sent") from None
-        raise ChainError(f"network {name}: the node could not be reached ({type(exc).__name__}: {msg[:200]}); nothing sent") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            connected = stack.enter_context(ctx)
+        except Exception as exc:
+            msg = " ".join(str(exc).split())
+            unset = re.findall(r"\$\{(\w+)\}", msg)
+            if unset:
+                raise InputError(f"network {name}: its node URI is {'${' + unset[0] + '}'}, and {unset[0]} is not set: export "
+                                 f"{unset[0]}=<the node's URL>; nothing sent") from None
+            raise ChainError(f"network {name}: the node could not be reached ({type(exc).__name__}: {msg[:200]}); "
+                             "nothing sent") from None
         yield connected
-    except BaseException:
-        if not ctx.__exit__(*sys.exc_info()):
-            raise
-    else:
-        ctx.__exit__(None, None, None)
 
 
 def console(*, stderr: bool = False) -> Any:

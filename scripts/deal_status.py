@@ -25,12 +25,9 @@ import sys
 from pathlib import Path
 
 import click
-from ape.cli import network_option
 
-from dealvault.cli import ape_logs_to_stderr
+from dealvault.cli import network_option
 from dealvault.run.status import DEFAULT_MARGIN_BPS
-
-ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
 _File = click.Path(dir_okay=False, path_type=Path)
 
@@ -45,7 +42,7 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @click.option("--watch", "every", default=None, type=int, help="re-read every N seconds")
 @click.option("--once", is_flag=True, help="read once; exit 1 if any flag is raised (cron)")
 @click.option("--rpc", default=None, help="RPC URL (web3) instead of an ape network")
-@network_option(default=None)
+@network_option()
 @click.option("--db", "db_url", default=None, help="deal record URL (default DATABASE_URL or .dealvault/deals.db)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output on stdout")
 @click.option("--margin-bps", default=DEFAULT_MARGIN_BPS, show_default=True, type=int, help="flag LTV within this many bps of the cap")

@@ -27,12 +27,9 @@ import sys
 from pathlib import Path
 
 import click
-from ape.cli import network_option
 
-from dealvault.cli import ape_logs_to_stderr
+from dealvault.cli import network_option
 from dealvault.run.owner import CHAIN_ID, owner_tx
-
-ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
 _File = click.Path(dir_okay=False, path_type=Path)
 
@@ -48,7 +45,7 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @click.option("--config", "config_path", default=None, type=_File, help="network config (token symbols)")
 @click.option("--decimals", default=None, type=int, help="decimals of a token given by address")
 @click.option("--rpc", default=None, help="read the vault's parameters (through the lens) to say which `set` entries are queued")
-@network_option(default=None, help="like --rpc, through an ape network (ecosystem:network:provider)")
+@network_option(help="like --rpc, through an ape network (ecosystem:network:provider)")
 @click.option("--lens", default=None, help="the DealVaultLens (default: the --deployment record's)")
 def cli(action, args, vault, out, safe, chain_id, deployment, config_path, decimals, rpc, provider, lens):
     network = f"{provider.network.choice}:{provider.name}" if provider is not None else None

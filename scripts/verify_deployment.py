@@ -19,10 +19,8 @@ from pathlib import Path
 
 import click
 
-from dealvault.cli import ape_logs_to_stderr, connect_provider, exit_with, network_option
+from dealvault.cli import connect_provider, exit_with, network_option
 from dealvault.deploy import DEPLOYMENTS_DIR, verify_command
-
-ape_logs_to_stderr()  # ape's log lines on stderr: stdout is the result
 
 
 @click.command(help=__doc__)

@@ -47,7 +47,7 @@ from dealvault.deploy.build import (
     run_solc,
     standard_json_input,
 )
-from dealvault.deploy.commands import default_config_path, deploy_command, run_deploy, run_verify, verify_command
+from dealvault.deploy.commands import deploy_command, run_deploy, run_verify, verify_command
 from dealvault.deploy.errors import (
     BuildError,
     DeployError,
@@ -69,7 +69,7 @@ __all__ = [
     "AnvilSigner", "ApeSigner", "Build", "BuildError", "DealParams", "DeployError", "DeployResult", "DeploymentRecordError",
     "Identity", "Plan", "PreflightError", "Problem", "ReadBack", "Signer", "VerificationError", "VerifyReport",
     "ape_account", "build_contract", "build_family", "check_identity", "companion_builds", "compiler_settings",
-    "constructor_config", "deal_params", "decode_constructor", "default_config_path", "deploy_command",
+    "constructor_config", "deal_params", "decode_constructor", "deploy_command",
     "deploy_vault", "dry_run", "encode_constructor", "load_record", "opcodes", "preflight", "read_params",
     "record_path", "reverify", "run_deploy", "run_solc", "run_verify", "standard_json_input", "verify_command",
     "verify_deployment",

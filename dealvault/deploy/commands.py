@@ -15,25 +15,22 @@ from typing import Any
 from web3 import Web3
 
 from dealvault.accounts import ape_account, unlock_for_signing
+from dealvault.cli import provider_url
 from dealvault.deploy.build import Build, build_contract
 from dealvault.deploy.errors import DeployError, DeploymentRecordError
 from dealvault.deploy.params import deal_params
 from dealvault.deploy.pipeline import deploy_vault, dry_run
-from dealvault.deploy.records import jsonable, record_path
+from dealvault.deploy.records import record_path
 from dealvault.deploy.signers import ApeSigner, Signer
 from dealvault.deploy.verify import reverify
 from dealvault.errors import DealVaultError, ExitCode
+from dealvault.jsonable import jsonable
 from dealvault.spec import load_spec
 from dealvault.spec.netconfig import DEPLOYMENTS_DIR, config_for_network, load_netconfig
 
-__all__ = ["default_config_path", "deploy_command", "run_deploy", "run_verify", "verify_command"]
+__all__ = ["deploy_command", "run_deploy", "run_verify", "verify_command"]
 
 Say = Callable[[str], None]
-
-
-def default_config_path(network_name: str) -> Path:
-    """The network config for an ape network name (:func:`dealvault.spec.netconfig.config_for_network`)."""
-    return config_for_network(network_name)
 
 
 def run_deploy(
@@ -100,10 +97,6 @@ def run_verify(w3: Web3, *, record_file: str | Path, build: Build | None = None,
     return ExitCode.OK
 
 
-def _provider_url(provider: Any) -> str | None:
-    return getattr(provider, "http_uri", None) or getattr(provider, "uri", None)
-
-
 def deploy_command(
     provider: Any,
     account: Any,
@@ -129,10 +122,10 @@ def deploy_command(
     return run_deploy(
         w3,
         deal_path=deal_path,
-        config_path=config_path or default_config_path(provider.network.name),
+        config_path=config_path or config_for_network(provider.network.name),
         signer=None if dry else ApeSigner(account, w3),
         deployer=str(account.address),
-        upstream_url=_provider_url(provider),
+        upstream_url=provider_url(provider),
         dry=dry,
         redeploy=redeploy,
         accept_genesis=accept_genesis,
@@ -159,7 +152,7 @@ def verify_command(
         if record is None:
             if not deal:
                 raise DeployError("give the deal (--deal <id or spec>) or the record (--record <file>)", "deal")
-            net = load_netconfig(config_path or default_config_path(provider.network.name))
+            net = load_netconfig(config_path or config_for_network(provider.network.name))
             deal_id = load_spec(deal).deal_id if deal.endswith((".yaml", ".yml")) else deal
             record = record_path(deployments_dir, net.name, deal_id)
             if not record.exists():

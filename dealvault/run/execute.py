@@ -72,7 +72,7 @@ def execute_deal(o: ExecuteOptions, *, confirm: Any = None) -> int:
 
 def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     from dealvault.accounts import unlock_for_signing
-    from dealvault.cli import connect
+    from dealvault.cli import connect, provider_url
     from dealvault.record import open_record
     from dealvault.run.deal import run_deal
     from dealvault.run.errors import InputError
@@ -118,7 +118,7 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
             report = run_deal(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, until=o.until,
                               dry_run=o.dry_run, resume=o.resume is not None, console=err,
                               on_leg=lambda r: err.print(leg_line(r), highlight=False),
-                              mainnet_genesis=mainnet_genesis, max_wait=o.max_wait, node_url=_node_url(o))
+                              mainnet_genesis=mainnet_genesis, max_wait=o.max_wait, node_url=o.rpc or provider_url(o.provider))
         finally:
             record.close()
     if o.as_json:
@@ -128,11 +128,3 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     if report.exit_code and o.as_json:  # the table (stdout) ends with the message already
         err.print(report.message, highlight=False)
     return int(report.exit_code)
-
-
-def _node_url(o: ExecuteOptions) -> str | None:
-    """The node's HTTP URL (a dry run forks it): --rpc, else the ape network's provider's."""
-    if o.rpc:
-        return o.rpc
-    p = o.provider
-    return (getattr(p, "http_uri", None) or getattr(p, "uri", None)) if p is not None and not isinstance(p, str) else None
