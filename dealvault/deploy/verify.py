@@ -23,7 +23,8 @@ from dealvault.deploy.build import CONTRACT, EXTENSION, LENS, Build, companion_b
 from dealvault.deploy.errors import DeploymentRecordError, Problem, VerificationError
 from dealvault.deploy.params import CONFIG_VENUES, ROLES
 from dealvault.deploy.preflight import genesis_hash
-from dealvault.deploy.records import jsonable, load_record
+from dealvault.deploy.records import load_record
+from dealvault.jsonable import jsonable
 from dealvault.vault.abi import vault_abi
 from dealvault.vault.client import Params, Setup, VaultClient, Venues
 from dealvault.vault.params import BY_NAME, RISK_PARAMS_FIELDS, is_tighter

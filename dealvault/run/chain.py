@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "rpc_guard", "is_conn_error", "genesis_hash", "check_network", "NetworkIdentity", "cache_chain_id", "RpcFailure", "batch",
-    "mine", "increase_time", "latest_timestamp",
+    "mine", "increase_time", "latest_timestamp", "eth_call",
 ]
 
 
@@ -153,6 +153,12 @@ def batch(w3: Web3, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
     if not isinstance(responses, list) or len(responses) != len(calls):  # no batches here: one by one
         responses = [prov.make_request(m, p) for m, p in calls]
     return [_answer(r) for r in responses]
+
+
+def eth_call(to: str, data: str | bytes) -> tuple[str, list[Any]]:
+    """A raw ``eth_call`` of ``data`` (0x hex or bytes) to ``to`` at the latest block, for :func:`batch`."""
+    hexdata = "0x" + data.hex() if isinstance(data, bytes) else data
+    return "eth_call", [{"to": to, "data": hexdata}, "latest"]
 
 
 def mine(w3: Web3) -> None:

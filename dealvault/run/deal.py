@@ -24,6 +24,7 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
 from dealvault.errors import ExitCode
+from dealvault.jsonable import jsonable
 from dealvault.record import DealLocked, Record, open_record, vault_lock_name
 from dealvault.run.caps import DEAL_LEGS, Caps, require
 from dealvault.run.chain import (
@@ -32,6 +33,7 @@ from dealvault.run.chain import (
     batch,
     cache_chain_id,
     check_network,
+    eth_call,
     genesis_hash,
     latest_timestamp,
     rpc_guard,
@@ -181,9 +183,8 @@ class DealRun:
     def quotes(self, amounts: Sequence[int], path: list[str]) -> list[int]:
         """:meth:`quote` for each of ``amounts``, in one JSON-RPC batch (one round trip). A quote
         the router refuses raises its revert, as a single call would."""
-        calls = [("eth_call", [{"to": self.venues.router,
-                                "data": "0x" + (_GET_AMOUNTS_OUT + abi_encode(["uint256", "address[]"], [int(a), path])).hex()},
-                               "latest"]) for a in amounts]
+        calls = [eth_call(self.venues.router, _GET_AMOUNTS_OUT + abi_encode(["uint256", "address[]"], [int(a), path]))
+                 for a in amounts]
         with rpc_guard("getAmountsOut"):
             answers = batch(self.w3, calls)
         out = []
@@ -255,11 +256,9 @@ def _first_read(run: DealRun) -> tuple[bytes, bytes, str, str, list[Any]]:
     pool's reserve data of the deal's wrapper and stablecoin (decoded only if the pool is checked)."""
     venues = run.venues
     vault, lens = to_checksum_address(venues.vault), to_checksum_address(str(venues.lens))
-    selector = {name: "0x" + keccak(text=f"{name}()")[:4].hex() for name in ("operator", "owner")}
     calls: list[tuple[str, list[Any]]] = [
         ("eth_getCode", [vault, "latest"]), ("eth_getCode", [lens, "latest"]),
-        ("eth_call", [{"to": vault, "data": selector["operator"]}, "latest"]),
-        ("eth_call", [{"to": vault, "data": selector["owner"]}, "latest"]),
+        eth_call(vault, keccak(text="operator()")[:4]), eth_call(vault, keccak(text="owner()")[:4]),
         reserve_call(venues.pool, venues.wrapper(run.spec)), reserve_call(venues.pool, run.stable)]
     with rpc_guard("eth_getCode"):
         out = batch(run.w3, calls)
@@ -404,7 +403,6 @@ def _drive(run: DealRun, *, last: int | None, resume: bool, mainnet_genesis: str
 
 def build_report(run: DealRun, *, status: str, exit_code: int, message: str, seconds: float, dry: bool = False) -> DealReport:
     """The run's :class:`DealReport`: the vault's risk view now, the record's legs and tranches."""
-    from dealvault.run.report import jsonable
 
     rv = run.risk()
     deal_id = run.spec.deal_id
@@ -472,7 +470,6 @@ def read_status(w3: Web3, vault: str, record: Record | None = None, deal_id: str
                 lens: str | None = None) -> dict[str, Any]:
     """The record (deal, legs, tranches, stats) and the live risk view (``lens.riskView``) side by
     side. ``lens``: default the deal record's lens, else the one registered for the vault."""
-    from dealvault.run.report import jsonable
 
     deal = record.get_deal(deal_id) if (record is not None and deal_id is not None) else None
     lens = lens or (deal.lens_address if deal is not None else None)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from dealvault.run.chain import RpcFailure, batch, rpc_guard
+from dealvault.run.chain import RpcFailure, batch, eth_call, rpc_guard
 from dealvault.units import BPS, ETH_DECIMALS, STABLE_TO_E26, amount_text
 
 if TYPE_CHECKING:
@@ -85,10 +85,6 @@ class Reserve:
         return self.config >> 116 & _CAP_MASK
 
 
-def _call(to: str, data: bytes) -> tuple[str, list[object]]:
-    return "eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"]
-
-
 def _answers(raw: Sequence[object], what: str) -> list[bytes]:
     out = []
     for a in raw:
@@ -98,9 +94,9 @@ def _answers(raw: Sequence[object], what: str) -> list[bytes]:
     return out
 
 
-def reserve_call(pool: str, asset: str) -> tuple[str, list[object]]:
+def reserve_call(pool: str, asset: str) -> tuple[str, list[Any]]:
     """The raw JSON-RPC call of ``pool.getReserveData(asset)`` (to ride in another batch)."""
-    return _call(pool, _GET_RESERVE_DATA + abi_encode(["address"], [asset]))
+    return eth_call(pool, _GET_RESERVE_DATA + abi_encode(["address"], [asset]))
 
 
 def decode_reserves(assets: Sequence[str], answers: Sequence[object]) -> list[Reserve]:
@@ -131,8 +127,8 @@ def pool_problems(w3: Web3, pool: str, *, wrapper: str, wrapper_name: str, stabl
     ``reserves``: the two reserves if already read (:func:`reserve_call` in another batch)."""
     coll, debt = reserves if reserves is not None else read_reserves(w3, pool, [wrapper, stable])
     ask = supply_wei * eth_price_e8 * target_ltv_bps // (STABLE_TO_E26 * BPS)  # as the borrow step computes it
-    calls = [_call(coll.a_token, _TOTAL_SUPPLY), _call(debt.variable_debt, _TOTAL_SUPPLY), _call(debt.stable_debt, _TOTAL_SUPPLY),
-             _call(stable, _BALANCE_OF + abi_encode(["address"], [debt.a_token]))]
+    calls = [eth_call(coll.a_token, _TOTAL_SUPPLY), eth_call(debt.variable_debt, _TOTAL_SUPPLY), eth_call(debt.stable_debt, _TOTAL_SUPPLY),
+             eth_call(stable, _BALANCE_OF + abi_encode(["address"], [debt.a_token]))]
     with rpc_guard("the pool's totals"):
         raw = batch(w3, calls)
     supplied, var_debt, stable_debt, liquidity = (int.from_bytes(b[:32], "big") for b in _answers(raw, "totals"))

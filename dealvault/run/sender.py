@@ -29,6 +29,7 @@ from eth_typing import HexStr
 from eth_utils import to_checksum_address
 from web3 import Web3
 
+from dealvault.jsonable import jsonable
 from dealvault.run.caps import require
 from dealvault.run.chain import RpcFailure, batch, rpc_guard
 from dealvault.run.errors import CapError, ChainError, DealError, InputError, LegRejected
@@ -85,8 +86,6 @@ class LegResult:
         return next((e for e in self.events if e.name in names), None)
 
     def to_json(self) -> dict[str, Any]:
-        from dealvault.run.report import jsonable
-
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
