@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ape
 import pytest
+from helpers_revert import deploy_reverts
 from helpers_vault import E6, ETH, PH, Deal, bal, lens_call, params, risk_view, venues
 
 from dealvault.artifacts import own
@@ -343,32 +344,6 @@ def test_owner_withdraw_sends_surplus_to_the_owner_only(w3, vault, v, owner, ope
 
 def deploy_with(project, deployer, cfg):
     return project.DealVault.deploy(cfg, sender=deployer)
-
-
-def deploy_reverts(project, deployer, cfg, error: str, **args) -> None:
-    """The constructor reverts with exactly the custom error ``error(**args)``. ape cannot decode a
-    constructor's custom error (there is no contract address yet): it raises a ContractLogicError
-    carrying the raw revert data, and ``ape.reverts(project.DealVault.X, ...)`` would pass whatever
-    the data. So the expected bytes (selector + ABI-encoded arguments) are built from the ABI and
-    compared with the raw data."""
-    from ape.exceptions import ContractLogicError
-    from eth_abi import encode
-    from eth_utils import keccak
-
-    from dealvault.artifacts import own
-
-    abi = next(a for a in own("DealVault").abi if a.get("type") == "error" and a["name"] == error)
-    types = [i["type"] for i in abi["inputs"]]
-    assert sorted(args) == sorted(i["name"] for i in abi["inputs"]), (error, args)
-    want = keccak(text=f"{error}({','.join(types)})")[:4] + encode(types, [args[i["name"]] for i in abi["inputs"]])
-    try:
-        project.DealVault.deploy(cfg, sender=deployer)
-    except ContractLogicError as e:
-        data = getattr(e, "revert_message", None) or ""
-        assert isinstance(data, str) and data.startswith("0x"), (error, repr(e))
-        assert bytes.fromhex(data[2:]) == want, (error, args, data)
-    else:
-        raise AssertionError(f"the constructor did not revert (expected {error}{args})")
 
 
 def test_constructor_roles_not_distinct(project, deployer, vault_config, owner, operator, guardian):
