@@ -47,21 +47,30 @@ class SignedTx:
 
 
 def decode_raw(raw: bytes | str) -> dict[str, Any]:
-    """The call a signed transaction makes: ``to``, ``data`` (0x hex), ``value`` and ``nonce``,
-    from its raw bytes (legacy RLP or an EIP-2718 typed envelope: 1 or 2)."""
+    """The call a signed transaction makes: ``to``, ``data`` (0x hex), ``value``, ``nonce``,
+    ``gas`` and its ``type`` with its fee fields (``gasPrice``, or ``maxFeePerGas`` and
+    ``maxPriorityFeePerGas``), from its raw bytes (legacy RLP or an EIP-2718 typed envelope: 1 or 2)."""
     import rlp
 
+    def num(x: bytes) -> int:
+        return int.from_bytes(x, "big")
+
     b = bytes.fromhex(raw[2:] if raw.startswith("0x") else raw) if isinstance(raw, str) else bytes(raw)
+    fees: dict[str, int]
     if b and b[0] < 0x7F:  # typed: type byte + RLP list
         f = rlp.decode(b[1:])
         # type 1: chainId, nonce, gasPrice, gas, to, value, data, ...; type 2: chainId, nonce, tip, maxFee, gas, to, value, data, ...
-        i = 4 if b[0] == 1 else 5
-        nonce, to, value, data = f[1], f[i], f[i + 1], f[i + 2]
+        kind = b[0]
+        i = 4 if kind == 1 else 5
+        nonce, gas, to, value, data = f[1], f[i - 1], f[i], f[i + 1], f[i + 2]
+        fees = {"gasPrice": num(f[2])} if kind == 1 else {"maxFeePerGas": num(f[3]), "maxPriorityFeePerGas": num(f[2])}
     else:  # legacy: nonce, gasPrice, gas, to, value, data, v, r, s
         f = rlp.decode(b)
-        nonce, to, value, data = f[0], f[3], f[4], f[5]
-    return {"to": "0x" + bytes(to).hex(), "data": "0x" + bytes(data).hex(), "value": int.from_bytes(value, "big"),
-            "nonce": int.from_bytes(nonce, "big")}
+        kind = 0
+        nonce, gas, to, value, data = f[0], f[2], f[3], f[4], f[5]
+        fees = {"gasPrice": num(f[1])}
+    return {"to": "0x" + bytes(to).hex(), "data": "0x" + bytes(data).hex(), "value": num(value), "nonce": num(nonce),
+            "gas": num(gas), "type": kind, **fees}
 
 
 @runtime_checkable

@@ -17,6 +17,7 @@ from dealvault.record.lock import DealLocked, RecordError, vault_lock_name
 from dealvault.record.models import LEG_STATUSES
 from dealvault.record.stats import wilson_lower_bound
 from dealvault.record.store import (
+    AttemptInfo,
     DealInfo,
     LegInfo,
     Record,
@@ -32,6 +33,7 @@ from dealvault.record.store import (
 
 __all__ = [
     "LEG_STATUSES",
+    "AttemptInfo",
     "DealInfo",
     "DealLocked",
     "LegInfo",

@@ -122,6 +122,32 @@ class Leg(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow, onupdate=utcnow)
 
 
+ATTEMPT_KINDS = ("leg", "replacement", "cancel")
+
+
+class LegAttempt(Base):
+    """Every transaction signed for a leg, persisted before its broadcast (migration 0004): the
+    leg's first transaction, each fee-bumped replacement (same nonce, same call) and a cancel (a
+    0-value transfer to the sender at the leg's nonce, which releases it). Whichever is mined
+    decides the leg; ``legs.tx_hash``/``raw_tx`` follow the latest leg or replacement attempt."""
+
+    __tablename__ = "leg_attempts"
+    __table_args__ = (
+        UniqueConstraint("deal_id", "tx_hash", name="uq_leg_attempts_deal_tx_hash"),
+        CheckConstraint("kind IN (" + ", ".join(f"'{k}'" for k in ATTEMPT_KINDS) + ")", name="ck_leg_attempts_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    leg_id: Mapped[int] = mapped_column(ForeignKey("legs.id", ondelete="CASCADE"), nullable=False, index=True)
+    deal_id: Mapped[str] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    tx_hash: Mapped[str] = mapped_column(String(66), nullable=False)
+    raw_tx: Mapped[str] = mapped_column(Text, nullable=False)
+    nonce: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    fees: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"gasPrice"} or {"maxFeePerGas", "maxPriorityFeePerGas"}, wei
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 class Tranche(Base):
     __tablename__ = "tranches"
 

@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from dealvault.errors import InputError
 from dealvault.paths import ROOT
 from dealvault.record.lock import FileLock, PgAdvisoryLock, RecordError, advisory_key
-from dealvault.record.models import LEG_STATUSES, Deal, Leg, Tranche, json_dumps
+from dealvault.record.models import ATTEMPT_KINDS, LEG_STATUSES, Deal, Leg, LegAttempt, Tranche, json_dumps
 from dealvault.record.stats import wilson_lower_bound
+from dealvault.vault.enums import rung_number
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_DB = ROOT / ".dealvault" / "deals.db"
@@ -90,6 +91,21 @@ class LegInfo:
 
 
 @dataclass(frozen=True)
+class AttemptInfo:
+    """One transaction signed for a leg (see :class:`~dealvault.record.models.LegAttempt`)."""
+
+    id: int
+    leg_id: int
+    deal_id: str
+    kind: str
+    tx_hash: str
+    raw_tx: str
+    nonce: int
+    fees: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class TrancheInfo:
     id: int
     deal_id: str
@@ -101,6 +117,10 @@ class TrancheInfo:
     ok: bool
     reason: str | None
     created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """As the reports print it: the rung by its number (1..3, :func:`~dealvault.vault.enums.rung_number`)."""
+        return _jsonable(self.__dict__ | {"rung": rung_number(self.rung)})  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -125,14 +145,21 @@ class TrancheStats:
     received_total: int
     fee_total: int
     by_rung: dict[int, RungStats] = field(default_factory=dict)
-    highest_rung_ok: int | None = None  # highest rung with a successful tranche
+    highest_rung_ok: int | None = None  # highest rung (index) with a successful tranche
     last_ok: bool | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """As the reports print it: rungs by their numbers (1..3, :func:`~dealvault.vault.enums.rung_number`)."""
+        hi = self.highest_rung_ok
+        return _jsonable(self.__dict__ | {  # type: ignore[no-any-return]
+            "by_rung": {rung_number(k): v.__dict__ for k, v in self.by_rung.items()},
+            "highest_rung_ok": rung_number(hi) if hi is not None else None})
 
-_Info = TypeVar("_Info", "DealInfo", "LegInfo", "TrancheInfo")
+
+_Info = TypeVar("_Info", "DealInfo", "LegInfo", "TrancheInfo", "AttemptInfo")
 
 
-def _snap(cls: type[_Info], row: Deal | Leg | Tranche) -> _Info:
+def _snap(cls: type[_Info], row: Deal | Leg | Tranche | LegAttempt) -> _Info:
     """A plain snapshot of an ORM row, its datetimes zone-aware (SQLite drops the zone; we
     always store UTC)."""
     values = {f.name: getattr(row, f.name) for f in fields(cls)}
@@ -333,8 +360,10 @@ class Record:
         args: Any = None,
         risk_before: Any = None,
         planned: Any = None,
+        fees: Mapping[str, int] | None = None,
     ) -> LegInfo:
-        """Persist a signed transaction BEFORE it is broadcast (status ``signed``).
+        """Persist a signed transaction BEFORE it is broadcast (status ``signed``), and it as the
+        leg's first attempt (``fees``: what it pays, wei).
 
         Idempotent for the same hash and raw transaction (returns the existing leg); the same hash
         with a different raw transaction is an error. ``planned``: a leg from :meth:`plan_leg` to
@@ -370,8 +399,43 @@ class Record:
             if risk_before is not None:
                 row.risk_before = _jsonable(risk_before)
             row.signed_at = _now()
+            s.flush()
+            s.add(LegAttempt(leg_id=row.id, deal_id=row.deal_id, kind="leg", tx_hash=h, raw_tx=raw, nonce=int(nonce),
+                             fees=_jsonable(dict(fees)) if fees else None, created_at=row.signed_at))
             s.commit()
             return _leg_info(row)
+
+    def record_attempt(self, leg: Any, kind: str, raw_tx: Any, tx_hash: Any, *, fees: Mapping[str, int] | None = None) -> AttemptInfo:
+        """Persist another transaction for ``leg`` BEFORE it is broadcast: a ``replacement`` (the
+        same call at the same nonce, higher fees: it becomes the leg's ``tx_hash``/``raw_tx``) or a
+        ``cancel`` (a 0-value transfer to the sender at the leg's nonce). The leg must be pending."""
+        if kind not in ATTEMPT_KINDS or kind == "leg":
+            raise RecordError(f"attempt kind {kind!r}: allowed: replacement, cancel")
+        raw, h = _hex(raw_tx), _hex(tx_hash)
+        if not raw or not h:
+            raise RecordError("record_attempt needs the raw transaction and its hash")
+        with self._session() as s:
+            row = self._leg_row(s, leg)
+            if row.status not in PENDING:
+                raise RecordError(f"leg {row.id} ({row.leg}) is {row.status}: no {kind} for it")
+            a = LegAttempt(leg_id=row.id, deal_id=row.deal_id, kind=kind, tx_hash=h, raw_tx=raw, nonce=int(row.nonce or 0),
+                           fees=_jsonable(dict(fees)) if fees else None, created_at=_now())
+            s.add(a)
+            if kind == "replacement":
+                row.tx_hash, row.raw_tx = h, raw
+            try:
+                s.commit()
+            except IntegrityError as exc:
+                s.rollback()
+                raise RecordError(f"transaction {h} is already recorded for deal {row.deal_id}") from exc
+            return _snap(AttemptInfo, a)
+
+    def attempts(self, leg: Any) -> list[AttemptInfo]:
+        """The transactions signed for ``leg``, oldest first."""
+        with self._session() as s:
+            row = self._leg_row(s, leg)
+            q = select(LegAttempt).where(LegAttempt.leg_id == row.id).order_by(LegAttempt.id)
+            return [_snap(AttemptInfo, a) for a in s.scalars(q)]
 
     def mark_broadcast(self, leg: Any) -> LegInfo:
         """The signed transaction was handed to the node (idempotent)."""
@@ -398,7 +462,12 @@ class Record:
             self._transition(row, target, ("signed", "broadcast", "failed"))
             rhash = _hex(_field(receipt, "transactionHash", "txn_hash", "transaction_hash"))
             if rhash and row.tx_hash and rhash != row.tx_hash:
-                raise RecordError(f"receipt is for {rhash}, leg {row.id} sent {row.tx_hash}")
+                # a replacement, or the first transaction after all (whichever the chain mined)
+                mined = s.scalars(select(LegAttempt).where(LegAttempt.leg_id == row.id, LegAttempt.tx_hash == rhash,
+                                                           LegAttempt.kind != "cancel")).first()
+                if mined is None:
+                    raise RecordError(f"receipt is for {rhash}, leg {row.id} sent {row.tx_hash}")
+                row.tx_hash, row.raw_tx = mined.tx_hash, mined.raw_tx
             block = _field(receipt, "blockNumber", "block_number")
             gas = _field(receipt, "gasUsed", "gas_used")
             price = _field(receipt, "effectiveGasPrice", "effective_gas_price", "gas_price")
@@ -578,6 +647,9 @@ class Record:
         else:
             h = _hex(leg)
             row = s.scalars(select(Leg).where(Leg.tx_hash == h)).first()
+            if row is None:  # an earlier transaction of the leg (replaced) or its cancel
+                a = s.scalars(select(LegAttempt).where(LegAttempt.tx_hash == h)).first()
+                row = s.get(Leg, a.leg_id) if a is not None else None
         if row is None:
             raise RecordError(f"unknown leg {leg!r}")
         return row

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "rpc_guard", "is_conn_error", "genesis_hash", "check_network", "NetworkIdentity", "cache_chain_id", "RpcFailure", "batch",
-    "mine", "increase_time", "latest_timestamp", "eth_call",
+    "mine", "increase_time", "latest_timestamp", "eth_call", "receipt_of",
 ]
 
 
@@ -153,6 +153,17 @@ def batch(w3: Web3, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
     if not isinstance(responses, list) or len(responses) != len(calls):  # no batches here: one by one
         responses = [prov.make_request(m, p) for m, p in calls]
     return [_answer(r) for r in responses]
+
+
+def receipt_of(raw: Any) -> Any:
+    """A raw ``eth_getTransactionReceipt`` result (from :func:`batch`) as web3 returns it (an
+    AttributeDict: ints, HexBytes), or None."""
+    if raw is None:
+        return None
+    from web3._utils.method_formatters import receipt_formatter
+    from web3.datastructures import AttributeDict
+
+    return AttributeDict.recursive(receipt_formatter(raw))
 
 
 def eth_call(to: str, data: str | bytes) -> tuple[str, list[Any]]:

@@ -136,10 +136,19 @@ class DealRun:
             self.chain_id = int(w3.eth.chain_id)
         self.sender = LegSender(w3=w3, client=self.client, record=record, spec=spec, chain_id=self.chain_id,
                                 read_after=self._read_after, on_confirmed=self._confirmed, say=self.say, console=console,
-                                receipt_timeout=receipt_timeout, before_rebroadcast=self._ready_for)
+                                receipt_timeout=receipt_timeout, before_rebroadcast=self._ready_for,
+                                signer_for=self._signer_for)
         self._reading: Reading | None = None
         self._read_at = 0.0
         self._history: LegHistory | None = None
+
+    def _signer_for(self, address: str) -> Any:
+        """The signer this run holds for ``address`` (the operator, the owner on a local chain),
+        for a recorded leg's replacement or cancel; None for none (or a dry run's fork)."""
+        for s in (self.operator, self.owner):
+            if s is not None and hasattr(s, "sign") and str(s.address).lower() == address.lower():
+                return s
+        return None
 
     # ---- the vault's state
 
@@ -413,8 +422,7 @@ def build_report(run: DealRun, *, status: str, exit_code: int, message: str, sec
         deal_id=deal_id, status=status, exit_code=exit_code, message=message, vault=run.venues.vault,
         network=run.spec.network.name, chain_id=run.chain_id, legs=list(run.legs),
         all_legs=[jsonable({k: getattr(leg, k) for k in leg_keys}) for leg in run.record.legs(deal_id)],
-        risk=rv.as_dict(), tranches=[jsonable(t.__dict__) for t in run.record.tranches(deal_id)],
-        stats=jsonable(stats.__dict__ | {"by_rung": {k: v.__dict__ for k, v in stats.by_rung.items()}}),
+        risk=rv.as_dict(), tranches=[t.to_json() for t in run.record.tranches(deal_id)], stats=stats.to_json(),
         spec=run.spec, dry_run=dry, seconds=seconds, eth_price=rv.ethPrice,
     )
 
@@ -482,6 +490,6 @@ def read_status(w3: Web3, vault: str, record: Record | None = None, deal_id: str
         out["legs"] = [jsonable({k: getattr(leg, k) for k in ("leg_seq", "step", "leg", "status", "tx_hash", "nonce", "gas_used",
                                                               "error")})
                        for leg in record.legs(deal_id)]
-        out["tranches"] = [jsonable(t.__dict__) for t in record.tranches(deal_id)]
-        out["stats"] = jsonable(st.__dict__ | {"by_rung": {k: v.__dict__ for k, v in st.by_rung.items()}})
+        out["tranches"] = [t.to_json() for t in record.tranches(deal_id)]
+        out["stats"] = st.to_json()
     return out

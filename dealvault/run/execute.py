@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dealvault.errors import DealVaultError, ExitCode
+from dealvault.vault.enums import rung_number
 
 __all__ = ["ExecuteOptions", "execute_deal", "leg_line"]
 
@@ -41,7 +42,7 @@ def leg_line(r: Any, *, aligned: bool = False) -> str:
     after the leg; a light leg's snapshot has no marks), the tranche's rung and outcome."""
     s = r.risk_after or r.snapshot
     ev = r.event("Redeemed", "RedemptionFailed")
-    extra = f" rung {int(ev.args['rung']) + 1} {'ok' if ev.name == 'Redeemed' else 'FAILED'}" if ev is not None else ""
+    extra = f" rung {rung_number(ev.args['rung'])} {'ok' if ev.name == 'Redeemed' else 'FAILED'}" if ev is not None else ""
     ltv, exposure, phase = (s.ltvBps, s.exposureBps, s.phase.name) if s is not None else (None, None, None)
     if aligned:  # the demo's columns
         return (f"  step {r.step} [bold]{r.leg:<8}[/] legSeq {r.leg_seq:>2}  gas {r.gas_used:>9,}  "

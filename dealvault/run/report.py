@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dealvault.jsonable import jsonable
 from dealvault.run.status import WATCHED_PARAMS, loss_share
 from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, USD_DECIMALS, WAD_DECIMALS, from_units
-from dealvault.vault import RiskView
+from dealvault.vault import RiskView, rung_number
 from dealvault.vault.client import from_abi
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def report_json(r: ReportSource) -> dict[str, Any]:
         "usdtz_held": rv.usdtzHeld,
         "redeemed_total": rv.redeemedTotal,
         "fees_paid": rv.feesPaid,
-        "rung": rv.rung,
+        "rung": rung_number(rv.rung),  # 1..3; "risk" below keeps the vault's own index
         "rung_progress": rv.rungProgress,
         "eth_price_usd8": rv.ethPrice,
         "realized_pnl_eth_wei": rv.realizedPnlEth,
@@ -136,7 +136,6 @@ def report_json(r: ReportSource) -> dict[str, Any]:
         "wilson_lower_bound": stats["wilson_lower"],
         "tranches_attempted": stats["attempted"],
         "tranches_succeeded": stats["succeeded"],
-        "rung_unlocked": rv.rung + 1,
         "gas": gas,
         "gas_total": sum(int(g["gas_used"] or 0) for g in gas),
         "legs_this_run": [leg.to_json() for leg in r.legs],
@@ -185,12 +184,12 @@ def render_report(r: ReportSource, console: Any = None) -> None:
     for col in ("#", "rung", "size", "received", "fee", "result"):
         tt.add_column(col, justify="right" if col not in ("result",) else "left")
     for i, tr in enumerate(r.tranches, 1):
-        tt.add_row(str(i), str(int(tr["rung"]) + 1), _fmt(units6(tr["size"])), _fmt(units6(tr["received"])), _fmt(units6(tr["fee"])),
+        tt.add_row(str(i), str(tr["rung"]), _fmt(units6(tr["size"])), _fmt(units6(tr["received"])), _fmt(units6(tr["fee"])),
                    "ok" if tr["ok"] else f"[red]FAILED[/] {tr.get('reason') or ''}")
     s = r.stats
     tt.caption = (f"success {s['succeeded']}/{s['attempted']} = {Decimal(s['success_rate']).quantize(Decimal('0.0001'))}; "
                   f"Wilson lower bound (95%) {Decimal(s['wilson_lower']).quantize(Decimal('0.0001'))}; "
-                  f"rung unlocked: {rv.rung + 1} of 3")
+                  f"rung unlocked: {rung_number(rv.rung)} of 3")
     c.print(tt)
 
     tg = Table(title="Gas per leg", header_style="bold")
@@ -234,6 +233,8 @@ _PARAM_ROWS = (("maxLtvBps", "max LTV (bps)"), ("oracleMaxAge", "oracle max age 
 def _cell(v: Any, decimals: int | None, field: str = "") -> str:
     if isinstance(v, Enum):
         return v.name
+    if field == "rung":
+        return f"{rung_number(v)} of 3"
     if field in _TIMES and isinstance(v, int) and v > 0:
         return f"{datetime.fromtimestamp(v, UTC):%Y-%m-%d %H:%M:%S} UTC ({v})"
     if decimals is None or not isinstance(v, int) or isinstance(v, bool):
@@ -253,8 +254,8 @@ def status_json(st: DealStatus, flags: Sequence[Flag], loss_line: str) -> dict[s
                        "vault_address": d.vault_address, "lens_address": d.lens_address, "status": d.status}
         out["legs"] = [{"leg_seq": leg.leg_seq, "step": leg.step, "leg": leg.leg, "status": leg.status, "tx_hash": leg.tx_hash,
                         "nonce": leg.nonce, "gas_used": leg.gas_used, "error": leg.error} for leg in st.legs]
-        out["tranches"] = [t.__dict__ for t in st.tranches]
-        out["stats"] = st.stats.__dict__ | {"by_rung": {k: v.__dict__ for k, v in st.stats.by_rung.items()}}
+        out["tranches"] = [t.to_json() for t in st.tranches]
+        out["stats"] = st.stats.to_json()
     out |= {"flags": [f.to_json() for f in flags], "params": {k: getattr(st.params, k) for k in WATCHED_PARAMS},
             "loss_budget": loss_line, "block": st.block, "timestamp": st.timestamp}
     return jsonable(out)  # type: ignore[no-any-return]
@@ -280,7 +281,7 @@ def render_status(st: DealStatus, flags: Sequence[Flag], loss_line: str, console
         for leg in st.legs:
             lt.add_row(str(leg.leg_seq), str(leg.step), leg.leg, leg.status, f"{leg.gas_used or 0:,}", (leg.tx_hash or "")[:18])
         for t in st.tranches:
-            lt.add_row("", "", f"tranche rung {t.rung + 1}", "ok" if t.ok else "FAILED", f"{units6(t.size):,}",
+            lt.add_row("", "", f"tranche rung {rung_number(t.rung)}", "ok" if t.ok else "FAILED", f"{units6(t.size):,}",
                        f"recv {units6(t.received):,}")
         if st.stats is not None and st.stats.attempted:
             lt.caption = f"tranches {st.stats.succeeded}/{st.stats.attempted} ok, Wilson lower bound {st.stats.wilson_lower}"

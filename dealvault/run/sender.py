@@ -2,15 +2,25 @@
 
 Every leg: simulate (``eth_call``, with the gas estimate, the block gas limit, the nonce and the gas
 price in the same round trip); sign locally; persist raw tx + nonce + hash in the deal record
-BEFORE broadcasting; broadcast; wait for the receipt (and confirmations); check ``LegCompleted``
-(``legSeq`` = the previous one + 1); record the snapshot, the risk view after, the tranche.
+BEFORE broadcasting; broadcast; wait for the receipt (and confirmations), replacing the
+transaction at a higher fee (:mod:`dealvault.run.fees`, each replacement recorded before it goes
+out) every ``gas.replace_after_s`` seconds it stays unmined; check ``LegCompleted`` (``legSeq`` =
+the previous one + 1); record the snapshot, the risk view after, the tranche.
 
-:meth:`LegSender.reconcile_pending` runs first on every (re)start: a recorded leg whose hash is
-known is finalized from its receipt; an unknown hash whose nonce is unused is simulated again and,
-if it still succeeds, rebroadcast from the same raw transaction, else abandoned (marked failed,
-nothing sent: the steps re-plan from the chain); a nonce used by another transaction marks the leg
-failed. Legs the owner or the guardian sent in between (a LegCompleted legSeq above the one
-expected) are theirs: ours is recorded with its own legSeq and the run goes on.
+:meth:`LegSender.reconcile_pending` runs first on every (re)start. A pending leg has one or more
+recorded transactions (attempts: the leg, its replacements, a cancel), all at its nonce:
+
+* one of them mined: the leg is finalized from its receipt (a mined cancel: the leg was abandoned);
+* none, and the nonce is used by another transaction: the leg failed;
+* none, nonce unused: the vault is read again and the leg simulated again. If it still applies it
+  is rebroadcast (the latest attempt's raw bytes, if the node does not have it) and waited for,
+  with replacements. If it no longer applies (a guardian's hold, the owner's pause, a stale
+  oracle, another leg) it is abandoned: a leg never broadcast is simply marked failed (its nonce
+  unused); one that went out is cancelled (a 0-value transfer to the sender at its nonce, higher
+  fees), which releases the nonce. The steps re-plan from the chain.
+
+Legs the owner or the guardian sent in between (a LegCompleted legSeq above the one expected) are
+theirs: ours is recorded with its own legSeq and the run goes on.
 """
 
 from __future__ import annotations
@@ -31,14 +41,15 @@ from web3 import Web3
 
 from dealvault.jsonable import jsonable
 from dealvault.run.caps import require
-from dealvault.run.chain import RpcFailure, batch, rpc_guard
+from dealvault.run.chain import RpcFailure, batch, is_conn_error, receipt_of, rpc_guard
 from dealvault.run.errors import CapError, ChainError, DealError, InputError, LegRejected
+from dealvault.run.fees import Fees, bump, quote
 from dealvault.signer import ImpersonatingSender, SignedTx, SignerError, decode_raw
 from dealvault.units import ETH_DECIMALS, amount_text
 from dealvault.vault import LEG_PHASES, Event, Phase, RiskView, Snapshot, VaultClient, explain, reason_text
 
 if TYPE_CHECKING:
-    from dealvault.record import LegInfo, Record
+    from dealvault.record import AttemptInfo, LegInfo, Record
     from dealvault.spec import DealSpec
 
 __all__ = ["LegResult", "LegSender", "REDEEM_MIN_GAS", "gas_limit"]
@@ -48,6 +59,7 @@ __all__ = ["LegResult", "LegSender", "REDEEM_MIN_GAS", "gas_limit"]
 # must also cover the intrinsic gas and the leg's work before the check
 REDEEM_MIN_GAS = 567_301
 _GAS_FLOOR = {"redeem": REDEEM_MIN_GAS + 150_000}
+CANCEL_GAS = 21_000  # a 0-value transfer to an account without code
 
 # what nodes answer when a transaction is already in their pool (geth, Besu, anvil, Nethermind)
 _ALREADY_KNOWN = re.compile(r"already known|known transaction|already imported|AlreadyKnown", re.IGNORECASE)
@@ -131,12 +143,15 @@ class LegSender:
 
     ``read_after``: the risk view after a confirmed leg (the run's reading, refreshed);
     ``on_confirmed``: called with each confirmed LegResult; ``before_rebroadcast(leg, stable)``:
-    a buy or sell rebroadcast from the record needs its TWAP observation ready first."""
+    a buy or sell rebroadcast from the record needs its TWAP observation ready first;
+    ``signer_for(address)``: the signer of a recorded leg's sender, for its replacements and
+    cancel (None: this run holds no key for it, so its leg is only waited for)."""
 
     def __init__(self, *, w3: Web3, client: VaultClient, record: Record, spec: DealSpec, chain_id: int,
                  read_after: Callable[[], RiskView], on_confirmed: Callable[[LegResult], None],
                  say: Callable[[str], None], console: Any = None, receipt_timeout: float = 120.0,
-                 before_rebroadcast: Callable[[str, str], None] | None = None) -> None:
+                 before_rebroadcast: Callable[[str, str], None] | None = None,
+                 signer_for: Callable[[str], Any] | None = None) -> None:
         self.w3 = w3
         self.client = client
         self.record = record
@@ -148,6 +163,7 @@ class LegSender:
         self.console = console
         self.receipt_timeout = receipt_timeout
         self.before_rebroadcast = before_rebroadcast
+        self.signer_for = signer_for
         self.poll = 0.02 if spec.network.local else 1.0
         self.sent = 0  # legs sent by this process (the crash-safety hooks count them)
 
@@ -162,7 +178,7 @@ class LegSender:
         tx: dict[str, Any] = {"from": sender.address, "to": self.client.address, "data": data, "value": int(value),
                               "chainId": self.chain_id}
         est, block_gas, nonce, fees = self._simulate(step, leg, tx)
-        tx.update(gas=gas_limit(leg, est, block_gas), nonce=nonce, **fees)
+        tx.update(gas=gas_limit(leg, est, block_gas), nonce=nonce, **fees.tx_fields())
         res = LegResult(step=step, leg=leg, args=args, sender=sender.address, nonce=nonce, risk_before=risk_before)
         self.sent += 1
         rb = risk_before.as_dict()
@@ -170,8 +186,8 @@ class LegSender:
             with rpc_guard(f"{leg}: send (fork)"):
                 h = "0x" + bytes(sender.send({k: v for k, v in tx.items() if k != "chainId"})).hex()
             rec_leg = self.record.record_signed(self.spec.deal_id, step, leg, raw_tx="0x00", nonce=nonce, tx_hash=h,
-                                                sender=sender.address, args=args, risk_before=rb)
-            self.record.mark_broadcast(rec_leg)
+                                                sender=sender.address, args=args, risk_before=rb, fees=fees.tx_fields())
+            rec_leg = self.record.mark_broadcast(rec_leg)
         else:
             try:
                 signed: SignedTx = sender.sign(tx)
@@ -182,21 +198,28 @@ class LegSender:
             h = signed.hash
             # persist BEFORE broadcast
             rec_leg = self.record.record_signed(self.spec.deal_id, step, leg, raw_tx=signed.raw_hex, nonce=nonce, tx_hash=h,
-                                                sender=sender.address, args=args, risk_before=rb)
+                                                sender=sender.address, args=args, risk_before=rb, fees=fees.tx_fields())
             _test_hook("before-broadcast", h, self.sent)
             with rpc_guard(f"{leg}: eth_sendRawTransaction"):
                 self.w3.eth.send_raw_transaction(signed.raw)
-            self.record.mark_broadcast(rec_leg)
+            rec_leg = self.record.mark_broadcast(rec_leg)
             _test_hook("after-broadcast", h, self.sent)
         res.tx_hash = h
-        receipt = self.wait(h, f"step {step} {leg}")
+        can_sign = not isinstance(sender, ImpersonatingSender)
+        mined, receipt = self.wait_leg(rec_leg, f"step {step} {leg}", sender if can_sign else None)
+        if mined is None:
+            self.record.mark_failed(rec_leg, f"never mined: nonce {nonce} was used by another transaction")
+            raise DealError(f"step {step} {leg}: nonce {nonce} of {sender.address} was used by another transaction "
+                            "(the key is used elsewhere?); the leg was not mined; re-run with --resume")
+        res.tx_hash = mined.tx_hash
         self.finalize(rec_leg, receipt, res, expected_seq=risk_before.legSeq + 1)
         res.seconds = time.perf_counter() - t0
         return res
 
-    def _simulate(self, step: int, leg: str, tx: Mapping[str, Any]) -> tuple[int, int, int, dict[str, int]]:
-        """eth_call + eth_estimateGas + the block gas limit + the pending nonce (+ the gas price):
-        one round trip. LegRejected (nothing sent) if the call or the estimate reverts."""
+    def _simulate(self, step: int, leg: str, tx: Mapping[str, Any]) -> tuple[int, int, int, Fees]:
+        """eth_call + eth_estimateGas + the latest block (gas limit, base fee) + the pending nonce
+        + the sender's balance (+ the node's gas price and priority fee): one round trip.
+        LegRejected (nothing sent) if the call or the estimate reverts."""
         call = {"from": tx["from"], "to": tx["to"], "data": tx["data"], "value": hex(int(tx["value"]))}
         g = self.spec.gas
         calls: list[tuple[str, list[Any]]] = [("eth_call", [call, "latest"]), ("eth_estimateGas", [call]),
@@ -204,39 +227,119 @@ class LegSender:
                                               ("eth_getTransactionCount", [tx["from"], "pending"]),
                                               ("eth_getBalance", [tx["from"], "latest"])]
         if g.is_auto:
-            calls.append(("eth_gasPrice", []))
+            calls += [("eth_gasPrice", []), ("eth_maxPriorityFeePerGas", [])]
         with rpc_guard(f"{leg}: eth_call"):
             out = batch(self.w3, calls)
         for (method, _p), answer, what in zip(calls, out, ("the simulation", "gas estimation", "", "", "", "")):
-            if isinstance(answer, RpcFailure):
+            if isinstance(answer, RpcFailure) and method != "eth_maxPriorityFeePerGas":  # not every node has it
                 if what:
                     raise LegRejected(f"step {step} {leg}: {what} reverted: {explain(answer.exception())}; nothing sent")
                 raise DealError(f"step {step} {leg}: {method}: {answer.message}")
         est, block, nonce, balance = int(out[1], 16), out[2], int(out[3], 16), int(out[4], 16)
-        if g.is_auto:
-            fees = {"gasPrice": int(out[5], 16)}
-        elif g.legacy:
-            fees = {"gasPrice": int(g.max_fee_wei or 0)}
-        else:
-            fees = {"maxFeePerGas": int(g.max_fee_wei or 0), "maxPriorityFeePerGas": int(g.priority_fee_wei or 0)}
+        price = int(out[5], 16) if g.is_auto else None
+        tip = int(out[6], 16) if g.is_auto and not isinstance(out[6], RpcFailure) else None
+        fees = quote(g, block, price, tip)
         block_gas = int(block["gasLimit"], 16)
-        worst = gas_limit(leg, est, block_gas) * max(fees.values()) + int(tx["value"])
+        worst = gas_limit(leg, est, block_gas) * fees.per_gas + int(tx["value"])
         if balance < worst:
             raise InputError(f"step {step} {leg}: {tx['from']} holds {amount_text(balance, ETH_DECIMALS)} ETH; the leg can cost up to "
                              f"{amount_text(worst, ETH_DECIMALS)} ETH (gas limit x price + value): fund the account; nothing sent")
         return est, block_gas, nonce, fees
 
-    def wait(self, tx_hash: str, label: str) -> Any:
-        """The receipt of ``tx_hash`` once it has ``spec.confirmations`` confirmations."""
-        ctx = (self.console.status(f"[bold]{label}[/]: waiting for {tx_hash[:12]}...", spinner="dots")
+    def wait_leg(self, leg: LegInfo, label: str, signer: Any) -> tuple[AttemptInfo | None, Any]:
+        """Wait until one of ``leg``'s transactions is mined, then for ``spec.confirmations``:
+        (that attempt, its receipt). Each ``gas.replace_after_s`` seconds without one, the latest
+        is replaced at higher fees (:func:`~dealvault.run.fees.bump`), recorded before it goes
+        out, if ``signer`` can sign and the gas policy allows it. (None, None) if another
+        transaction took the nonce. ChainError after the receipt timeout (the record keeps every
+        attempt: --resume waits for them again)."""
+        attempts = self.record.attempts(leg)
+        sender = to_checksum_address(str(leg.sender))
+        start = last = time.monotonic()
+        told = False
+        nonce_gone = 0
+        ctx = (self.console.status(f"[bold]{label}[/]: waiting for {attempts[-1].tx_hash[:12]}...", spinner="dots")
                if self.console else contextlib.nullcontext())
-        with ctx, rpc_guard(f"{label}: waiting for the receipt of {tx_hash}"):
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout,  # type: ignore[arg-type]
-                                                               poll_latency=self.poll)
-            confirmations = int(self.spec.confirmations)
-            if confirmations > 1:
-                target = int(receipt["blockNumber"]) + confirmations - 1
-                deadline = time.monotonic() + self.receipt_timeout
+        with ctx:
+            while True:
+                calls: list[tuple[str, list[Any]]] = [("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts]
+                calls.append(("eth_getTransactionCount", [sender, "latest"]))
+                with rpc_guard(f"{label}: waiting for the receipt of {attempts[-1].tx_hash}"):
+                    out = batch(self.w3, calls)
+                for a, r in zip(attempts, out):
+                    if r is not None and not isinstance(r, RpcFailure):
+                        return a, self._confirmed(receipt_of(r), a.tx_hash, label)
+                used = out[-1]
+                if not isinstance(used, RpcFailure) and int(used, 16) > int(leg.nonce or 0):
+                    nonce_gone += 1  # twice in a row: a block between the receipts and the count is no proof
+                    if nonce_gone >= 2:
+                        return None, None
+                    time.sleep(self.poll)
+                    continue
+                nonce_gone = 0
+                now = time.monotonic()
+                if now - start > self.receipt_timeout:
+                    raise ChainError(f"{label}: {attempts[-1].tx_hash} (nonce {leg.nonce}) not mined after "
+                                     f"{self.receipt_timeout:g} s; the record keeps its {len(attempts)} transaction(s): "
+                                     "re-run with --resume (it is replaced at a higher fee if gas allows)")
+                if signer is not None and now - last >= self.spec.gas.replace_after_s:
+                    last = now
+                    new = self._replace(leg, attempts[-1], signer, label)
+                    if new is not None:
+                        attempts.append(new)
+                    elif not told:
+                        told = True
+                        self.say(f"{label}: {attempts[-1].tx_hash} is not mined after {self.spec.gas.replace_after_s} s and "
+                                 "the spec's gas policy allows no higher fee (gas.max_fee_gwei): waiting; raise it and "
+                                 "--resume to replace it")
+                time.sleep(self.poll)
+
+    def _replace(self, leg: LegInfo, latest: AttemptInfo, signer: Any, label: str, *, cancel: bool = False) -> AttemptInfo | None:
+        """Sign, record (before sending) and broadcast a replacement of ``latest`` (or, ``cancel``,
+        a 0-value transfer to the sender) at the same nonce with fees bumped; None if the gas
+        policy allows no such fee."""
+        call = decode_raw(latest.raw_tx)
+        old = Fees.from_fields(latest.fees or call)
+        with rpc_guard(f"{label}: fees"):
+            block, price, tip = batch(self.w3, [("eth_getBlockByNumber", ["latest", False]), ("eth_gasPrice", []),
+                                                ("eth_maxPriorityFeePerGas", [])])
+        fresh = quote(self.spec.gas, block, None if isinstance(price, RpcFailure) else int(price, 16),
+                      None if isinstance(tip, RpcFailure) else int(tip, 16))
+        fees = bump(old, self.spec.gas, fresh)
+        if fees is None:
+            return None
+        sender = to_checksum_address(str(leg.sender))
+        tx: dict[str, Any] = {"chainId": self.chain_id, "nonce": int(leg.nonce or 0), **fees.tx_fields()}
+        if cancel:
+            tx.update(to=sender, data="0x", value=0, gas=CANCEL_GAS)
+        else:
+            tx.update(to=to_checksum_address(call["to"]), data=call["data"], value=call["value"], gas=call["gas"])
+        try:
+            signed: SignedTx = signer.sign(tx)
+        except Exception as exc:
+            raise SignerError(f"{label}: signing the {'cancel' if cancel else 'replacement'} failed: {exc}") from exc
+        kind = "cancel" if cancel else "replacement"
+        attempt = self.record.record_attempt(leg, kind, signed.raw_hex, signed.hash, fees=fees.tx_fields())
+        self.say(f"{label}: {kind} {signed.hash} of {latest.tx_hash} at nonce {leg.nonce}: {fees.text()} "
+                 f"(was {old.text()})")
+        with rpc_guard(f"{label}: eth_sendRawTransaction ({kind})"):
+            try:
+                self.w3.eth.send_raw_transaction(signed.raw)
+            except Exception as exc:
+                if is_conn_error(exc):
+                    raise
+                if not _ALREADY_KNOWN.search(str(exc)):
+                    # e.g. "nonce too low": an earlier attempt was mined meanwhile; the wait finds it
+                    self.say(f"{label}: the node refused the {kind} ({str(exc)[:160]}); waiting for the earlier transaction(s)")
+        return attempt
+
+    def _confirmed(self, receipt: Any, tx_hash: str, label: str) -> Any:
+        """``receipt`` once it has ``spec.confirmations`` confirmations."""
+        confirmations = int(self.spec.confirmations)
+        if confirmations > 1:
+            target = int(receipt["blockNumber"]) + confirmations - 1
+            deadline = time.monotonic() + self.receipt_timeout
+            with rpc_guard(f"{label}: waiting for {confirmations} confirmations of {tx_hash}"):
                 while int(self.w3.eth.block_number) < target:
                     if self.spec.network.local:
                         self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -318,30 +421,52 @@ class LegSender:
             self._reconcile(leg)
 
     def _reconcile(self, leg: LegInfo) -> None:
-        h = str(leg.tx_hash)
+        attempts = self.record.attempts(leg)
+        sender = to_checksum_address(str(leg.sender))
+        calls: list[tuple[str, list[Any]]] = [("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts]
+        calls += [("eth_getTransactionByHash", [a.tx_hash]) for a in attempts]
+        calls.append(("eth_getTransactionCount", [sender, "latest"]))
         with rpc_guard("eth_getTransactionReceipt"):
-            receipt = self._receipt_or_none(h)
-        if receipt is None:
-            with rpc_guard("eth_getTransactionCount"):
-                used = int(self.w3.eth.get_transaction_count(to_checksum_address(str(leg.sender)), "latest"))
-                known = self._tx_or_none(h)
-            if known is None and used > int(leg.nonce or 0):
+            out = batch(self.w3, calls)
+        n = len(attempts)
+        receipts, txs, used = out[:n], out[n:2 * n], out[-1]
+        mined: tuple[AttemptInfo | None, Any] = next(
+            ((a, receipt_of(r)) for a, r in zip(attempts, receipts) if r is not None and not isinstance(r, RpcFailure)), (None, None))
+        why: str | None = None
+        if mined[0] is None:
+            h = str(leg.tx_hash)
+            known = any(t is not None and not isinstance(t, RpcFailure) for t in txs)
+            if not known and not isinstance(used, RpcFailure) and int(used, 16) > int(leg.nonce or 0):
                 self.record.mark_failed(leg, f"never mined: nonce {leg.nonce} was used by another transaction")
                 self.say(f"record: leg {leg.leg} ({h}) was never mined; its nonce {leg.nonce} is used: marked failed")
                 return
-            if known is None:
-                stable = (leg.args or {}).get("stable")
-                if leg.leg in ("buy", "sell") and stable and self.before_rebroadcast is not None:
-                    # the signed leg needs the TWAP observation ready when it is mined
-                    self.before_rebroadcast(leg.leg, str(stable))
-                # the chain may have moved since it was signed (a guardian's hold, the owner's
-                # pause, a stale oracle, another leg): simulate it again before it goes out
-                why = self._still_applies(leg)
-                if why is not None:
+            stable = (leg.args or {}).get("stable")
+            if not known and leg.leg in ("buy", "sell") and stable and self.before_rebroadcast is not None:
+                # the signed leg needs the TWAP observation ready when it is mined
+                self.before_rebroadcast(leg.leg, str(stable))
+            # the chain may have moved since it was signed (a guardian's hold, the owner's pause, a
+            # stale oracle, another leg): simulate it again before it goes out, or stays out
+            why = self._still_applies(leg)
+            signer = self.signer_for(sender) if self.signer_for is not None else None
+            if why is not None and not known and leg.status == "signed":
+                self.record.mark_failed(leg, f"abandoned before rebroadcast: {why}")
+                self.say(f"record: leg {leg.leg} {h} no longer applies ({why}); abandoned, never sent: its nonce "
+                         f"{leg.nonce} stays unused and the steps re-plan from the chain")
+                return
+            if why is not None and signer is None:
+                if not known:
                     self.record.mark_failed(leg, f"abandoned before rebroadcast: {why}")
-                    self.say(f"record: leg {leg.leg} {h} no longer applies ({why}); abandoned, never sent: its nonce "
-                             f"{leg.nonce} stays unused and the steps re-plan from the chain")
+                    self.say(f"record: leg {leg.leg} {h} no longer applies ({why}); abandoned (not rebroadcast; this run "
+                             f"holds no key for {sender} to cancel nonce {leg.nonce})")
                     return
+                self.say(f"record: leg {leg.leg} {h} no longer applies ({why}) but is pending at the node and this run "
+                         f"holds no key for {sender} to cancel it: waiting for it")
+            elif why is not None:
+                self.say(f"record: leg {leg.leg} {h} no longer applies ({why}); "
+                         f"{'pending at the node' if known else 'it went out'}: cancelling nonce {leg.nonce}")
+                if self._replace(leg, attempts[-1], signer, leg.leg, cancel=True) is None:
+                    self.say(f"record: the gas policy allows no fee above {h}'s to cancel it: waiting for it instead")
+            elif not known:
                 self.say(f"record: leg {leg.leg} {h} unknown to the node, nonce {leg.nonce} unused, its simulation passes "
                          "again: rebroadcasting the same raw tx")
                 with rpc_guard("eth_sendRawTransaction"):
@@ -351,11 +476,23 @@ class LegSender:
                         if not _ALREADY_KNOWN.search(str(exc)):
                             raise
                 if leg.status == "signed":
-                    self.record.mark_broadcast(leg)
-            receipt = self.wait(h, leg.leg)
+                    leg = self.record.mark_broadcast(leg)
+            mined = self.wait_leg(leg, leg.leg, signer if why is None else None)
+            if mined[0] is None:
+                self.record.mark_failed(leg, f"never mined: nonce {leg.nonce} was used by another transaction")
+                self.say(f"record: leg {leg.leg} ({h}) was never mined; its nonce {leg.nonce} is used: marked failed")
+                return
         else:
-            self.say(f"record: leg {leg.leg} {h} was mined in block {receipt['blockNumber']}: recording it")
-        res = LegResult(step=leg.step, leg=leg.leg, args=dict(leg.args or {}), sender=leg.sender or "", tx_hash=h,
+            self.say(f"record: leg {leg.leg} {mined[0].tx_hash} was mined in block {mined[1]['blockNumber']}: recording it")
+        attempt, receipt = mined
+        assert attempt is not None
+        if attempt.kind == "cancel":
+            self.record.mark_failed(leg, f"abandoned: {why or 'no longer applied'}; nonce {leg.nonce} released by the cancel "
+                                         f"{attempt.tx_hash} (block {receipt['blockNumber']})")
+            self.say(f"record: leg {leg.leg} cancelled: nonce {leg.nonce} released by {attempt.tx_hash}; "
+                     "the steps re-plan from the chain")
+            return
+        res = LegResult(step=leg.step, leg=leg.leg, args=dict(leg.args or {}), sender=leg.sender or "", tx_hash=attempt.tx_hash,
                         nonce=leg.nonce, note="reconciled from the record")
         rb = leg.risk_before
         self.finalize(leg, receipt, res, expected_seq=int(rb["legSeq"]) + 1 if rb and "legSeq" in rb else None)
@@ -379,19 +516,3 @@ class LegSender:
         with rpc_guard(f"{leg.leg}: eth_call"):
             (answer,) = batch(self.w3, [("eth_call", [tx, "latest"])])
         return explain(answer.exception()) if isinstance(answer, RpcFailure) else None
-
-    def _receipt_or_none(self, h: str) -> Any:
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            return self.w3.eth.get_transaction_receipt(h)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None
-
-    def _tx_or_none(self, h: str) -> Any:
-        from web3.exceptions import TransactionNotFound
-
-        try:
-            return self.w3.eth.get_transaction(h)  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return None

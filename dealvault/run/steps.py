@@ -32,7 +32,7 @@ from dealvault.run.caps import (
 from dealvault.run.errors import CapError, InputError, OwnerActionNeeded
 from dealvault.run.twap import twap_ready
 from dealvault.units import BPS, E6, STABLE_DECIMALS, from_units
-from dealvault.vault import Leg, Phase, RiskView
+from dealvault.vault import Leg, Phase, RiskView, rung_number
 
 if TYPE_CHECKING:
     from dealvault.run.caps import Caps
@@ -195,7 +195,7 @@ def _ladder(run: DealRun, keep: int) -> None:
             break
         k = rv.rung
         if k >= spec.ladder.rungs:
-            run.say(f"ladder: rung {k + 1} is above the deal's ladder.rungs {spec.ladder.rungs}")
+            run.say(f"ladder: rung {rung_number(k)} is above the deal's ladder.rungs {spec.ladder.rungs}")
             break
         size = min(caps.rungs[min(k, 2)], spec.vault.rungs[k])
         amount = min(size * spec.ladder.tranche_bps // BPS, left)

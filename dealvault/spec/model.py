@@ -232,16 +232,25 @@ class MonetizePolicy:
         return usdtz_held * self.monetize_bps // BPS
 
 
+#: Seconds a broadcast leg may stay unmined before it is replaced at a higher fee (spec default).
+REPLACE_AFTER_S = 60
+
+
 @dataclass(frozen=True)
 class GasPolicy:
-    """``mode == "auto"``: the provider's fee estimate. ``mode == "fixed"``: EIP-1559 caps in wei
-    (``max_fee_wei``, ``priority_fee_wei``); ``legacy`` True sends type-0 transactions with
-    ``gas_price = max_fee_wei`` (Chain 138 defaults to type 0)."""
+    """``mode == "auto"``: fees from the node (:mod:`dealvault.run.fees`): EIP-1559 from the
+    latest base fee where the chain has one, a legacy gas price where it has none;
+    ``max_fee_wei``, if set, is a ceiling no fee or replacement goes above. ``mode == "fixed"``:
+    EIP-1559 caps in wei (``max_fee_wei``, ``priority_fee_wei``); ``legacy`` True sends type-0
+    transactions with ``gas_price = max_fee_wei``. A leg not mined ``replace_after_s`` seconds
+    after its broadcast is replaced by the same call at a higher fee (auto), or at the spec's
+    fees once they are higher than the pending transaction's (fixed: raise them and --resume)."""
 
     mode: str = "auto"
     max_fee_wei: int | None = None
     priority_fee_wei: int | None = None
     legacy: bool = False
+    replace_after_s: int = REPLACE_AFTER_S
 
     @property
     def is_auto(self) -> bool:

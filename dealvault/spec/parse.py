@@ -19,6 +19,7 @@ import yaml
 from dealvault.spec.model import (
     DEFAULT_BUCKETS,
     MONETIZE_VIA,
+    REPLACE_AFTER_S,
     STABLECOINS,
     WRAPPERS,
     DealSpec,
@@ -289,7 +290,7 @@ def _parse_vault(value: Any) -> VaultParams:
     delay = _vault_int("loosen_delay", data.get("loosen_delay", d.loosen_delay))
     if "min_tranche" in data:
         tranche = F.amount(
-            "vault.min_tranche", data["min_tranche"], STABLE_DECIMALS, unit="stablecoin units (at most rung 0)",
+            "vault.min_tranche", data["min_tranche"], STABLE_DECIMALS, unit="stablecoin units (at most rung 1's size)",
             minimum=from_units(vault_floor("min_tranche"), STABLE_DECIMALS).normalize(),
             maximum=from_units(rungs[0], STABLE_DECIMALS),
         )
@@ -375,16 +376,33 @@ def _parse_monetize(value: Any) -> MonetizePolicy:
     )
 
 
-_GAS_KEYS = {"max_fee_gwei": True, "priority_fee_gwei": True, "legacy": False}
+_GAS_KEYS = {"mode": False, "max_fee_gwei": False, "priority_fee_gwei": False, "legacy": False, "replace_after_seconds": False}
+_GAS_HINT = ('"auto" or a mapping {mode: auto, max_fee_gwei?, replace_after_seconds?} or '
+             "{max_fee_gwei, priority_fee_gwei, legacy?, replace_after_seconds?}")
 
 
 def _parse_gas(value: Any) -> GasPolicy:
     if isinstance(value, str):
         if value == "auto":
             return GasPolicy()
-        F.fail("gas", f"{value!r}: allowed: \"auto\" or a mapping {{max_fee_gwei, priority_fee_gwei, legacy?}}")
-    data = F.mapping("gas", value, what='"auto" or a mapping')
+        F.fail("gas", f"{value!r}: allowed: {_GAS_HINT}")
+    data = F.mapping("gas", value, what=_GAS_HINT)
     F.check_keys("gas", data, _GAS_KEYS)
+    mode = data.get("mode", "fixed")
+    if mode not in ("auto", "fixed"):
+        F.fail("gas.mode", f"{mode!r}: allowed: auto, fixed")
+    replace = F.integer("gas.replace_after_seconds", data.get("replace_after_seconds", REPLACE_AFTER_S), 1, 3600, unit="s")
+    if mode == "auto":
+        for key in ("priority_fee_gwei", "legacy"):
+            if key in data:
+                F.fail(f"gas.{key}", "not with mode auto (the fees come from the node: EIP-1559 from the base fee, "
+                                     "legacy where the chain has none)")
+        ceiling = (F.amount("gas.max_fee_gwei", data["max_fee_gwei"], GWEI_DECIMALS, unit="gwei",
+                            minimum=from_units(1, GWEI_DECIMALS), maximum=MAX_GWEI) if "max_fee_gwei" in data else None)
+        return GasPolicy(mode="auto", max_fee_wei=ceiling, replace_after_s=replace)
+    for key in ("max_fee_gwei", "priority_fee_gwei"):
+        if key not in data:
+            F.fail(f"gas.{key}", f"missing (required with fixed fees); allowed: {_GAS_HINT}")
     max_fee = F.amount("gas.max_fee_gwei", data["max_fee_gwei"], GWEI_DECIMALS, unit="gwei",
                        minimum=from_units(1, GWEI_DECIMALS), maximum=MAX_GWEI)
     prio = F.amount("gas.priority_fee_gwei", data["priority_fee_gwei"], GWEI_DECIMALS, unit="gwei",
@@ -394,7 +412,8 @@ def _parse_gas(value: Any) -> GasPolicy:
             "gas.priority_fee_gwei",
             f"{_gwei(prio)} gwei is above gas.max_fee_gwei {_gwei(max_fee)} gwei; allowed: 0..max_fee_gwei",
         )
-    return GasPolicy(mode="fixed", max_fee_wei=max_fee, priority_fee_wei=prio, legacy=F.boolean("gas.legacy", data.get("legacy", False)))
+    return GasPolicy(mode="fixed", max_fee_wei=max_fee, priority_fee_wei=prio,
+                     legacy=F.boolean("gas.legacy", data.get("legacy", False)), replace_after_s=replace)
 
 
 def _gwei(wei: int) -> str:

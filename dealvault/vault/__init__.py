@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from dealvault.vault.abi import core_abi, lens_abi, merged_abi, vault_abi
 from dealvault.vault.client import Event, Params, Reading, RiskView, Setup, Snapshot, Twap, VaultClient, Venues
-from dealvault.vault.enums import LEG_PHASES, RISK_ADDING, Leg, OracleStatus, Param, Phase, Phases
+from dealvault.vault.enums import LEG_PHASES, RISK_ADDING, Leg, OracleStatus, Param, Phase, Phases, rung_number
 from dealvault.vault.revert import decode_error, explain, reason_text, revert_data
 
 __all__ = [
     "VaultClient", "RiskView", "Params", "Twap", "Setup", "Venues", "Snapshot", "Event", "Reading",
-    "Phase", "Leg", "OracleStatus", "Param", "Phases", "LEG_PHASES", "RISK_ADDING",
+    "Phase", "Leg", "OracleStatus", "Param", "Phases", "LEG_PHASES", "RISK_ADDING", "rung_number",
     "vault_abi", "lens_abi", "core_abi", "merged_abi", "decode_error", "explain", "reason_text", "revert_data",
 ]

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from enum import IntEnum, IntFlag
 
-__all__ = ["Phase", "Leg", "OracleStatus", "Param", "Phases", "LEG_PHASES", "RISK_ADDING", "LEG_OF_FUNCTION"]
+__all__ = ["Phase", "Leg", "OracleStatus", "Param", "Phases", "LEG_PHASES", "RISK_ADDING", "LEG_OF_FUNCTION", "rung_number"]
+
+
+def rung_number(index: int) -> int:
+    """The number a rung is shown by (1, 2, 3: $50k, $250k, $1M+) in every message, table and JSON
+    field the harness prints; the vault (its ``rung`` and events) and the record keep its index 0..2."""
+    return int(index) + 1
 
 
 class Phase(IntEnum):

@@ -228,7 +228,9 @@ def test_happy_path_whole_deal(chain, deployed, rec, kit):
     assert j["realized_pnl_eth_wei"] == pnl_eth
     assert j["realized_pnl_usd8"] == pnl_eth * price // 10**18 + stable_left * 100 or pnl_eth < 0
     assert Decimal(j["wilson_lower_bound"]) == wilson(3, 3).quantize(Decimal("1e-12"), rounding="ROUND_FLOOR")
-    assert j["tranches_succeeded"] == 3 and j["rung_unlocked"] == 3
+    # one rung numbering (issue 13): 1..3 in the JSON, the vault's own index (0..2) only in "risk"
+    assert j["tranches_succeeded"] == 3 and j["rung"] == 3 and j["risk"]["rung"] == 2
+    assert [t["rung"] for t in j["tranches"]] == [1, 2, 3] == [t.rung + 1 for t in tr]
     assert sum(t["received"] for t in j["tranches"]) == sum(t.received for t in tr)
     assert j["gas_total"] == sum(int(w3.eth.get_transaction_receipt(l.tx_hash)["gasUsed"]) for l in legs)
     # v2: the buy came once the split's observation was twapWindow old, the local clock moved for it (said so)
@@ -825,3 +827,129 @@ def test_min_tranche_raises_a_dust_tranche(chain, deployed, rec):
     tr = rec.tranches("demo-001")
     assert [t.size for t in tr] == [1_000 * 10**6, 1_000 * 10**6] and all(t.ok for t in tr)
     assert 50_000 * 10**6 * 1 // 10_000 < 1_000 * 10**6  # what the spec alone would have sent
+
+
+# ---- fees: EIP-1559 from the base fee, replace-by-fee, cancel (issue 13) ---------------------
+
+
+def _automine(w3, on: bool) -> None:
+    w3.provider.make_request("evm_setAutomine", [on])
+
+
+def _wait_for(cond, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_leg_not_mined_is_replaced_at_a_higher_fee(chain, deployed, rec):
+    """Issue 13: "auto" gas is EIP-1559 from the base fee (a type-2 transaction whose max fee is
+    2 x base fee + the node's priority fee); a leg the chain does not mine within
+    gas.replace_after_seconds is replaced (same nonce, same call, both fees +12.5% or more),
+    recorded before it goes out; the replacement is what mines, the first transaction never
+    does, and the nonce is used once."""
+    from dealvault.signer import decode_raw
+
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="split")
+    spec = spec_with(gas={"mode": "auto", "replace_after_seconds": 1})
+    base = int(w3.eth.get_block("latest")["baseFeePerGas"])
+    tip = int(w3.provider.make_request("eth_maxPriorityFeePerGas", [])["result"], 16)  # anvil's, from recent blocks
+    n_op = w3.eth.get_transaction_count(op.address)
+    other = open_record(rec.url.render_as_string(hide_password=False))
+    out: dict = {}
+    _automine(w3, False)
+    try:
+        t = threading.Thread(target=lambda: out.update(r=run_deal(spec, w3=w3, operator=op, owner=owner, record=rec, venues=v,
+                                                                  resume=True, until="position")))
+        t.start()
+        supply = _wait_for(lambda: next((leg for leg in other.legs("demo-001") if leg.leg == "supply"), None), "the supply leg")
+        attempts = _wait_for(lambda: a if len(a := other.attempts(supply)) >= 2 else None, "a replacement", timeout=30)
+        pool = lambda: w3.provider.make_request("txpool_content", [])["result"]["pending"]  # noqa: E731
+        _wait_for(lambda: attempts[1].tx_hash in json.dumps(pool()) and attempts[0].tx_hash not in json.dumps(pool()),
+                  "the node's pool to hold the replacement instead of the first transaction")
+        _automine(w3, True)
+        w3.provider.make_request("evm_mine", [])
+        t.join(120)
+        assert not t.is_alive()
+    finally:
+        _automine(w3, True)
+        other.close()
+    assert out["r"].status == "stopped" and [leg.leg for leg in out["r"].legs] == ["supply", "borrow"]
+    first, second = attempts[0], attempts[1]
+    assert (first.kind, second.kind) == ("leg", "replacement") and first.nonce == second.nonce == n_op
+    f1, f2 = decode_raw(first.raw_tx), decode_raw(second.raw_tx)
+    assert f1["type"] == f2["type"] == 2
+    assert f1["maxPriorityFeePerGas"] == tip and f1["maxFeePerGas"] == 2 * base + tip
+    assert f2["maxFeePerGas"] * 1000 >= f1["maxFeePerGas"] * 1125 and f2["maxPriorityFeePerGas"] * 1000 >= f1["maxPriorityFeePerGas"] * 1125
+    assert (f1["to"], f1["data"], f1["value"], f1["gas"]) == (f2["to"], f2["data"], f2["value"], f2["gas"])
+    leg = rec.get_leg(supply.id)
+    assert leg.status == "confirmed" and leg.tx_hash == second.tx_hash
+    assert w3.eth.get_transaction_receipt(second.tx_hash)["status"] == 1
+    from web3.exceptions import TransactionNotFound
+
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction_receipt(first.tx_hash)
+    assert w3.eth.get_transaction_count(op.address) == n_op + 2  # supply (once) and borrow
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_broadcast_leg_that_no_longer_applies_is_cancelled(chain, kit, deployed, tmp_path, fresh_db):
+    """Issue 13: a supply broadcast (the process killed after its broadcast, the node's pool lost
+    it), then the guardian's hold(): on --resume the leg no longer applies, and because it went out
+    (another node may still mine it) its nonce is released by a cancel (a 0-value transfer to the
+    operator at that nonce, higher fees), recorded before it is sent; the leg is failed with the
+    cancel named; the run stops in HOLDING (exit 3). After the owner's resume() the deal completes,
+    the supply re-planned at a new nonce."""
+    from web3.exceptions import TransactionNotFound
+
+    from dealvault.signer import decode_raw
+
+    w3, db, gate = chain, fresh_db(), tmp_path / "gate"
+    op, owner = signers(w3)
+    first = open_record(db)
+    try:
+        run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=first, venues=deployed.venues, until="split")
+    finally:
+        first.close()
+    n_op = w3.eth.get_transaction_count(op.address)
+    _automine(w3, False)
+    try:
+        p = _cli(kit, deployed, db, "--resume", "demo-001",
+                 env={"DEALVAULT_TEST_HOOK": f"after-broadcast:{gate}", "DEALVAULT_TEST_HOOK_LEG": "1"}, wait=False)
+        sent = _reached(p, gate)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        w3.provider.make_request("anvil_dropTransaction", [sent])
+    finally:
+        _automine(w3, True)
+    _vault(w3, deployed).functions.hold().transact({"from": resolver("TEST::2")})  # the guardian
+    out = _cli(kit, deployed, db, "--resume", "demo-001")
+    assert out.returncode == EXIT_HOLDING, out.stdout + out.stderr
+    err = " ".join(out.stderr.split())
+    assert "no longer applies (the vault is in HOLDING" in err and f"cancelling nonce {n_op}" in err, err
+    r = open_record(db)
+    try:
+        (leg,) = [x for x in r.legs("demo-001") if x.leg == "supply"]
+        leg_tx, cancel = r.attempts(leg)
+        assert (leg_tx.tx_hash, cancel.kind) == (sent, "cancel")
+        assert leg.status == "failed" and f"released by the cancel {cancel.tx_hash}" in leg.error
+    finally:
+        r.close()
+    c = decode_raw(cancel.raw_tx)
+    assert (c["to"].lower(), c["value"], c["data"], c["nonce"]) == (op.address.lower(), 0, "0x", n_op)
+    assert c["maxFeePerGas"] * 1000 >= decode_raw(leg_tx.raw_tx)["maxFeePerGas"] * 1125
+    assert w3.eth.get_transaction_receipt(cancel.tx_hash)["status"] == 1
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction_receipt(sent)
+    assert w3.eth.get_transaction_count(op.address) == n_op + 1  # the cancel only
+    _vault(w3, deployed).functions.resume().transact({"from": resolver("TEST::0")})  # the owner
+    out = _cli(kit, deployed, db, "--resume", "demo-001", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert json.loads(out.stdout)["phase"] == "CLOSED"

@@ -104,7 +104,7 @@ def test_upgrade_from_0001_keeps_deals_and_adds_the_lens(db_url, spec):
     engine.dispose()
     rec = open_record(db_url)
     try:
-        assert rec.schema_revision() == head_revision() == "0003"
+        assert rec.schema_revision() == head_revision() == "0004"
         old = rec.get_deal("old-deal")
         assert (old.status, old.chain_id, old.lens_address) == ("completed", 138, None)
         assert rec.update_deal("old-deal", lens_address="0x" + "78" * 20).lens_address == "0x" + "78" * 20
@@ -450,3 +450,54 @@ def test_tx_hash_unique_per_deal_and_an_abandoned_leg_signed_again(record, spec)
     record.mark_failed(a, "abandoned before rebroadcast: the vault is in HOLDING")
     again = record.record_signed(d1, 0, "split", raw_tx="0x01aa", nonce=0, tx_hash=h(7))
     assert again.id == a.id and again.status == "signed" and again.error is None
+
+
+def test_replacements_and_cancels_are_attempts_of_one_leg(record, spec):
+    """Issue 13 (migration 0004): a leg keeps every transaction signed for it. A replacement
+    becomes the leg's hash; the receipt of any of its leg or replacement transactions confirms
+    it (and makes that one the leg's); a cancel's receipt does not; the hash of any attempt finds
+    the leg; no attempt for a leg that is no longer pending; the same hash twice is refused."""
+    d = record.create_deal(spec, deal_id=unique_id()).id
+    leg = record.record_signed(d, 1, "supply", raw_tx="0x02aa", nonce=4, tx_hash=h(1), fees={"maxFeePerGas": 10, "maxPriorityFeePerGas": 1})
+    record.mark_broadcast(leg)
+    r = record.record_attempt(leg, "replacement", "0x02bb", h(2), fees={"maxFeePerGas": 12, "maxPriorityFeePerGas": 2})
+    c = record.record_attempt(leg, "cancel", "0x02cc", h(3), fees={"maxFeePerGas": 14, "maxPriorityFeePerGas": 3})
+    assert (r.nonce, c.nonce) == (4, 4)
+    assert [(a.kind, a.tx_hash, a.fees["maxFeePerGas"]) for a in record.attempts(leg)] == [
+        ("leg", h(1), 10), ("replacement", h(2), 12), ("cancel", h(3), 14)]
+    assert record.get_leg(leg.id).tx_hash == h(2) and record.get_leg(leg.id).raw_tx == "0x02bb"
+    assert record.get_leg(h(1)).id == record.get_leg(h(3)).id == leg.id
+    with pytest.raises(RecordError, match="already recorded"):
+        record.record_attempt(leg, "replacement", "0x02dd", h(2))
+    with pytest.raises(RecordError, match="allowed: replacement, cancel"):
+        record.record_attempt(leg, "leg", "0x02ee", h(5))
+    with pytest.raises(RecordError, match=f"receipt is for {h(3)}"):
+        record.mark_confirmed(leg, {"transactionHash": h(3), "status": 1, "blockNumber": 9, "gasUsed": 21000}, leg_seq=3)
+    done = record.mark_confirmed(leg, {"transactionHash": h(1), "status": 1, "blockNumber": 9, "gasUsed": 90000}, leg_seq=3)
+    assert (done.status, done.tx_hash, done.raw_tx) == ("confirmed", h(1), "0x02aa")  # the first one was mined after all
+    with pytest.raises(RecordError, match="is confirmed: no cancel"):
+        record.record_attempt(leg, "cancel", "0x02ff", h(6))
+
+
+def test_upgrade_from_0003_gives_each_leg_its_transaction_as_an_attempt(db_url, spec):
+    """Migration 0004 on a record written before it: each signed leg gets its one transaction as
+    its "leg" attempt, so a pending leg is reconciled exactly as before."""
+    from dealvault.record import upgrade as upgrade_to
+
+    engine = create_engine(normalize_url(db_url))
+    upgrade_to(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO deals (id, spec, network, chain_id, status, created_at, updated_at) "
+                          "VALUES ('old-deal', '{}', 'chain138-local', 138, 'running', :t, :t)"), {"t": "2026-01-01 00:00:00+00:00"})
+        conn.execute(text("INSERT INTO legs (deal_id, step, leg, status, raw_tx, nonce, tx_hash, created_at, updated_at) "
+                          "VALUES ('old-deal', 0, 'split', 'broadcast', '0x01aa', 7, :h, :t, :t), "
+                          "('old-deal', 1, 'supply', 'planned', NULL, NULL, NULL, :t, :t)"),
+                     {"h": h(9), "t": "2026-01-01 00:00:00+00:00"})
+    engine.dispose()
+    rec = open_record(db_url)
+    try:
+        split, planned = rec.legs("old-deal")
+        assert [(a.kind, a.tx_hash, a.raw_tx, a.nonce) for a in rec.attempts(split)] == [("leg", h(9), "0x01aa", 7)]
+        assert rec.attempts(planned) == []
+    finally:
+        rec.close()

@@ -161,7 +161,9 @@ def test_defaults_and_conversions():
     assert parse_spec(with_("capital", 7)).capital_wei == 7 * 10**18
     assert parse_spec(with_("vault.eth_floor_price", "1500.12345678")).vault.eth_floor_price_e8 == 150_012_345_678
     gas = parse_spec(with_("gas", {"max_fee_gwei": "1.5", "priority_fee_gwei": 0})).gas
-    assert (gas.mode, gas.max_fee_wei, gas.priority_fee_wei) == ("fixed", 1_500_000_000, 0)
+    assert (gas.mode, gas.max_fee_wei, gas.priority_fee_wei, gas.replace_after_s) == ("fixed", 1_500_000_000, 0, 60)
+    gas = parse_spec(with_("gas", {"mode": "auto", "max_fee_gwei": 40, "replace_after_seconds": 15})).gas
+    assert (gas.is_auto, gas.max_fee_wei, gas.priority_fee_wei, gas.replace_after_s) == (True, 40 * 10**9, None, 15)
     assert parse_spec(with_("vault_address", CHECKSUMMED.lower())).vault_address == CHECKSUMMED
     assert spec.roles.resolve(lambda a: pytest.fail("no alias here")) == {"owner": A1, "operator": A2, "guardian": A3}
 
@@ -257,6 +259,10 @@ def test_missing_keys(key):
         ("monetize.via", "swap", ["redeem | sell | redeem-then-sell"]),
         ("gas", "fast", ['"auto"']),
         ("gas", {"max_fee_gwei": 1}, ["gas.priority_fee_gwei"]),
+        ("gas", {"mode": "fast"}, ["gas.mode", "auto, fixed"]),
+        ("gas", {"mode": "auto", "priority_fee_gwei": 1}, ["gas.priority_fee_gwei", "not with mode auto"]),
+        ("gas", {"mode": "auto", "replace_after_seconds": 0}, ["gas.replace_after_seconds", "1..3600"]),
+        ("gas", {"mode": "auto", "replace_after_seconds": "10"}, ["gas.replace_after_seconds", "expected an integer"]),
         ("network.local", "yes", ["true or false"]),
     ],
 )
