@@ -558,8 +558,13 @@ def simulate_batch(w3: Web3, transactions: Sequence[SafeTx], *, vault: str, lens
     transaction that would revert (index, method, the decoded reason), SimulationUnavailable,
     ChainError."""
     client = VaultClient(w3, vault, lens)
-    with rpc_guard("read the vault's owner"):
-        owner = client.owner()
+    try:
+        with rpc_guard("read the vault's owner", hint="check the node (--rpc / --network)"):
+            owner = client.owner()
+    except ChainError:
+        raise
+    except Exception as exc:  # not a vault: owner() fails
+        raise ChainError(f"cannot read owner() of the vault {client.address}: {exc}") from None
     view = Call(client.lens_address, client.risk_view_data(), view=True)
     calls = [view]
     for t in transactions:
@@ -595,7 +600,7 @@ def prepare_batch(w3: Web3, action: str, args: Sequence[str], *, vault: str, len
     vault = parse_address(vault, "--vault")
     lens = parse_address(lens, "--lens")
     try:
-        with rpc_guard("read the vault's parameters"):
+        with rpc_guard(f"read the vault {vault}'s parameters through the lens {lens}", hint="check the node (--rpc / --network)"):
             state = read_param_state(w3, vault, lens)
             node_chain = int(w3.eth.chain_id)
     except ChainError:

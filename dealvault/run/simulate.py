@@ -176,7 +176,7 @@ def simulate_calls(w3: Web3, sender: str, calls: Sequence[Call], *, fork_url: st
     if unknown:
         raise ValueError(f"unknown simulation method(s) {unknown}; known: {', '.join(METHODS)}")
     start = time.perf_counter()
-    with rpc_guard("simulate the owner's batch"):
+    with rpc_guard("simulate the calls", hint="check the node (--rpc / --network)"):
         head = w3.eth.get_block("latest")
         number, timestamp = int(head["number"]), int(head["timestamp"])
         tried: list[str] = []

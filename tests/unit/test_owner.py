@@ -498,3 +498,18 @@ def test_owner_tx_cli_exit_6_for_a_batch_that_would_revert(chain, deployed, tmp_
     assert "transaction 1 of 1 (resume) would revert" in p.stderr and "WrongPhase(current=FUNDED(0)" in p.stderr
     assert "nothing written" in p.stderr and "Traceback" not in p.stderr
     assert not out.exists()
+
+
+def test_owner_tx_node_down_or_not_a_vault(chain, deployed, tmp_path):
+    """A node that does not answer, or a --vault that is no vault: exit 5, one line, nothing written."""
+    from dealvault.kit.anvil import free_port
+
+    out = tmp_path / "never.json"
+    said: list[str] = []
+    assert owner.owner_tx("hold", [], vault=VAULT, out=out, rpc=f"http://127.0.0.1:{free_port()}", lens=_lens(deployed),
+                          say=said.append) == ExitCode.CHAIN
+    assert "could not be reached" in said[-1] and said[-1].endswith("nothing written") and "\n" not in said[-1]
+    lens = _lens(deployed)
+    assert owner.owner_tx("hold", [], vault=lens, out=out, rpc=_rpc(chain), lens=lens, say=said.append) == ExitCode.CHAIN
+    assert f"cannot read the vault {lens}'s parameters through the lens {lens}" in said[-1]
+    assert not out.exists()
