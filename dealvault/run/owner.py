@@ -4,11 +4,20 @@ On Chain 138 the vault's owner is a Safe multisig: a batch (version "1.0": chain
 transactions [{to, value, data, contractMethod, contractInputsValues}]) is loaded in the Safe's
 Transaction Builder, checked by the signers and executed there.
 
-    from dealvault.run.owner import build_batch, read_param_state, write_batch
-    batch = build_batch("set", ["max-ltv-bps", "2500"], vault=VAULT)          # setParam(MaxLtvBps, 2500)
+    from dealvault.run.owner import build_batch, prepare_batch, read_param_state, write_batch
+    batch = build_batch("set", ["max-ltv-bps", "2500"], vault=VAULT)          # setParam(MaxLtvBps, 2500), NOT simulated
     batch = build_batch("set", ["max-slippage-bps", "150"], vault=VAULT,
                         state=read_param_state(w3, VAULT, LENS))              # ... says whether it is queued
+    batch = prepare_batch(w3, "hold", ["+", "withdraw", "ETH", "2"], vault=VAULT, lens=LENS)  # simulated from the owner
     write_batch(batch, Path("s.json"))
+
+:func:`prepare_batch` is what any code writing a batch for the owner calls (owner_tx does): it
+reads the vault's parameters, builds the batch (several actions joined by ``+``, in that order),
+simulates it in order from the vault's ``owner()`` (:mod:`dealvault.run.simulate`: eth_simulateV1,
+else an anvil fork) and refuses it with :class:`BatchRefused` (exit 6) if a transaction would
+revert, naming it and its decoded reason; the description carries the vault's risk view before and
+after each transaction (``meta.dealvault`` the same, machine-readable). Every batch carries
+``meta.checksum`` as the Safe Transaction Builder computes it (:mod:`dealvault.run.txbuilder`).
 
 Each risk parameter is the one of :mod:`dealvault.vault.params` (its Param, unit, floor, hard
 limit and which way is tighter), named on the command line by its deal-spec key with dashes
@@ -17,7 +26,9 @@ looser one is queued for the vault's loosenDelay, at most back to the constructo
 (CapAboveCeiling past it: refused here), and applies only when someone sends ``acceptParam``
 after that delay; the owner or the guardian may ``revokeParam`` meanwhile.
 
-Bad input raises :class:`OwnerTxError` (an :class:`~dealvault.errors.InputError`, exit code 2).
+Bad input raises :class:`OwnerTxError` (an :class:`~dealvault.errors.InputError`, exit code 2); a
+batch the simulation refuses, :class:`BatchRefused` (exit code 6); a node or lens that does not
+answer, :class:`~dealvault.errors.ChainError` (exit code 5).
 """
 
 from __future__ import annotations
