@@ -9,15 +9,25 @@
     ape run owner_tx set max-slippage-bps 150 --vault 0x... --deployment <record> --rpc URL --out s.json  # says what is queued
     ape run owner_tx accept max-slippage-bps --vault 0x... --out a.json    # acceptParam after loosenDelay
     ape run owner_tx revoke max-slippage-bps --vault 0x... --out r.json    # revokeParam (owner or guardian)
+    ape run owner_tx hold + withdraw ETH 12.5 --vault 0x... --deployment <record> --rpc URL --out u.json  # one batch, in order
 
 Amounts are human decimals (ETH 18 dp, stablecoins 6 dp; set: bps / seconds, sell-floor-price in
 stablecoin per USDTz, eth-floor-price in USD). A token symbol (cUSDT, cUSDC, USDTz, WETH9, WETH10)
 is resolved with --deployment or --config (default Chain 138's); a token address needs --decimals
 unless it is one of those. A tighter (or equal) value acts at once; a looser one is queued for the
-vault's loosenDelay (at most back to the constructor's value) and needs `accept` after it. With
---rpc URL or --network (and the lens from --lens or --deployment) the builder reads the vault and
-says which entries are queued. `tighten` and the v1 setter names (setMaxLtvBps...) mean `set`.
-Exit codes: 0 written, 2 bad input (no file written), 5 the node could not be read.
+vault's loosenDelay (at most back to the constructor's value) and needs `accept` after it.
+`tighten` and the v1 setter names (setMaxLtvBps...) mean `set`. Actions joined by `+` make one
+batch, their transactions in that order.
+
+With --rpc URL or --network (and the lens from --lens or --deployment) the builder reads the
+vault, says which `set` entries are queued, and SIMULATES the batch in order from the vault's
+owner (eth_simulateV1, else a throwaway anvil fork of the node): a transaction that would revert
+refuses the whole batch (exit 6, naming its index, method and decoded reason; nothing written);
+otherwise meta.description carries the vault's risk view before and after each transaction.
+Without a node the batch is written NOT simulated, and says so. Every batch carries
+meta.checksum as the Safe Transaction Builder computes it.
+Exit codes: 0 written, 2 bad input, 5 the node or the lens did not answer, 6 the simulation
+refused the batch (or it could not be simulated); no file is written unless 0.
 The logic lives in dealvault.run.owner; this is a thin wrapper.
 """
 
@@ -44,7 +54,7 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @click.option("--deployment", default=None, type=_File, help="deployment record (token symbols, the lens)")
 @click.option("--config", "config_path", default=None, type=_File, help="network config (token symbols)")
 @click.option("--decimals", default=None, type=int, help="decimals of a token given by address")
-@click.option("--rpc", default=None, help="read the vault's parameters (through the lens) to say which `set` entries are queued")
+@click.option("--rpc", default=None, help="read the vault (through the lens) and simulate the batch from its owner before writing it")
 @network_option(help="like --rpc, through an ape network (ecosystem:network:provider)")
 @click.option("--lens", default=None, help="the DealVaultLens (default: the --deployment record's)")
 def cli(action, args, vault, out, safe, chain_id, deployment, config_path, decimals, rpc, provider, lens):

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from dealvault.spec import DealSpec
 
 __all__ = [
-    "rpc_guard", "is_conn_error", "genesis_hash", "check_network", "NetworkIdentity", "cache_chain_id", "RpcFailure", "batch",
-    "mine", "increase_time", "latest_timestamp", "eth_call", "receipt_of",
+    "RESUME_HINT", "rpc_guard", "is_conn_error", "genesis_hash", "check_network", "NetworkIdentity", "cache_chain_id", "RpcFailure",
+    "batch", "mine", "increase_time", "latest_timestamp", "eth_call", "receipt_of",
 ]
 
 
@@ -37,19 +37,22 @@ def is_conn_error(exc: BaseException) -> bool:
     return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError, TimeoutError))
 
 
+RESUME_HINT = "the deal record is intact: re-run with --resume once the node is back"
+
+
 @contextlib.contextmanager
-def rpc_guard(what: str) -> Iterator[None]:
-    """Turn a node that cannot be reached (or web3's TimeExhausted) into :class:`ChainError`."""
+def rpc_guard(what: str, *, hint: str = RESUME_HINT) -> Iterator[None]:
+    """Turn a node that cannot be reached (or web3's TimeExhausted) into :class:`ChainError`,
+    its message ending with ``hint`` (what the caller may do: by default, resume the deal)."""
     try:
         yield
     except ChainError:
         raise
     except Exception as exc:
         if is_conn_error(exc):
-            raise ChainError(f"{what}: the chain could not be reached ({type(exc).__name__}: {str(exc)[:200]}); "
-                             "the deal record is intact: re-run with --resume once the node is back") from exc
+            raise ChainError(f"{what}: the chain could not be reached ({type(exc).__name__}: {str(exc)[:200]}); {hint}") from exc
         if type(exc).__name__ == "TimeExhausted":
-            raise ChainError(f"{what}: timed out waiting for the chain ({exc}); re-run with --resume") from exc
+            raise ChainError(f"{what}: timed out waiting for the chain ({exc}); {hint}") from exc
         raise
 
 

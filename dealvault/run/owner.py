@@ -4,11 +4,20 @@ On Chain 138 the vault's owner is a Safe multisig: a batch (version "1.0": chain
 transactions [{to, value, data, contractMethod, contractInputsValues}]) is loaded in the Safe's
 Transaction Builder, checked by the signers and executed there.
 
-    from dealvault.run.owner import build_batch, read_param_state, write_batch
-    batch = build_batch("set", ["max-ltv-bps", "2500"], vault=VAULT)          # setParam(MaxLtvBps, 2500)
+    from dealvault.run.owner import build_batch, prepare_batch, read_param_state, write_batch
+    batch = build_batch("set", ["max-ltv-bps", "2500"], vault=VAULT)          # setParam(MaxLtvBps, 2500), NOT simulated
     batch = build_batch("set", ["max-slippage-bps", "150"], vault=VAULT,
                         state=read_param_state(w3, VAULT, LENS))              # ... says whether it is queued
+    batch = prepare_batch(w3, "hold", ["+", "withdraw", "ETH", "2"], vault=VAULT, lens=LENS)  # simulated from the owner
     write_batch(batch, Path("s.json"))
+
+:func:`prepare_batch` is what any code writing a batch for the owner calls (owner_tx does): it
+reads the vault's parameters, builds the batch (several actions joined by ``+``, in that order),
+simulates it in order from the vault's ``owner()`` (:mod:`dealvault.run.simulate`: eth_simulateV1,
+else an anvil fork) and refuses it with :class:`BatchRefused` (exit 6) if a transaction would
+revert, naming it and its decoded reason; the description carries the vault's risk view before and
+after each transaction (``meta.dealvault`` the same, machine-readable). Every batch carries
+``meta.checksum`` as the Safe Transaction Builder computes it (:mod:`dealvault.run.txbuilder`).
 
 Each risk parameter is the one of :mod:`dealvault.vault.params` (its Param, unit, floor, hard
 limit and which way is tighter), named on the command line by its deal-spec key with dashes
@@ -17,7 +26,9 @@ looser one is queued for the vault's loosenDelay, at most back to the constructo
 (CapAboveCeiling past it: refused here), and applies only when someone sends ``acceptParam``
 after that delay; the owner or the guardian may ``revokeParam`` meanwhile.
 
-Bad input raises :class:`OwnerTxError` (an :class:`~dealvault.errors.InputError`, exit code 2).
+Bad input raises :class:`OwnerTxError` (an :class:`~dealvault.errors.InputError`, exit code 2); a
+batch the simulation refuses, :class:`BatchRefused` (exit code 6); a node or lens that does not
+answer, :class:`~dealvault.errors.ChainError` (exit code 5).
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from eth_abi.abi import encode
 from eth_utils.abi import function_signature_to_4byte_selector
@@ -37,15 +48,22 @@ from eth_utils.address import is_address, is_checksum_address, to_checksum_addre
 from web3 import Web3
 
 from dealvault.chain138 import CHAIN_ID
-from dealvault.errors import ExitCode, InputError
-from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, from_units, to_units
-from dealvault.vault.client import Params, VaultClient
+from dealvault.errors import ChainError, DealVaultError, ExitCode, InputError
+from dealvault.run.chain import rpc_guard
+from dealvault.run.simulate import METHODS, Call, simulate_calls
+from dealvault.run.txbuilder import add_checksum
+from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, USD_DECIMALS, amount_text, from_units, to_units
+from dealvault.vault.abi import vault_abi
+from dealvault.vault.client import Params, RiskView, VaultClient
 from dealvault.vault.params import BY_PARAM, ParamSpec, is_tighter
+from dealvault.vault.revert import decode_error
+from dealvault.vault.risk import MAX_UINT
 
 __all__ = [
-    "ACTIONS", "ACTION_HELP", "BUILDER_VERSION", "CHAIN_ID", "SETTABLE", "ZERO", "Batch", "OwnerTxError", "ParamState",
-    "SafeTx", "build_batch", "classify", "owner_tx", "param_spec", "parse_address", "parse_amount", "read_param_state",
-    "resolve_token", "write_batch",
+    "ACTIONS", "ACTION_HELP", "BUILDER_VERSION", "CHAIN_ID", "NOT_SIMULATED", "RISK_FIELDS", "SETTABLE", "ZERO", "Batch",
+    "BatchRefused", "BatchSimulation", "OwnerTxError", "ParamState", "SafeTx", "build_batch", "classify", "owner_tx",
+    "param_spec", "parse_address", "parse_amount", "prepare_batch", "read_param_state", "resolve_token", "risk_text",
+    "simulate_batch", "write_batch",
 ]
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -109,6 +127,8 @@ class BatchMeta(TypedDict):
     txBuilderVersion: str
     createdFromSafeAddress: str
     createdFromOwnerAddress: str
+    checksum: NotRequired[str]
+    dealvault: NotRequired[dict[str, Any]]
 
 
 class Batch(TypedDict):
@@ -373,45 +393,237 @@ def _money(vault: str, key: str, args: list[str], deployment: Path | None, confi
             f"DealVault: withdraw {_fmt(amount, d)} {label}")
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """A batch before its description is final: what simulating it needs."""
+
+    vault: str
+    chain_id: int
+    safe: str
+    created_ms: int
+    title: str
+    lines: list[str]
+    transactions: list[SafeTx]
+
+
+def _segments(action: str, args: Sequence[str]) -> list[tuple[str, list[str]]]:
+    """``pause + withdraw ETH 1`` -> [("pause", []), ("withdraw", ["ETH", "1"])]."""
+    words = [str(action), *(str(a) for a in args)]
+    out: list[tuple[str, list[str]]] = []
+    cur: list[str] = []
+    for w in [*words, "+"]:
+        if w.strip() != "+":
+            cur.append(w)
+            continue
+        if not cur:
+            raise OwnerTxError(f"an action is missing around '+' in {' '.join(words)!r}; usage: ACTION [ARGS] [+ ACTION [ARGS] ...]")
+        out.append((cur[0], cur[1:]))
+        cur = []
+    return out
+
+
+def _draft(action: str, args: Sequence[str], *, vault: str, chain_id: int, safe: str | None, deployment: Path | None,
+           config: Path | None, decimals: int | None, now_ms: int | None, state: ParamState | None) -> _Draft:
+    vault = parse_address(vault, "--vault")
+    safe_addr = parse_address(safe, "--safe") if safe else ""
+    txs: list[SafeTx] = []
+    lines: list[str] = []
+    titles: list[str] = []
+    for one, rest_args in _segments(action, args):
+        key, rest = _normalize(one, rest_args)
+        if key == "set":
+            part, said, title = _set(vault, rest, state)
+        elif key in ("accept", "revoke"):
+            part, said, title = _accept_or_revoke(vault, key, rest)
+        elif key in _PLAIN:
+            part, said, title = [_tx(vault, key)], [f"{key}(): {_PLAIN[key]} (vault {vault})"], f"DealVault: {key}"
+        else:
+            part, said, title = _money(vault, key, rest, deployment, config, decimals)
+        txs += part
+        lines += said
+        titles.append(title)
+    title = titles[0] if len(titles) == 1 else "DealVault: " + " + ".join(t.removeprefix("DealVault: ") for t in titles)
+    created = int(now_ms if now_ms is not None else time.time() * 1000)
+    return _Draft(vault, int(chain_id), safe_addr, created, title, lines, txs)
+
+
+#: what an unsimulated batch says (owner_tx without a node)
+NOT_SIMULATED = ("NOT SIMULATED: no node was given (--rpc / --network), so nobody checked that these transactions succeed "
+                 "in order from the vault's owner; simulate before signing (owner_tx with --rpc, or the Safe's own simulation).")
+
+
+def _finish(d: _Draft, sim: BatchSimulation | None) -> Batch:
+    lines = [*d.lines, *(sim.lines() if sim is not None else [NOT_SIMULATED])]
+    meta: BatchMeta = {
+        "name": d.title,
+        "description": f"Owner action on DealVault {d.vault} (chain {d.chain_id}); sent by nobody: review and execute in the Safe.\n"
+                       + "\n".join(lines),
+        "txBuilderVersion": BUILDER_VERSION,
+        "createdFromSafeAddress": d.safe,
+        "createdFromOwnerAddress": "",
+    }
+    # The builder shows meta.description and each transaction's call, and ignores any other key:
+    # its import (safe-react-apps tx-builder, store/transactionLibraryContext.tsx,
+    # convertToProposedTransactions) reads only to/value/data/contractMethod/contractInputsValues
+    # of a transaction, while its checksum covers the whole file. So the risk views go into the
+    # description for people and, machine-readable, into meta.dealvault: covered by the checksum
+    # (an edit makes the builder warn), never shown, dropped if the batch is saved again in the
+    # builder. Amounts are strings there, as everywhere in a batch: JavaScript reads a JSON
+    # number as a double, and its checksum would then not match.
+    meta["dealvault"] = sim.record() if sim is not None else {"simulated": False}
+    batch: Batch = {"version": "1.0", "chainId": str(d.chain_id), "createdAt": d.created_ms, "meta": meta,
+                    "transactions": d.transactions}
+    return add_checksum(batch)
+
+
 def build_batch(action: str, args: Sequence[str], *, vault: str, chain_id: int = CHAIN_ID, safe: str | None = None,
                 deployment: Path | None = None, config: Path | None = None, decimals: int | None = None,
                 now_ms: int | None = None, state: ParamState | None = None) -> Batch:
-    """The Safe Transaction Builder batch for one owner action (see ACTION_HELP). Raises :class:`OwnerTxError`.
+    """The Safe Transaction Builder batch for one owner action (see ACTION_HELP), or several
+    joined by ``+`` (``pause + withdraw ETH 1``: their transactions in that order), with its
+    ``meta.checksum``; NOT simulated (its description says so: :func:`prepare_batch` simulates).
+    Raises :class:`OwnerTxError`.
 
     ``state``: the vault's parameters now and at construction and the block time: with it a
     ``set`` says which entries act at once and which are queued (and until when), and refuses a
     loosening past the constructor's value; the batch's ``meta.description`` lists them."""
-    vault = parse_address(vault, "--vault")
-    safe_addr = parse_address(safe, "--safe") if safe else ""
-    key, rest = _normalize(action, args)
-    if key == "set":
-        txs, lines, title = _set(vault, rest, state)
-    elif key in ("accept", "revoke"):
-        txs, lines, title = _accept_or_revoke(vault, key, rest)
-    elif key in _PLAIN:
-        txs, lines, title = [_tx(vault, key)], [f"{key}(): {_PLAIN[key]} (vault {vault})"], f"DealVault: {key}"
-    else:
-        txs, lines, title = _money(vault, key, rest, deployment, config, decimals)
-    return {
-        "version": "1.0",
-        "chainId": str(int(chain_id)),
-        "createdAt": int(now_ms if now_ms is not None else time.time() * 1000),
-        "meta": {
-            "name": title,
-            "description": f"Owner action on DealVault {vault} (chain {chain_id}); sent by nobody: review and execute in the Safe.\n"
-                           + "\n".join(lines),
-            "txBuilderVersion": BUILDER_VERSION,
-            "createdFromSafeAddress": safe_addr,
-            "createdFromOwnerAddress": "",
-        },
-        "transactions": txs,
-    }
+    return _finish(_draft(action, args, vault=vault, chain_id=chain_id, safe=safe, deployment=deployment, config=config,
+                          decimals=decimals, now_ms=now_ms, state=state), None)
 
 
 def read_param_state(w3: Web3, vault: str, lens: str) -> ParamState:
     """The vault's current and constructor parameters (through the lens) and the block time (nothing sent)."""
     client = VaultClient(w3, vault, lens)
     return ParamState(client.params(), client.initial_params(), int(w3.eth.get_block("latest")["timestamp"]))
+
+
+class BatchRefused(DealVaultError):  # noqa: N818 - says what happened to the batch
+    """The batch would revert when the owner executes it (simulated in order from the owner):
+    refused, nothing written. Exit code 6 (REFUSED: "the simulation refused")."""
+
+    exit_code = ExitCode.REFUSED
+
+
+def _bps(v: int) -> str:
+    return "max" if v >= MAX_UINT // 2 else f"{v} bps"
+
+
+def risk_text(rv: RiskView) -> str:
+    """A risk view in one line: phase (paused), LTV, exposure, NAV, debt, the ETH buckets."""
+    eth = rv.coreEth + rv.workingEth + rv.opportunisticEth
+    return (f"phase {rv.phase.name}{' (paused)' if rv.paused else ''}, LTV {_bps(rv.ltvBps)}, exposure {_bps(rv.exposureBps)}, "
+            f"NAV ${amount_text(rv.nav, USD_DECIMALS)}, debt {amount_text(rv.debt, STABLE_DECIMALS)}, "
+            f"ETH buckets {amount_text(eth, ETH_DECIMALS)}")
+
+
+#: the risk view fields meta.dealvault keeps for each step (Solidity names; amounts as strings)
+RISK_FIELDS = ("phase", "paused", "ltvBps", "exposureBps", "nav", "debt", "coreEth", "workingEth", "opportunisticEth",
+               "collateralWeth", "stableHeld", "usdtzHeld", "healthFactor")
+
+
+def _risk_record(rv: RiskView) -> dict[str, Any]:
+    d = rv.as_dict()
+    return {k: (d["phaseName"] if k == "phase" else d[k] if isinstance(d[k], bool) else str(d[k])) for k in RISK_FIELDS}
+
+
+@dataclass(frozen=True)
+class BatchSimulation:
+    """A batch simulated in order from the vault's owner: the risk view before the first
+    transaction and after each one."""
+
+    owner: str
+    method: str
+    block: int
+    seconds: float
+    methods: tuple[str, ...]
+    before: RiskView
+    after: tuple[RiskView, ...]
+
+    def steps(self) -> list[tuple[int, str, RiskView, RiskView]]:
+        """(1-based index, method, before, after) of each transaction."""
+        views = (self.before, *self.after)
+        return [(i + 1, m, views[i], views[i + 1]) for i, m in enumerate(self.methods)]
+
+    def lines(self) -> list[str]:
+        head = (f"Simulated in order from the vault's owner {self.owner} ({self.method} on top of block {self.block}): "
+                f"all {len(self.methods)} transaction(s) succeed. The vault's risk view before and after each:")
+        return [head, *(f"tx {i} {m}: before: {risk_text(b)} -> after: {risk_text(a)}" for i, m, b, a in self.steps())]
+
+    def record(self) -> dict[str, Any]:
+        return {"simulated": True, "method": self.method, "block": str(self.block), "from": self.owner,
+                "steps": [{"tx": str(i), "method": m, "before": _risk_record(b), "after": _risk_record(a)}
+                          for i, m, b, a in self.steps()]}
+
+
+def _revert_words(output: str, message: str) -> str:
+    if output not in ("", "0x"):
+        return decode_error(output, vault_abi()) or f"{message or 'reverted'} (revert data {output})"
+    return message or "reverted without a reason"
+
+
+def simulate_batch(w3: Web3, transactions: Sequence[SafeTx], *, vault: str, lens: str, fork_url: str | None = None,
+                   methods: Sequence[str] = METHODS) -> BatchSimulation:
+    """Simulate ``transactions`` in order from the vault's owner (``owner()``), the lens's
+    riskView read before the first and after each (one simulated block, see
+    :func:`dealvault.run.simulate.simulate_calls`). Raises :class:`BatchRefused` naming the first
+    transaction that would revert (index, method, the decoded reason), SimulationUnavailable,
+    ChainError."""
+    client = VaultClient(w3, vault, lens)
+    try:
+        with rpc_guard("read the vault's owner", hint="check the node (--rpc / --network)"):
+            owner = client.owner()
+    except ChainError:
+        raise
+    except Exception as exc:  # not a vault: owner() fails
+        raise ChainError(f"cannot read owner() of the vault {client.address}: {exc}") from None
+    view = Call(client.lens_address, client.risk_view_data(), view=True)
+    calls = [view]
+    for t in transactions:
+        calls += [Call(t["to"], t["data"], int(t["value"])), view]
+    sim = simulate_calls(w3, owner, calls, fork_url=fork_url, methods=methods)
+    names = tuple(str((t.get("contractMethod") or {}).get("name") or t["data"][:10]) for t in transactions)
+    failed = sim.failed
+    if failed is not None:
+        r = sim.results[failed]
+        if failed % 2 == 0:
+            raise BatchRefused(f"the lens {client.lens_address} could not read the vault's risk view in the simulation: "
+                               f"{_revert_words(r.output, r.message)}")
+        i = failed // 2
+        raise BatchRefused(f"transaction {i + 1} of {len(transactions)} ({names[i]}) would revert when the owner {owner} executes "
+                           f"the batch: {_revert_words(r.output, r.message)} (simulated in order from the owner, {sim.method} on "
+                           f"top of block {sim.block})")
+    views = [client.decode_risk_view(r.output) for r in sim.results[::2]]
+    return BatchSimulation(owner, sim.method, sim.block, sim.seconds, names, views[0], tuple(views[1:]))
+
+
+def prepare_batch(w3: Web3, action: str, args: Sequence[str], *, vault: str, lens: str, chain_id: int | None = None,
+                  safe: str | None = None, deployment: Path | None = None, config: Path | None = None,
+                  decimals: int | None = None, now_ms: int | None = None, fork_url: str | None = None,
+                  methods: Sequence[str] = METHODS) -> Batch:
+    """The owner's batch for ``action`` (see :func:`build_batch`; several joined by ``+``), built
+    against the vault's parameters, simulated in order from its owner, the risk view before and
+    after each transaction in ``meta.description`` (and ``meta.dealvault``), ``meta.checksum``
+    set. ``chain_id``: the node's by default. ``fork_url``: the node's URL, for when it has no
+    eth_simulateV1 (:mod:`dealvault.run.simulate`).
+
+    Raises OwnerTxError (bad input, exit 2), :class:`BatchRefused` (a transaction would revert,
+    exit 6), SimulationUnavailable (exit 6), ChainError (the node or the lens did not answer, exit 5)."""
+    vault = parse_address(vault, "--vault")
+    lens = parse_address(lens, "--lens")
+    try:
+        with rpc_guard(f"read the vault {vault}'s parameters through the lens {lens}", hint="check the node (--rpc / --network)"):
+            state = read_param_state(w3, vault, lens)
+            node_chain = int(w3.eth.chain_id)
+    except ChainError:
+        raise
+    except Exception as exc:  # not a vault, not a lens: their calls fail
+        raise ChainError(f"cannot read the vault {vault}'s parameters through the lens {lens}: {exc}") from None
+    if chain_id is not None and int(chain_id) != node_chain:
+        raise OwnerTxError(f"--chain-id {chain_id}: the node's chain id is {node_chain}")
+    draft = _draft(action, args, vault=vault, chain_id=node_chain, safe=safe, deployment=deployment, config=config,
+                   decimals=decimals, now_ms=now_ms, state=state)
+    sim = simulate_batch(w3, draft.transactions, vault=vault, lens=lens, fork_url=fork_url, methods=methods)
+    return _finish(draft, sim)
 
 
 def write_batch(batch: Batch, out: Path) -> Path:
@@ -432,9 +644,12 @@ def owner_tx(action: str, args: Sequence[str], *, vault: str, out: Path, safe: s
              deployment: Path | None = None, config: Path | None = None, decimals: int | None = None,
              rpc: str | None = None, network: str | None = None, lens: str | None = None,
              say: Callable[[str], None] = _stderr) -> ExitCode:
-    """``ape run owner_tx``: read the vault's parameters if a node is given (``rpc`` or the ape
-    ``network``), build the batch, write it to ``out``; messages go to ``say``. Exit codes: OK,
-    INPUT (bad input: nothing written), CHAIN (the node or the lens did not answer)."""
+    """``ape run owner_tx``: with a node (``rpc`` or the ape ``network``) read the vault's
+    parameters, build the batch and simulate it in order from the vault's owner
+    (:func:`prepare_batch`); without one build it unsimulated (it says so). Write it to ``out``
+    with its ``meta.checksum``; messages go to ``say``. Exit codes: OK, INPUT (bad input), REFUSED
+    (a transaction would revert, or no way to simulate), CHAIN (the node or the lens did not
+    answer); nothing is written unless OK."""
     from dealvault.cli import connect
 
     try:
@@ -442,27 +657,25 @@ def owner_tx(action: str, args: Sequence[str], *, vault: str, out: Path, safe: s
             raise OwnerTxError(f"--chain-id {chain_id}: must be > 0")
         if decimals is not None and not 0 <= decimals <= 77:
             raise OwnerTxError(f"--decimals {decimals}: allowed 0..77")
-        state = None
-        if rpc is not None or network is not None:
+        if rpc is None and network is None:
+            batch = build_batch(action, list(args), vault=vault, chain_id=chain_id, safe=safe, deployment=deployment,
+                                config=config, decimals=decimals)
+        else:
             if lens is None and deployment is not None:
                 lens = (_read_deployment(deployment).get("lens") or {}).get("address")
             if lens is None:
                 raise OwnerTxError("--rpc needs the lens: --lens ADDR or --deployment (a record naming its lens)")
-            lens = parse_address(lens, "--lens")
-            checked = parse_address(vault, "--vault")
-            try:
-                with connect(rpc, network, timeout=30) as w3:
-                    state = read_param_state(w3, checked, lens)
-            except Exception as exc:  # the node or the lens did not answer
-                node = f"--rpc {rpc}" if rpc is not None else f"--network {network}"
-                say(f"error: {node}: cannot read the vault's parameters through the lens {lens}: {exc}; nothing written")
-                return ExitCode.CHAIN
-        batch = build_batch(action, list(args), vault=vault, chain_id=chain_id, safe=safe, deployment=deployment,
-                            config=config, decimals=decimals, state=state)
-    except OwnerTxError as exc:
+            with connect(rpc, network, timeout=30) as w3:
+                batch = prepare_batch(w3, action, list(args), vault=vault, lens=lens, chain_id=chain_id, safe=safe,
+                                      deployment=deployment, config=config, decimals=decimals,
+                                      fork_url=rpc or getattr(w3.provider, "endpoint_uri", None))
+    except DealVaultError as exc:
         say(f"error: {exc}; nothing written")
-        return ExitCode.INPUT
+        return exc.exit_code
     path = write_batch(batch, out)
-    say(f"wrote {path}: {len(batch['transactions'])} transaction(s) for the Safe Transaction Builder (nothing sent)")
+    simulated = batch["meta"].get("dealvault", {}).get("simulated", False)
+    say(f"wrote {path}: {len(batch['transactions'])} transaction(s) for the Safe Transaction Builder (nothing sent), "
+        f"meta.checksum {batch['meta'].get('checksum')}; " + ("simulated in order from the vault's owner" if simulated
+                                                              else "NOT simulated (no --rpc / --network)"))
     say(batch["meta"]["description"])
     return ExitCode.OK

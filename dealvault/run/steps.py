@@ -65,7 +65,9 @@ def split(run: DealRun) -> None:
             raise OwnerActionNeeded(
                 f"the vault holds {eth_text(rv.fundedCapital)} of the deal's {eth_text(spec.capital_wei)} ETH: the owner must fund "
                 f"{eth_text(need)} ETH (`ape run owner_tx fund {eth_text(need)} --vault {run.venues.vault} "
-                f"--out fund.json` writes the Safe transaction), then re-run with --resume {spec.deal_id}")
+                + (f"--lens {run.venues.lens} " if run.venues.lens else "")
+                + f"--rpc <node URL> --out fund.json` writes the Safe transaction, simulated from the owner), then re-run with "
+                f"--resume {spec.deal_id}")
         require("fund", rv)
         run.send(0, "fund", (), {"value_wei": need}, rv=rv, sender=run.owner, value=need)
         rv = run.risk()

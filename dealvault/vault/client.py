@@ -21,7 +21,7 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from dealvault.vault.abi import lens_abi, vault_abi
+from dealvault.vault.abi import abi_type, lens_abi, vault_abi
 from dealvault.vault.enums import Leg, OracleStatus, Phase
 
 __all__ = ["RiskView", "Params", "Twap", "Venues", "Setup", "Snapshot", "Event", "Reading", "VaultClient", "from_abi"]
@@ -280,6 +280,22 @@ class VaultClient:
 
     def risk_view(self, block: Any = "latest") -> RiskView:
         return from_abi(RiskView, self.lens.functions.riskView(self.address).call(block_identifier=block))  # type: ignore[no-any-return]
+
+    def risk_view_data(self) -> str:
+        """The calldata (0x hex) of ``lens.riskView(vault)``, for a raw or simulated call to
+        :attr:`lens_address`; :meth:`decode_risk_view` reads its answer."""
+        return str(self.lens.encode_abi("riskView", args=[self.address]))
+
+    def decode_risk_view(self, output: str | bytes) -> RiskView:
+        """The RiskView in the return data (0x hex or bytes) of a :meth:`risk_view_data` call."""
+        raw = bytes.fromhex(output[2:]) if isinstance(output, str) else bytes(output)
+        outputs = self.lens.get_function_by_name("riskView").abi["outputs"]
+        (value,) = self.w3.codec.decode([abi_type(o) for o in outputs], raw)
+        return from_abi(RiskView, value)  # type: ignore[no-any-return]
+
+    def owner(self) -> str:
+        """The vault's owner (``owner()``)."""
+        return to_checksum_address(self.contract.functions.owner().call())
 
     def params(self, block: Any = "latest") -> Params:
         return from_abi(Params, self.lens.functions.params(self.address).call(block_identifier=block))  # type: ignore[no-any-return]
