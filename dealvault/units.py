@@ -49,8 +49,9 @@ def from_units(value: int, decimals: int) -> Decimal:
     return Decimal((sign, digits, int(exponent) - decimals))
 
 
-def amount_text(value: int, decimals: int) -> str:
+def amount_text(value: int, decimals: int, *, grouped: bool = True) -> str:
     """An integer amount of ``decimals`` decimals for people: exact, thousands separated, no
-    trailing zeros (``1,500``, ``0.25``, ``0``; never ``0E-18``)."""
-    s = f"{from_units(value, decimals):,f}"
+    trailing zeros (``1,500``, ``0.25``, ``0``; never ``0E-18``). ``grouped=False``: no
+    separators, as a command line argument (``1500.5``)."""
+    s = f"{from_units(value, decimals):,f}" if grouped else f"{from_units(value, decimals):f}"
     return s.rstrip("0").rstrip(".") if "." in s else s

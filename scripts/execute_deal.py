@@ -2,7 +2,7 @@
 
 \b
     ape run execute_deal --network <ecosystem:network:provider> --account <alias> --deal deals/example.yaml \
-        [--dry-run] [--until STEP] [--resume DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS] [--max-wait SECONDS]
+        [--dry-run] [--until STEP] [--resume DEAL_ID | --unwind DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS] [--max-wait SECONDS]
     ape run execute_deal --rpc http://127.0.0.1:8545 --account TEST::1 --owner-account TEST::0 --deal ... \
         --deployment deployments/local/mirror/demo-001.json
 
@@ -11,6 +11,11 @@ The vault's addresses come from its deployment record (deployments/<network>/<de
 through the record's DealVaultLens, else the config's venues.lens. Before the buy the TWAP
 observation must be twapWindow old: a local chain's clock is advanced; a real network is waited
 for, at most --max-wait seconds (longer: exit 4, nothing sent; re-run with --resume).
+
+--unwind DEAL_ID takes the deal to CLOSED from whatever state it is in: the USDTz redeemed (or sold
+at the floor), the debt repaid from the books, then by deleverage, then close; where the operator
+cannot (debt left, a close the vault refuses) the owner's Safe batch is written, simulated from the
+owner, and the run exits 4 naming it.
 
 Exit codes (dealvault.errors.ExitCode): 0 done, 1 unexpected failure, 2 bad input (nothing sent),
 3 HOLDING (the message lists the safe options), 4 an owner action or a longer wait is needed,
@@ -43,6 +48,7 @@ PathType = click.Path(path_type=Path)
 @click.option("--dry-run", "dry_run", is_flag=True, help="simulate every leg on a throw-away fork; send nothing")
 @click.option("--until", default=None, help="stop after this step (0..4 or split|position|buy|monetize|close)")
 @click.option("--resume", default=None, help="continue this deal from the record and the chain")
+@click.option("--unwind", default=None, help="take this deal to CLOSED from whatever state it is in (repay, deleverage, close)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable result on stdout")
 @click.option("--yes", is_flag=True, help="no confirmation prompt on non-local networks")
 @click.option("--max-wait", "max_wait", default=3600.0, show_default=True, type=click.FloatRange(min=0),

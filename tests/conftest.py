@@ -9,12 +9,19 @@ fixtures, so every test starts from the same freshly built market.
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import ape
 import pytest
 
 from dealvault.chain138 import CHAIN_ID
 from dealvault.kit import vault_config as kit_vault_config
 from tests.model import DEFAULT_RISK
+
+# The host-wide vault locks (dealvault.record.host_vault_lock) of this test session, apart from any
+# other session or deal on this machine (the kits' vaults have the same addresses every run).
+os.environ["DEALVAULT_LOCK_DIR"] = tempfile.mkdtemp(prefix="dealvault-locks-")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ upgraded to head by :func:`open_record`.
         rec.mark_confirmed(leg, receipt, leg_seq=seq, snapshot_after=risk_view)
 """
 
-from dealvault.record.lock import DealLocked, RecordError, vault_lock_name
+from dealvault.record.lock import DealLocked, RecordError, host_lock_dir, host_vault_lock, vault_lock_name
 from dealvault.record.models import LEG_STATUSES
 from dealvault.record.stats import wilson_lower_bound
 from dealvault.record.store import (
@@ -43,6 +43,8 @@ __all__ = [
     "TrancheInfo",
     "TrancheStats",
     "default_url",
+    "host_lock_dir",
+    "host_vault_lock",
     "head_revision",
     "normalize_url",
     "open_record",

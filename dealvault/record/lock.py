@@ -5,16 +5,21 @@ PostgreSQL: a session-level ``pg_advisory_lock`` on a dedicated connection, plus
 (``<db>.locks/<deal_id>.lock``) holding the holder's pid/host. Both are released by the
 operating system / server when the holding process dies (SIGKILL included), so a crash never
 leaves a deal locked.
+
+:func:`host_vault_lock`: a vault's lock on this host whatever record drives it (an ``flock`` in
+:func:`host_lock_dir`), so that two databases on one host never drive one vault at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +28,8 @@ from sqlalchemy import Connection, Engine, text
 
 from dealvault.errors import DealVaultError
 
-__all__ = ["DealLocked", "FileLock", "PgAdvisoryLock", "RecordError", "advisory_key", "vault_lock_name", "VAULT_LOCK_PREFIX"]
+__all__ = ["DealLocked", "FileLock", "PgAdvisoryLock", "RecordError", "advisory_key", "vault_lock_name", "VAULT_LOCK_PREFIX",
+           "host_lock_dir", "host_vault_lock"]
 
 
 class RecordError(DealVaultError, RuntimeError):
@@ -156,3 +162,36 @@ def _describe(holder: str) -> str:
         return f"pid {h['pid']} on host {h['host']} since {h['acquired_at']}"
     except (ValueError, KeyError, TypeError):
         return holder
+
+
+def host_lock_dir() -> Path:
+    """Where this host's vault locks live: ``DEALVAULT_LOCK_DIR``, else ``~/.dealvault/locks``
+    (one directory per user: every checkout and every record of that user share it)."""
+    return Path(os.environ.get("DEALVAULT_LOCK_DIR") or Path.home() / ".dealvault" / "locks")
+
+
+_HOST_HELD: dict[str, int] = {}  # lock name -> depth, this process
+
+
+@contextlib.contextmanager
+def host_vault_lock(chain_id: int, vault: str, timeout: float = 0.0) -> Iterator[None]:
+    """This host's lock of ``vault``, whatever record (SQLite file or PostgreSQL database) drives
+    it: two records on one host never drive one vault at the same moment (the record's own vault
+    lock covers every host that shares a PostgreSQL record). Re-entrant within a process; released
+    by the operating system if the process dies. Raises :class:`DealLocked` naming the holder."""
+    name = vault_lock_name(chain_id, vault)
+    if name in _HOST_HELD:
+        _HOST_HELD[name] += 1
+        try:
+            yield
+        finally:
+            _HOST_HELD[name] -= 1
+        return
+    lk = FileLock(host_lock_dir() / f"{name}.lock", name)
+    lk.acquire(timeout=timeout)
+    _HOST_HELD[name] = 1
+    try:
+        yield
+    finally:
+        del _HOST_HELD[name]
+        lk.release()

@@ -25,7 +25,7 @@ from web3 import Web3
 
 from dealvault.errors import ExitCode
 from dealvault.jsonable import jsonable
-from dealvault.record import DealLocked, Record, open_record, vault_lock_name
+from dealvault.record import DealLocked, Record, host_vault_lock, open_record, vault_lock_name
 from dealvault.run.caps import DEAL_LEGS, Caps, require
 from dealvault.run.chain import (
     NetworkIdentity,
@@ -64,8 +64,9 @@ HOLDING_OPTIONS = (
     "  1. owner resume (`ape run owner_tx resume`), then `ape run execute_deal --resume {deal}` to retry the ladder from rung 1;\n"
     "  2. sell USDTz on the router above the floor (risk-reducing, allowed in HOLDING);\n"
     "  3. deleverage (sell collateral to repay debt, the LTV may not rise);\n"
-    "  4. owner repay with the owner's own stablecoin (`ape run owner_tx ownerRepay`);\n"
-    "  5. repay and close with the remaining USDTz written off at cost (`--resume {deal}` runs step 4 once debt can be repaid)."
+    "  4. owner repay with the owner's own stablecoin (`ape run owner_tx owner-repay STABLE AMOUNT`);\n"
+    "  5. repay and close with the remaining USDTz written off at cost (`--resume {deal}` runs step 4 once debt can be repaid);\n"
+    "  6. all of 2-5 in one command: `ape run execute_deal --unwind {deal}` (it writes the owner's batch where one is needed)."
 )
 
 _GET_AMOUNTS_OUT = keccak(text="getAmountsOut(uint256,address[])")[:4]  # UniswapV2Router02
@@ -355,6 +356,7 @@ def run_deal(
     lock_timeout: float = 0.0,
     max_wait: float = DEFAULT_MAX_WAIT,
     node_url: str | None = None,
+    unwind: bool = False,
 ) -> DealReport:
     """Run ``spec`` from step 0 to step 4 (or ``until``). Raises :class:`DealError` subclasses for
     bad input (``exit_code`` 2, nothing sent), refused legs, owner actions, chain failures; returns
@@ -365,33 +367,44 @@ def run_deal(
     ``dry_run``: everything on a throw-away anvil fork of ``w3``'s node, with a temporary record;
     nothing is sent to ``w3`` and the real record is not touched. ``max_wait``: seconds to wait
     on a real network for the buy's TWAP observation (longer: exit 4, resumable). ``node_url``: the
-    node's HTTP URL for the dry run's fork (default: ``w3``'s provider's)."""
+    node's HTTP URL for the dry run's fork (default: ``w3``'s provider's). ``unwind``: instead of
+    the steps, take the deal to CLOSED from whatever state it is in (:mod:`dealvault.run.unwind`;
+    implies ``resume``)."""
     t0 = time.perf_counter()
     last = parse_until(until)
+    if unwind and last is not None:
+        raise InputError("--unwind runs to CLOSED: not with --until")
+    resume = resume or unwind
     if record is None:
         record = open_record()
     # any RPC failure not caught closer to its call (connection refused, timeout) is a ChainError (exit 5)
     with rpc_guard(f"deal {spec.deal_id}"):
         if dry_run:
             return _dry_run(spec, w3=w3, operator=operator, owner=owner, venues=venues, last=last, resume=resume,
-                            console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0, node_url=node_url)
+                            console=console, on_leg=on_leg, mainnet_genesis=mainnet_genesis, t0=t0, node_url=node_url,
+                            unwind=unwind)
         run = DealRun(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=console, on_leg=on_leg,
                       max_wait=max_wait)
         try:
             with record.lock(spec.deal_id, timeout=lock_timeout), \
-                    record.lock(vault_lock_name(run.chain_id, run.venues.vault), timeout=lock_timeout):
-                return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0)
+                    record.lock(vault_lock_name(run.chain_id, run.venues.vault), timeout=lock_timeout), \
+                    host_vault_lock(run.chain_id, run.venues.vault, timeout=lock_timeout):
+                return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0, unwind=unwind)
         except DealLocked as exc:
             raise InputError(str(exc)) from exc
 
 
-def _drive(run: DealRun, *, last: int | None, resume: bool, mainnet_genesis: str | None, t0: float, dry: bool = False) -> DealReport:
+def _drive(run: DealRun, *, last: int | None, resume: bool, mainnet_genesis: str | None, t0: float, dry: bool = False,
+           unwind: bool = False) -> DealReport:
+    from dealvault.run.unwind import unwind as unwind_step
+
     spec = run.spec
     _preflight(run, resume=resume, mainnet_genesis=mainnet_genesis)
     run.sender.reconcile_pending()
-    status, code, message = "completed", int(ExitCode.OK), "deal completed: the vault is CLOSED"
+    status, code, message = "completed", int(ExitCode.OK), f"deal {'unwound' if unwind else 'completed'}: the vault is CLOSED"
+    steps = (unwind_step,) if unwind else STEP_ORDER
     try:
-        for n, step in enumerate(STEP_ORDER):
+        for n, step in enumerate(steps):
             if last is not None and n > last:
                 status, message = "stopped", f"stopped after step {last} ({STEPS[last]}) as asked (--until); continue with --resume {spec.deal_id}"
                 break
@@ -428,7 +441,8 @@ def build_report(run: DealRun, *, status: str, exit_code: int, message: str, sec
 
 
 def _dry_run(spec: DealSpec, *, w3: Web3, operator: Any, owner: Any, venues: Venues, last: int | None, resume: bool,
-             console: Any, on_leg: Any, mainnet_genesis: str | None, t0: float, node_url: str | None = None) -> DealReport:
+             console: Any, on_leg: Any, mainnet_genesis: str | None, t0: float, node_url: str | None = None,
+             unwind: bool = False) -> DealReport:
     from dealvault.kit.anvil import start_anvil
 
     # identity against the real node first (a dry run for the wrong chain is refused too)
@@ -453,7 +467,7 @@ def _dry_run(spec: DealSpec, *, w3: Web3, operator: Any, owner: Any, venues: Ven
                     set_balance(fw3, ow.address, spec.capital_wei + 10**18)
                 run = DealRun(spec, w3=fw3, operator=op, owner=ow, record=rec, venues=venues, dry_run=True, console=console,
                               on_leg=on_leg)
-                return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0, dry=True)
+                return _drive(run, last=last, resume=resume, mainnet_genesis=mainnet_genesis, t0=t0, dry=True, unwind=unwind)
             finally:
                 rec.close()
         finally:
@@ -465,7 +479,8 @@ def run_leg(spec: DealSpec, leg: str, *, w3: Web3, sender: Any, record: Record, 
     """Run one vault function as a recorded leg (``leg`` = the function name, e.g. ``"repay"``),
     with the same simulate / sign / persist / broadcast / LegCompleted checks as a deal run."""
     run = DealRun(spec, w3=w3, operator=sender, record=record, venues=venues)
-    with record.lock(spec.deal_id), record.lock(vault_lock_name(run.chain_id, venues.vault)), rpc_guard(f"{leg} leg"):
+    with record.lock(spec.deal_id), record.lock(vault_lock_name(run.chain_id, venues.vault)), \
+            host_vault_lock(run.chain_id, venues.vault), rpc_guard(f"{leg} leg"):
         record.create_deal(spec, chain_id=run.chain_id, genesis_hash=genesis_hash(w3), vault_address=venues.vault,
                            lens_address=venues.lens, exist_ok=True)
         rv = run.risk()

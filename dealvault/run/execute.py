@@ -32,6 +32,7 @@ class ExecuteOptions:
     dry_run: bool = False
     until: str | None = None
     resume: str | None = None
+    unwind: str | None = None
     as_json: bool = False
     yes: bool = False
     max_wait: float = 3600.0
@@ -89,6 +90,10 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     parse_until(o.until)
     if o.resume is not None and o.resume != spec.deal_id:
         raise InputError(f"--resume {o.resume!r} but the spec's deal_id is {spec.deal_id!r}")
+    if o.unwind is not None and o.unwind != spec.deal_id:
+        raise InputError(f"--unwind {o.unwind!r} but the spec's deal_id is {spec.deal_id!r}")
+    if o.unwind is not None and o.until is not None:
+        raise InputError("--unwind runs to CLOSED: not with --until")
     if o.account is None:
         raise InputError("--account: the operator's ape account alias is required")
     if o.owner_account is not None and not spec.network.local:
@@ -119,7 +124,8 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
             report = run_deal(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, until=o.until,
                               dry_run=o.dry_run, resume=o.resume is not None, console=err,
                               on_leg=lambda r: err.print(leg_line(r), highlight=False),
-                              mainnet_genesis=mainnet_genesis, max_wait=o.max_wait, node_url=o.rpc or provider_url(o.provider))
+                              mainnet_genesis=mainnet_genesis, max_wait=o.max_wait, node_url=o.rpc or provider_url(o.provider),
+                              unwind=o.unwind is not None)
         finally:
             record.close()
     if o.as_json:

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from dealvault.run.caps import Caps
     from dealvault.run.deal import DealRun
 
-__all__ = ["STEPS", "STEP_ORDER", "Holding", "split", "position", "buy", "monetize", "close", "plan_buy", "parse_until"]
+__all__ = ["STEPS", "STEP_ORDER", "Holding", "split", "position", "buy", "monetize", "close", "plan_buy", "parse_until", "sell_usdtz",
+           "MAX_UINT"]
 
 MAX_UINT = 2**256 - 1
 DEADLINE_S = 1800  # a buy's or a sell's deadline: the latest block's time + this
@@ -180,7 +181,7 @@ def monetize(run: DealRun) -> None:
     if via in ("redeem", "redeem-then-sell"):
         _ladder(run, keep)
     if via in ("sell", "redeem-then-sell"):
-        _sell(run, keep, after_ladder=via == "redeem-then-sell")
+        sell_usdtz(run, keep, after_ladder=via == "redeem-then-sell")
 
 
 def _ladder(run: DealRun, keep: int) -> None:
@@ -218,7 +219,9 @@ def _ladder(run: DealRun, keep: int) -> None:
             raise Holding()
 
 
-def _sell(run: DealRun, keep: int, *, after_ladder: bool) -> None:
+def sell_usdtz(run: DealRun, keep: int, *, after_ladder: bool = False, step: int = 3) -> None:
+    """Sell the USDTz held above ``keep`` on [stable, USDTz] (the operator's sell: the TWAP bound, at
+    least the vault's sell floor; CapError, nothing sent, where the router pays less)."""
     stable = run.stable
     rv = run.risk()
     if rv.phase == Phase.HOLDING and after_ladder:
@@ -238,8 +241,8 @@ def _sell(run: DealRun, keep: int, *, after_ladder: bool) -> None:
                        f"below the floor {from_units(caps.sellFloorPrice, STABLE_DECIMALS)}; nothing sent")
     min_out = max(quote * (BPS - caps.maxSlippageBps) // BPS, floor_out)
     deadline = run.block_time() + DEADLINE_S
-    run.send(3, "sell", (stable, left, min_out, deadline), {"stable": stable, "amount_in": left, "min_out": min_out, "quote": quote},
-             rv=rv)
+    run.send(step, "sell", (stable, left, min_out, deadline),
+             {"stable": stable, "amount_in": left, "min_out": min_out, "quote": quote}, rv=rv)
 
 
 def close(run: DealRun) -> None:
@@ -252,13 +255,13 @@ def close(run: DealRun) -> None:
     if rv.debt > 0:
         if run.stable_books(stable) == 0:
             raise OwnerActionNeeded(f"repay: debt {units_text(rv.debt)} and no {run.spec.stablecoin} on the books: "
-                                    "owner repay (`ape run owner_tx ownerRepay`) or deleverage, then --resume")
+                                    "owner repay (`ape run owner_tx owner-repay STABLE AMOUNT`) or `--unwind`")
         require("repay", rv)
         run.send(4, "repay", (stable, MAX_UINT), {"stable": stable, "amount": "max"}, rv=rv)
         rv = run.risk()
     if rv.debt > 0:
         raise OwnerActionNeeded(f"close: debt {units_text(rv.debt)} remains after repaying from the books: owner repay "
-                                "(`ape run owner_tx ownerRepay`) or deleverage, then --resume")
+                                "(`ape run owner_tx owner-repay STABLE AMOUNT`) or `--unwind`")
     require("close", rv)
     run.send(4, "close", (), {}, rv=rv)
 

@@ -368,6 +368,44 @@ def test_one_vault_is_driven_by_one_deal_at_a_time(chain, deployed, rec):
     assert [leg.leg for leg in r.legs] == ["fund", "split"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_two_records_never_drive_one_vault_at_once(chain, deployed, fresh_db, tmp_path):
+    """Issue 13: the vault's lock is also this host's, whatever record drives it: while another
+    process (here a small holder process) drives the vault through another database, a run with a
+    record of its own is refused (exit 2, the holder's pid named, nothing sent); once that process
+    dies (SIGKILL: the OS releases the lock), the run goes."""
+    from dealvault.record import host_lock_dir
+
+    w3, v = chain, deployed.venues
+    op, owner = signers(w3)
+    n0 = nonces(w3)
+    ready = tmp_path / "held"
+    holder = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-c", (
+        "import sys, time, pathlib\n"
+        "from dealvault.record import host_vault_lock\n"
+        f"with host_vault_lock(138, {v.vault!r}):\n"
+        f"    pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "    time.sleep(300)\n")], env={**os.environ, "DEALVAULT_LOCK_DIR": str(host_lock_dir())})
+    try:
+        _wait_for(ready.exists, "the holder to take the vault's lock", timeout=60)
+        mine = open_record(fresh_db("mine"))
+        try:
+            with pytest.raises(InputError, match=rf"vault {v.vault.lower()} \(chain 138\) is already being driven: .*pid {holder.pid}"):
+                run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=mine, venues=v, until="split")
+            assert nonces(w3) == n0
+        finally:
+            mine.close()
+    finally:
+        holder.kill()
+        holder.wait()
+    again = open_record(fresh_db("again"))
+    try:
+        r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=again, venues=v, until="split")
+    finally:
+        again.close()
+    assert [leg.leg for leg in r.legs] == ["fund", "split"]
+
+
 def test_rebuild_matches_legs_by_hash_after_a_rewind(chain, deployed, rec):
     """Issue 13: supply and borrow recorded, the node rewound past them, then the guardian's hold()
     takes legSeq 3 on the chain: the rebuild records the hold as legSeq 3 and puts the recorded
@@ -953,3 +991,92 @@ def test_a_broadcast_leg_that_no_longer_applies_is_cancelled(chain, kit, deploye
     out = _cli(kit, deployed, db, "--resume", "demo-001", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["phase"] == "CLOSED"
+
+
+# ---- execute_deal --unwind (issue 13) --------------------------------------------------------
+
+
+def _risk(w3, v):
+    from dealvault.vault import VaultClient
+
+    return VaultClient(w3, v.vault, v.lens).risk_view()
+
+def test_unwind_a_deal_stuck_with_debt_after_the_pair_moved(chain, kit, deployed, tmp_path, fresh_db, monkeypatch):
+    """Issue 13: the deal positioned (collateral supplied, cUSDT borrowed), then the pair is pumped
+    so no buy is possible, a month of interest accrues and the guardian holds the vault: no step
+    can close it. `execute_deal --unwind` (a real process) repays from the books, deleverages the
+    interest the books cannot cover (collateral sold for it, sized by the vault's bound), closes
+    (exit 0, CLOSED, no debt left in the pool) and writes the owner's withdraw batch (simulated from
+    the owner: ETH buckets and the stablecoin left, as the vault's books say)."""
+    from dealvault.run import unwind as unwind_mod
+
+    w3, v, db = chain, deployed.venues, fresh_db()
+    monkeypatch.setattr(unwind_mod, "BATCH_DIR", tmp_path / "batches")
+    op, owner = signers(w3)
+    first = open_record(db)
+    try:
+        run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=first, venues=v, until="position")
+    finally:
+        first.close()
+    w3.provider.make_request("evm_increaseTime", [TWAP_WINDOW])
+    w3.provider.make_request("evm_mine", [])
+    swap_on_pair(w3, kit.overlay, v.cusdt, v.usdtz, 400_000 * 10**6)  # the pair leaves the deal's limit
+    out = _cli(kit, deployed, db, "--resume", "demo-001")
+    assert out.returncode == EXIT_REFUSED, out.stdout + out.stderr  # stuck: the buy is refused
+    w3.provider.make_request("evm_increaseTime", [30 * 86_400])  # a month of interest
+    w3.provider.make_request("evm_mine", [])
+    _vault(w3, deployed).functions.hold().transact({"from": resolver("TEST::2")})  # the guardian
+    before = _risk(w3, v)
+    assert before.debt > bal(w3, v.cusdt, v.vault)  # the books cannot repay it all
+    env = {"DEALVAULT_BATCH_DIR": str(tmp_path / "batches")}
+    out = _cli(kit, deployed, db, "--unwind", "demo-001", "--json", env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    j = json.loads(out.stdout)
+    assert j["status"] == "completed" and j["phase"] == "CLOSED" and j["debt"] == 0
+    r = open_record(db)
+    try:
+        legs = [x.leg for x in r.legs("demo-001") if x.status == "confirmed"]
+    finally:
+        r.close()
+    assert legs[-3:] == ["repay", "deleverage", "close"], legs
+    after = _risk(w3, v)
+    assert after.phase.name == "CLOSED" and after.poolDebt == 0 and after.debt == 0
+    (batch_file,) = (tmp_path / "batches").glob("demo-001-unwind-*-withdraw.json")
+    batch = json.loads(batch_file.read_text())
+    eth = after.coreEth + after.workingEth + after.opportunisticEth
+    values = [t["contractInputsValues"] for t in batch["transactions"]]
+    assert values[0]["amount"] == str(eth) and values[1]["amount"] == str(after.stableHeld), values
+    assert "meta" in batch and batch["meta"]["checksum"].startswith("0x")
+
+
+def test_unwind_writes_the_owner_repay_batch_when_the_operator_cannot_repay(chain, kit, deployed, tmp_path, rec, monkeypatch):
+    """Issue 13: the deleverage is impossible (the WETH9/cUSDT pair dumped far below the oracle:
+    the sale would pay less than the vault's bound), the books hold less than the debt: the
+    unwind repays what it can, then writes the owner's owner-repay batch (the debt + 1%,
+    simulated from the owner, who holds the cUSDT) and stops with exit 4 naming the file;
+    after the owner executes it, --unwind again closes the deal."""
+    from dealvault.kit.funding import fund
+    from dealvault.run import unwind as unwind_mod
+
+    w3, v = chain, deployed.venues
+    monkeypatch.setattr(unwind_mod, "BATCH_DIR", tmp_path / "batches")
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="position")
+    w3.provider.make_request("evm_increaseTime", [30 * 86_400])
+    w3.provider.make_request("evm_mine", [])
+    swap_on_pair(w3, kit.overlay, v.weth9, v.cusdt, 5_000 * 10**18)  # ETH dumped on the pair
+    fund(w3, v.cusdt, owner.address, 10_000 * 10**6)
+    r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, unwind=True)
+    assert r.exit_code == EXIT_OWNER_ACTION, r.message
+    (batch_file,) = (tmp_path / "batches").glob("demo-001-unwind-*-owner-repay.json")
+    assert str(batch_file) in r.message and "simulated from the owner" in r.message
+    rv = _risk(w3, v)
+    assert rv.debt > 0 and rv.phase.name != "CLOSED"
+    assert [x.leg for x in rec.legs("demo-001") if x.status == "confirmed"][-1] == "repay"
+    batch = json.loads(batch_file.read_text())
+    # the owner executes the Safe batch (here: its transactions sent from the owner's account)
+    for t in batch["transactions"]:
+        w3.eth.send_transaction({"from": owner.address, "to": t["to"], "data": t["data"], "value": int(t["value"])})
+    assert _risk(w3, v).debt == 0
+    r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, unwind=True)
+    assert r.exit_code == 0 and _risk(w3, v).phase.name == "CLOSED"

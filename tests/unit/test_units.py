@@ -23,3 +23,8 @@ def test_amount_text_is_exact_and_plain(value, decimals, text):
 def test_from_units_keeps_every_digit():
     big = 123_456_789_012_345_678_901_234_567_890_123
     assert from_units(big, 18) == Decimal("123456789012345.678901234567890123")
+
+
+def test_amount_text_ungrouped_is_a_plain_decimal_for_a_command_line():
+    assert amount_text(2_294_317_050, 6, grouped=False) == "2294.31705"
+    assert amount_text(10**21, 18, grouped=False) == "1000" and amount_text(0, 18, grouped=False) == "0"
