@@ -232,6 +232,23 @@ class MonetizePolicy:
         return usdtz_held * self.monetize_bps // BPS
 
 
+@dataclass(frozen=True)
+class GuardPolicy:
+    """What ``ape run guard`` watches on this deal (issue 15; deals/README.md). LTV: act when the
+    vault's LTV is within ``ltv_margin_bps`` of its cap, bring it back to ``hysteresis_bps`` below
+    that trigger (the rule clears there); a rule acts again only after ``cooldown_s``. Alerts:
+    interest accrued since the debt last changed above ``interest_alert_bps`` of the deal's
+    expected spread on it (debt x min_discount_bps), the loss budget used above
+    ``loss_budget_alert_bps``, Aave's health factor below ``health_floor_wad`` (18 dp)."""
+
+    ltv_margin_bps: int = 200
+    hysteresis_bps: int = 50
+    cooldown_s: int = 60
+    interest_alert_bps: int = 5_000
+    loss_budget_alert_bps: int = 5_000
+    health_floor_wad: int = 1_500_000_000_000_000_000
+
+
 #: Seconds a broadcast leg may stay unmined before it is replaced at a higher fee (spec default).
 REPLACE_AFTER_S = 60
 
@@ -277,6 +294,7 @@ class DealSpec:
     monetize: MonetizePolicy = field(default_factory=MonetizePolicy)
     confirmations: int = 1
     gas: GasPolicy = field(default_factory=GasPolicy)
+    guard: GuardPolicy = field(default_factory=GuardPolicy)
     description: str = ""
     source: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 

@@ -24,6 +24,7 @@ from dealvault.spec.model import (
     WRAPPERS,
     DealSpec,
     GasPolicy,
+    GuardPolicy,
     LadderPolicy,
     MonetizePolicy,
     NetworkSpec,
@@ -109,6 +110,7 @@ _TOP_KEYS = {
     "monetize": False,
     "confirmations": False,
     "gas": False,
+    "guard": False,
 }
 
 
@@ -161,6 +163,7 @@ def parse_spec(mapping: Mapping[str, Any]) -> DealSpec:
         monetize=_parse_monetize(data.get("monetize", {})),
         confirmations=F.integer("confirmations", data.get("confirmations", 1), 0, 64),
         gas=_parse_gas(data.get("gas", "auto")),
+        guard=_parse_guard(data.get("guard", {}), vault.max_ltv_bps, target_ltv_bps),
         description=description,
         source=dict(data),
     )
@@ -373,6 +376,36 @@ def _parse_monetize(value: Any) -> MonetizePolicy:
     return MonetizePolicy(
         monetize_bps=F.integer("monetize.monetize_bps", data.get("monetize_bps", d.monetize_bps), 0, BPS),
         via=F.choice("monetize.via", data.get("via", d.via), MONETIZE_VIA),
+    )
+
+
+_GUARD_KEYS = {"ltv_margin_bps": False, "hysteresis_bps": False, "cooldown_seconds": False, "interest_alert_bps": False,
+               "loss_budget_alert_bps": False, "health_floor": False}
+
+
+def _parse_guard(value: Any, max_ltv_bps: int, target_ltv_bps: int) -> GuardPolicy:
+    data = F.mapping("guard", value)
+    F.check_keys("guard", data, _GUARD_KEYS)
+    d = GuardPolicy()
+    hysteresis = F.integer("guard.hysteresis_bps", data.get("hysteresis_bps", d.hysteresis_bps), 1, max_ltv_bps - 1,
+                           hint="below vault.max_ltv_bps")
+    # the guard restores the LTV to max - margin - hysteresis: never below the deal's own target
+    room = max_ltv_bps - target_ltv_bps - hysteresis
+    if "ltv_margin_bps" not in data:
+        margin = max(1, min(d.ltv_margin_bps, room))  # the default, narrowed for a target near the cap
+    else:
+        margin = F.integer("guard.ltv_margin_bps", data["ltv_margin_bps"], 1, max(room, 1),
+                           hint=f"vault.max_ltv_bps {max_ltv_bps} - ltv_margin_bps - hysteresis_bps {hysteresis} must stay "
+                                f">= target_ltv_bps {target_ltv_bps}")
+    floor = F.amount("guard.health_floor", data.get("health_floor", "1.5"), 18, unit="(Aave health factor)",
+                     minimum=Decimal(1), maximum=Decimal(100))
+    return GuardPolicy(
+        ltv_margin_bps=margin, hysteresis_bps=hysteresis,
+        cooldown_s=F.integer("guard.cooldown_seconds", data.get("cooldown_seconds", d.cooldown_s), 0, 86_400, unit="s"),
+        interest_alert_bps=F.integer("guard.interest_alert_bps", data.get("interest_alert_bps", d.interest_alert_bps), 1, BPS),
+        loss_budget_alert_bps=F.integer("guard.loss_budget_alert_bps",
+                                        data.get("loss_budget_alert_bps", d.loss_budget_alert_bps), 1, BPS),
+        health_floor_wad=floor,
     )
 
 
