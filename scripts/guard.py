@@ -39,6 +39,8 @@ PathType = click.Path(path_type=Path)
 @account_option("--account", "account", help="the operator's ape account: the risk-reducing legs (none: alert only)")
 @account_option("--guardian-account", "guardian_account", help="the guardian's ape account: hold (none: alert only)")
 @click.option("--config", default=None, type=PathType, help="network config (vault_address specs)")
+@click.option("--deployments-dir", "deployments_dir", default=None, type=PathType,
+              help="where the deployment records are (<dir>/<network>/<deal>.json; default deployments/)")
 @click.option("--db", default=None, help="deal record URL (default DATABASE_URL or .dealvault/deals.db)")
 @click.option("--dry-run", "dry_run", is_flag=True, help="send nothing; say what would be done")
 @click.option("--once", is_flag=True, help="one poll, then exit")

@@ -29,6 +29,7 @@ class GuardOptions:
     account: str | None = None  # the operator's ape account: the risk-reducing legs
     guardian_account: str | None = None  # the guardian's: hold
     config: Path | None = None
+    deployments_dir: Path | None = None  # where the deployment records are (default deployments/)
     db: str | None = None
     dry_run: bool = False
     once: bool = False
@@ -54,13 +55,16 @@ def _spec_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def load_watched(w3: Any, paths: Sequence[Path], *, config: Path | None = None, network: str | None = None) -> list[Watched]:
+def load_watched(w3: Any, paths: Sequence[Path], *, config: Path | None = None, network: str | None = None,
+                 deployments_dir: Path | None = None) -> list[Watched]:
     """The deals of the spec files (or directories of them) with their vaults (deployment records,
-    as ``execute_deal`` finds them) and each vault's operator (read from the vault, one batch)."""
+    as ``execute_deal`` finds them: ``<deployments_dir>/<network>/<deal>.json``) and each vault's
+    operator (read from the vault, one batch)."""
+    from dealvault.deploy import record_path
     from dealvault.run.chain import RpcFailure, batch, eth_call, rpc_guard
     from dealvault.run.venues import venues_for
     from dealvault.spec import load_spec
-    from dealvault.spec.netconfig import config_for_network, local_config_path
+    from dealvault.spec.netconfig import CHAIN138_CONFIG, config_for_network, load_netconfig, local_config_path
 
     specs = []
     seen: dict[str, Path] = {}
@@ -74,7 +78,10 @@ def load_watched(w3: Any, paths: Sequence[Path], *, config: Path | None = None, 
             cfg = config_for_network(network)
         elif cfg is None and spec.network.local:
             cfg = local_config_path()
-        venues = venues_for(spec, config=cfg, spec_path=f)
+        deployment = None
+        if deployments_dir is not None and spec.vault_address is None:
+            deployment = record_path(deployments_dir, load_netconfig(cfg or CHAIN138_CONFIG).name, spec.deal_id)
+        venues = venues_for(spec, deployment=deployment, config=cfg, spec_path=f)
         if venues.lens is None:
             raise InputError(f"deal {spec.deal_id}: its vault {venues.vault} has no lens recorded (deploy it with `ape run deploy`)")
         specs.append((spec, venues))
@@ -127,7 +134,7 @@ def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
         signal.signal(sig, _stop)
     network = o.provider.network.name if o.provider is not None else None
     with connect(o.rpc, o.provider, timeout=o.rpc_timeout) as w3:
-        watched = load_watched(w3, o.deals, config=o.config, network=network)
+        watched = load_watched(w3, o.deals, config=o.config, network=network, deployments_dir=o.deployments_dir)
         keys = Keys(operator=ApeAccountSigner(o.account, w3) if o.account else None,
                     guardian=ApeAccountSigner(o.guardian_account, w3) if o.guardian_account else None)
         for w in watched:

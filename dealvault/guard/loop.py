@@ -35,6 +35,7 @@ from dealvault.run.caps import require
 from dealvault.run.chain import RpcFailure, batch, eth_call, genesis_hash, rpc_guard
 from dealvault.run.errors import CapError, LegRejected
 from dealvault.run.pool import decode_reserves, reserve_call
+from dealvault.vault import Phase
 from dealvault.vault.risk import ray_mul
 
 if TYPE_CHECKING:
@@ -270,6 +271,9 @@ class Guard:
 
     def _hold(self, run: Any, w: Watched, d: Decision, signer: Any, report: PollReport) -> None:
         rv = run.risk()
+        if rv.phase == Phase.HOLDING:  # e.g. a hold a killed guard left, reconciled just now
+            self.say(f"guard: {w.spec.deal_id} {d.rule}: the deal is in HOLDING already (legSeq {rv.legSeq}): nothing to send")
+            return
         for s in d.steps:
             self._send(run, w, d, s, signer, rv, report)
 
