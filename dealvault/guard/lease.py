@@ -32,7 +32,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -112,9 +113,15 @@ class Leases:
         """Why the last :meth:`claim` could not reach the record, if it could not."""
         return self._backend.last_error
 
-    def claim(self, deal_ids: Iterable[str]) -> frozenset[str]:
+    def claim(self, deal_ids: Iterable[str], *, share: bool = False) -> frozenset[str]:
         """Keep the leases held among ``deal_ids``, take every one nobody holds, release those not
         in ``deal_ids``; returns the deals this guard holds now. Never blocks on another guard.
+
+        ``share``: hold at most an equal share, ``ceil(len(deal_ids) / guards alive)`` (the guards
+        that have claimed on this record and are still alive, :meth:`guards`), releasing any
+        excess, so that guards spread the deals. Only for guards that all claim the same deals:
+        with other sets, shares can leave deals unheld. A released deal is taken by another
+        guard's next claim (unwatched until then). The default takes every free deal.
 
         A lost connection (PostgreSQL) is noticed here: every lease went with it, so the
         connection is opened again and the claim starts over; if the record cannot be reached,
@@ -123,7 +130,12 @@ class Leases:
         wanted = list(dict.fromkeys(deal_ids))
         for d in wanted:
             _check_deal_id(d)
-        return frozenset(self._backend.claim(wanted))
+        return frozenset(self._backend.claim(wanted, share))
+
+    def guards(self) -> int:
+        """How many guards are members of this record now: those alive that have claimed (this
+        one included once it has)."""
+        return self._backend.guards()
 
     def release_all(self) -> None:
         """Release every lease this guard holds (its deals go to the other guards' next claim)."""
@@ -152,6 +164,20 @@ class Leases:
         self.close()
 
 
+def _share(deals: int, guards: int) -> int:
+    """An equal share of ``deals`` among ``guards`` (this one counted even before it is seen)."""
+    return -(-deals // max(guards, 1))
+
+
+def _plan(held: Mapping[str, object], wanted: list[str], limit: int | None) -> tuple[list[str], int | None]:
+    """What a claim releases (held but no longer wanted, or beyond ``limit``) and how many more it
+    may take (None: all)."""
+    kept = [d for d in wanted if d in held]
+    keep = set(kept if limit is None else kept[:limit])
+    dropped = [d for d in held if d not in keep]
+    return dropped, None if limit is None else max(0, limit - len(keep))
+
+
 def _check_deal_id(deal_id: str) -> None:
     if not isinstance(deal_id, str) or not deal_id or len(deal_id) > _MAX_DEAL_ID or "/" in deal_id or "\0" in deal_id:
         raise RecordError(f"not a deal id a lease can name: {deal_id!r} (1..{_MAX_DEAL_ID} characters, no '/')")
@@ -170,10 +196,21 @@ _ADVISORY = ("l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted "
 
 _HELD_BY_ME = text(f"SELECT {_LOCK_KEY} AS k FROM pg_locks l WHERE {_ADVISORY} AND l.pid = pg_backend_pid()")
 
-# take the free leases and name this guard in one statement (one round trip whatever the count)
+# a guard's membership: the two-int advisory lock (the record's namespace, the backend's pid) its
+# lease connection holds for as long as it lives (pg_locks: classid, objid, objsubid 2)
+_JOIN = text("SELECT pg_try_advisory_lock(:ns, pg_backend_pid())")
+_MEMBERS = text(
+    "SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.granted "
+    "AND l.classid::bigint = (CAST(:ns AS bigint) & 4294967295) "
+    "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+# take the free leases (at most :room; NULL: all) and name this guard, in one statement (one round
+# trip whatever the count); the lock function runs only on the rows the LIMIT lets through
 _TAKE = text(
     "WITH t AS (SELECT d, k FROM unnest(:ids, :keys) AS t(d, k)), "
-    "got AS (SELECT d, k FROM t WHERE pg_try_advisory_lock(k)) "
+    f"free AS MATERIALIZED (SELECT d, k FROM t WHERE NOT EXISTS (SELECT 1 FROM pg_locks l WHERE {_ADVISORY} "
+    f"AND {_LOCK_KEY} = t.k) LIMIT :room), "
+    "got AS (SELECT d, k FROM free WHERE pg_try_advisory_lock(k)) "
     "INSERT INTO guard_leases (deal_id, guard_id, lock_key, backend_pid, acquired_at) "
     "SELECT d, :g, k, pg_backend_pid(), now() FROM got "
     "ON CONFLICT (deal_id) DO UPDATE SET guard_id = EXCLUDED.guard_id, lock_key = EXCLUDED.lock_key, "
@@ -209,11 +246,12 @@ class _PgLeases:
         self.last_error: str | None = None
         self._conn: Connection | None = None
         self._swept_at = 0.0
+        self._ns = 0  # the record's membership namespace (int4, from its schema)
 
-    def claim(self, wanted: list[str]) -> set[str]:
+    def claim(self, wanted: list[str], share: bool) -> set[str]:
         for attempt in (1, 2):  # a lost connection: once more on a new one, from nothing
             try:
-                self._claim(wanted)
+                self._claim(wanted, share)
                 self.last_error = None
                 return set(self.held)
             except SQLAlchemyError as exc:
@@ -223,7 +261,7 @@ class _PgLeases:
                 self._drop()
         return set()
 
-    def _claim(self, wanted: list[str]) -> None:
+    def _claim(self, wanted: list[str], share: bool) -> None:
         conn = self._connection()
         # the server is the truth: what this session holds (a lost session holds nothing)
         mine = {int(k) for k in conn.execute(_HELD_BY_ME).scalars()}
@@ -232,14 +270,14 @@ class _PgLeases:
             log.warning("guard %s: leases lost: %s", self.guard_id, sorted(lost))
             for d in lost:
                 del self.held[d]
-        keep = set(wanted)
-        dropped = [d for d in self.held if d not in keep]
+        limit = _share(len(wanted), int(conn.execute(_MEMBERS, {"ns": self._ns}).scalar_one())) if share else None
+        dropped, room = _plan(self.held, wanted, limit)
         if dropped:
             self._release(conn, dropped)
         todo = [d for d in wanted if d not in self.held]
-        if todo:
+        if todo and room != 0:
             keys = [lease_key(d) for d in todo]
-            got = set(conn.execute(_TAKE, {"ids": todo, "keys": keys, "g": self.guard_id}).scalars())
+            got = set(conn.execute(_TAKE, {"ids": todo, "keys": keys, "g": self.guard_id, "room": room}).scalars())
             self.held.update((d, k) for d, k in zip(todo, keys, strict=True) if d in got)
         if time.monotonic() - self._swept_at >= STALE_SWEEP_SECONDS:
             conn.execute(_SWEEP)
@@ -257,6 +295,9 @@ class _PgLeases:
             try:
                 for name, value in {**SERVER_KEEPALIVES, "application_name": f"dealvault guard {self.guard_id}"[:63]}.items():
                     conn.execute(text("SELECT set_config(:n, :v, false)"), {"n": name, "v": str(value)})
+                schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+                self._ns = advisory_key(f"guard-member:{schema}") >> 32
+                conn.execute(_JOIN, {"ns": self._ns})
             except BaseException:
                 conn.close()
                 raise
@@ -287,6 +328,15 @@ class _PgLeases:
                 log.warning("guard %s: releasing leases: %s", self.guard_id, exc)
                 self._drop()
 
+    def guards(self) -> int:
+        if self._conn is None:
+            return 0
+        try:
+            return int(self._conn.execute(_MEMBERS, {"ns": self._ns}).scalar_one())
+        except SQLAlchemyError:
+            self._drop()
+            return 0
+
     def holders(self, engine: Engine) -> dict[str, str]:
         """One read; while a takeover commits (the new holder's lock is granted, its row not yet
         visible) the read is repeated briefly."""
@@ -300,6 +350,9 @@ class _PgLeases:
 
     def close(self) -> None:
         self.release_all()
+        if self._conn is not None:  # the membership too, before the session ends (which frees it later)
+            with contextlib.suppress(SQLAlchemyError):
+                self._conn.execute(text("SELECT pg_advisory_unlock_all()"))
         self._drop()
         self.engine.dispose()
 
@@ -316,13 +369,21 @@ class _FileLeases:
         self.held: dict[str, FileLock] = {}
         self.reconnects = 0
         self.last_error: str | None = None
+        self._member: FileLock | None = None
 
-    def claim(self, wanted: list[str]) -> set[str]:
-        keep = set(wanted)
-        for d in [d for d in self.held if d not in keep]:
-            self.held.pop(d).release()
+    def claim(self, wanted: list[str], share: bool) -> set[str]:
         self.last_error = None
+        try:
+            self._join()
+        except OSError as exc:
+            self.last_error = str(exc)
+            log.warning("guard %s: membership file: %s", self.guard_id, exc)
+        dropped, room = _plan(self.held, wanted, _share(len(wanted), self.guards()) if share else None)
+        for d in dropped:
+            self.held.pop(d).release()
         for d in wanted:
+            if room is not None and room <= 0:
+                break
             if d in self.held:
                 continue
             lk = FileLock(self.directory / f"{d}.lock", d, info={"guard": self.guard_id})
@@ -335,7 +396,28 @@ class _FileLeases:
                 log.warning("guard %s: lease file for %s: %s", self.guard_id, d, exc)
                 continue
             self.held[d] = lk
+            room = None if room is None else room - 1
         return set(self.held)
+
+    def _join(self) -> None:
+        if self._member is None:
+            lk = FileLock(self.directory / "members" / f"{os.getpid()}-{uuid.uuid4().hex}.lock", "guard member",
+                          info={"guard": self.guard_id})
+            lk.acquire()
+            self._member = lk
+
+    def guards(self) -> int:
+        """The member files whose lock is held (those of dead guards, a minute old, are removed)."""
+        members = self.directory / "members"
+        n = 0
+        for path in members.glob("*.lock") if members.is_dir() else ():
+            if _file_holder(path) is not None:
+                n += 1
+            else:
+                with contextlib.suppress(OSError):
+                    if time.time() - path.stat().st_mtime > 60:
+                        path.unlink()
+        return n
 
     def release_all(self) -> None:
         while self.held:
@@ -355,6 +437,11 @@ class _FileLeases:
 
     def close(self) -> None:
         self.release_all()
+        if self._member is not None:
+            with contextlib.suppress(OSError):
+                self._member.path.unlink()
+            self._member.release()
+            self._member = None
 
 
 def _file_holder(path: Path) -> str | None:
