@@ -144,7 +144,8 @@ class Leases:
     def holders(self) -> dict[str, str]:
         """Deal id -> the guard id holding its lease, every guard of this record (for status and
         metrics). From the database (PostgreSQL: the advisory locks held now, named by their
-        ``guard_leases`` rows) or the lock files (SQLite), not from this guard's beliefs."""
+        ``guard_leases`` rows) or the lock files (SQLite), not from this guard's beliefs. Raises
+        the record's error if the database cannot be read (unlike :meth:`claim`)."""
         if isinstance(self._backend, _PgLeases):
             return self._backend.holders(self.record.engine)
         return self._backend.holders()
