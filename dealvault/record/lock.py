@@ -19,7 +19,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -67,11 +67,13 @@ def advisory_key(name: str) -> int:
 
 
 class FileLock:
-    """An exclusive ``flock`` on ``path`` (SQLite records)."""
+    """An exclusive ``flock`` on ``path`` (SQLite records). The file names the holder while it is
+    held: its pid, host and time, plus ``info`` (e.g. a guard's id)."""
 
-    def __init__(self, path: Path, deal_id: str) -> None:
+    def __init__(self, path: Path, deal_id: str, info: Mapping[str, Any] | None = None) -> None:
         self.path = path
         self.deal_id = deal_id
+        self.info = dict(info or {})
         self._fh: IO[str] | None = None
 
     def acquire(self, timeout: float = 0.0, poll: float = 0.05) -> None:
@@ -91,7 +93,7 @@ class FileLock:
                 time.sleep(poll)
         fh.seek(0)
         fh.truncate()
-        fh.write(json.dumps(_me()))
+        fh.write(json.dumps(_me() | self.info))
         fh.flush()
         self._fh = fh
 

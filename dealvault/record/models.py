@@ -175,6 +175,23 @@ class DealLock(Base):
     acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
 
 
+class GuardLease(Base):
+    """Which guard watches a deal (issue 15, migration 0005; :class:`dealvault.guard.lease.Leases`).
+
+    Informational like :class:`DealLock`: the lease itself is a session-level PostgreSQL advisory
+    lock on key ``lock_key`` held by backend ``backend_pid``; a row whose backend no longer holds
+    that lock is stale (its guard died) and names nobody. SQLite records keep their leases in
+    files, not here."""
+
+    __tablename__ = "guard_leases"
+
+    deal_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    guard_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    lock_key: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    backend_pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    acquired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
 def json_dumps(value: Any) -> str:
     """JSON for the record's JSON columns (:func:`dealvault.jsonable.jsonable`: Decimals as
     strings, bytes as 0x hex, ints exact), keys sorted."""

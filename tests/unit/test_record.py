@@ -104,7 +104,7 @@ def test_upgrade_from_0001_keeps_deals_and_adds_the_lens(db_url, spec):
     engine.dispose()
     rec = open_record(db_url)
     try:
-        assert rec.schema_revision() == head_revision() == "0004"
+        assert rec.schema_revision() == head_revision() == "0005"
         old = rec.get_deal("old-deal")
         assert (old.status, old.chain_id, old.lens_address) == ("completed", 138, None)
         assert rec.update_deal("old-deal", lens_address="0x" + "78" * 20).lens_address == "0x" + "78" * 20
