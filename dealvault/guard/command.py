@@ -12,6 +12,7 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 
 from dealvault.errors import DealVaultError, ExitCode, InputError
+from dealvault.guard.lease import Leases
 from dealvault.guard.loop import Guard, Keys, Watched
 from dealvault.guard.model import Target
 
@@ -142,10 +143,13 @@ def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
                 raise InputError(f"--account {keys.operator.address} is not the operator of {w.spec.deal_id}'s vault "
                                  f"({w.target.operator}); nothing sent")
         record = open_record(o.db)
+        leases = Leases(record)
         try:
-            g = Guard(w3, watched, record=record, keys=keys, dry_run=o.dry_run, say=say, stall_polls=o.stall_polls)
+            g = Guard(w3, watched, record=record, keys=keys, dry_run=o.dry_run, say=say, stall_polls=o.stall_polls,
+                      leases=leases)
             held = ", ".join(k for k, v in (("operator", keys.operator), ("guardian", keys.guardian)) if v) or "none: alert only"
-            say(f"guard: watching {len(watched)} deal(s) every {o.interval:g} s; keys: {held}"
+            say(f"guard {leases.guard_id}: {len(watched)} deal(s) shared through the record's leases, every {o.interval:g} s; "
+                f"keys: {held}"
                 + ("; dry run: nothing is sent" if o.dry_run else ""))
             n = {"polls": 0}
 
@@ -155,6 +159,7 @@ def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
 
             report = g.run(interval=o.interval, once=o.once, stop=done)
         finally:
+            leases.close()
             record.close()
     if o.once:
         if report.block is None:

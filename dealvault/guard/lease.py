@@ -45,7 +45,7 @@ from sqlalchemy.types import BigInteger, String
 
 from dealvault.record import Record, RecordError, open_record
 from dealvault.record.lock import DealLocked, FileLock, advisory_key
-from dealvault.record.store import _lock_dir
+from dealvault.record.store import record_lock_dir
 
 __all__ = ["LEASE_PREFIX", "Leases", "default_guard_id", "lease_key"]
 
@@ -96,7 +96,7 @@ class Leases:
         self.guard_id = guard_id or default_guard_id()
         self._backend: _PgLeases | _FileLeases = (
             _PgLeases(self.record.engine, self.guard_id) if self.record.dialect == "postgresql"
-            else _FileLeases(_lock_dir(self.record.url) / "guard-leases", self.guard_id))
+            else _FileLeases(record_lock_dir(self.record.url) / "guard-leases", self.guard_id))
 
     @property
     def held(self) -> frozenset[str]:

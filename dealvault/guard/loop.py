@@ -122,7 +122,7 @@ class Guard:
         deal_ids = list(self.deals)
         if self.leases is not None:
             try:
-                held = self.leases.claim(deal_ids)
+                held = self.leases.claim(deal_ids, share=True)
             except Exception as exc:  # the record's database is down: watch nothing this poll
                 self._problem(report, f"leases: {exc}")
                 held = frozenset()

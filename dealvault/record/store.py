@@ -629,7 +629,7 @@ class Record:
     def _make_lock(self, deal_id: str) -> FileLock | PgAdvisoryLock:
         if self.dialect == "postgresql":
             return PgAdvisoryLock(self.engine, deal_id)
-        return FileLock(_lock_dir(self.url) / f"{deal_id}.lock", deal_id)
+        return FileLock(record_lock_dir(self.url) / f"{deal_id}.lock", deal_id)
 
     # ---- internals
 
@@ -690,7 +690,8 @@ def _sqlite_path(url: URL) -> Path | None:
     return Path(db).resolve()
 
 
-def _lock_dir(url: URL) -> Path:
+def record_lock_dir(url: URL) -> Path:
+    """Where a SQLite record keeps its lock files (beside the database); a temporary directory otherwise."""
     path = _sqlite_path(url)
     if path is None:
         return Path(tempfile.gettempdir()) / f"dealvault-locks-{os.getuid()}"
@@ -746,7 +747,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
         return
-    lk = FileLock(_lock_dir(engine.url) / "__migrations__.lock", "__migrations__")
+    lk = FileLock(record_lock_dir(engine.url) / "__migrations__.lock", "__migrations__")
     lk.acquire(timeout=120)
     try:
         with engine.begin() as conn:

@@ -256,3 +256,32 @@ def test_sigkill_mid_action_then_restart_never_sends_twice(chain, kit, deal, tmp
         assert [(h.tx_hash, h.status) for h in holds] == [(saved, "confirmed")]
     finally:
         r.close()
+
+
+def test_two_guards_share_the_deal_through_the_record_and_one_acts(chain, kit, deal, tmp_path):
+    """Two guard processes on the same deal and the same PostgreSQL record: the record's lease gives
+    the deal to one of them; when its feed goes stale exactly one hold is sent, by the guard that
+    holds the lease (the other never watches it)."""
+    from helpers_db import PG_SKIP_REASON, pg_enabled
+
+    if not pg_enabled():
+        pytest.skip(PG_SKIP_REASON)
+    w3 = chain
+    with db_factory("postgresql", tmp_path) as make:
+        db = make()
+        first = open_record(db)
+        try:
+            drive(w3, deal, first, "buy")
+        finally:
+            first.close()
+        n0 = nonces(w3)
+        procs = [_guard_cli(kit, deal, db, "--interval", "0.5", "--polls", "40", wait=False) for _ in range(2)]
+        time.sleep(8)  # both started and claiming
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        make_feed_stale(w3, kit.mirror)
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+    acted = [err for _out, err in outs if "guard-001 oracle act" in err]
+    assert len(acted) == 1, outs
+    assert nonces(w3) == (n0[0], n0[1], n0[2] + 1)
+    assert risk(w3, deal).phase == Phase.HOLDING
