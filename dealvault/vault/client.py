@@ -15,16 +15,19 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar
 
-from eth_utils import to_checksum_address
+import eth_abi
+from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
 from dealvault.vault.abi import abi_type, lens_abi, vault_abi
 from dealvault.vault.enums import Leg, OracleStatus, Phase
 
-__all__ = ["RiskView", "Params", "Twap", "Venues", "Setup", "Snapshot", "Event", "Reading", "VaultClient", "from_abi"]
+__all__ = ["RiskView", "Params", "Twap", "Venues", "Setup", "Snapshot", "Event", "Reading", "VaultClient", "from_abi",
+           "lens_call_data", "decode_lens"]
 
 
 def _convert(cls: type, name: str, value: Any) -> Any:
@@ -284,14 +287,11 @@ class VaultClient:
     def risk_view_data(self) -> str:
         """The calldata (0x hex) of ``lens.riskView(vault)``, for a raw or simulated call to
         :attr:`lens_address`; :meth:`decode_risk_view` reads its answer."""
-        return str(self.lens.encode_abi("riskView", args=[self.address]))
+        return lens_call_data("riskView", self.address)
 
     def decode_risk_view(self, output: str | bytes) -> RiskView:
         """The RiskView in the return data (0x hex or bytes) of a :meth:`risk_view_data` call."""
-        raw = bytes.fromhex(output[2:]) if isinstance(output, str) else bytes(output)
-        outputs = self.lens.get_function_by_name("riskView").abi["outputs"]
-        (value,) = self.w3.codec.decode([abi_type(o) for o in outputs], raw)
-        return from_abi(RiskView, value)  # type: ignore[no-any-return]
+        return decode_lens(RiskView, "riskView", output)  # type: ignore[no-any-return]
 
     def owner(self) -> str:
         """The vault's owner (``owner()``)."""
@@ -340,6 +340,28 @@ class VaultClient:
                                  int(log["blockNumber"])))
         out.sort(key=lambda e: e.log_index)
         return out
+
+
+@cache
+def _lens_function(name: str) -> tuple[bytes, tuple[str, ...], tuple[str, ...]]:
+    """(selector, input types, output types) of the lens function ``name`` (one overload)."""
+    item = next(x for x in lens_abi() if x.get("type") == "function" and x.get("name") == name)
+    ins = tuple(abi_type(i) for i in item["inputs"])
+    return function_signature_to_4byte_selector(f"{name}({','.join(ins)})"), ins, tuple(abi_type(o) for o in item["outputs"])
+
+
+def lens_call_data(name: str, *args: Any) -> str:
+    """The calldata (0x hex) of the lens's ``name(*args)`` (no Contract object: cheap for many vaults)."""
+    sel, ins, _ = _lens_function(name)
+    return "0x" + (sel + eth_abi.encode(list(ins), list(args))).hex()
+
+
+def decode_lens(cls: type, name: str, output: str | bytes) -> Any:
+    """The ``cls`` dataclass (RiskView, Params, Twap) in the return data (0x hex or bytes) of the
+    lens's ``name``; raises ValueError (eth_abi's DecodingError) on data that is not one."""
+    raw = bytes.fromhex(output[2:]) if isinstance(output, str) else bytes(output)
+    (value,) = eth_abi.decode(list(_lens_function(name)[2]), raw)
+    return from_abi(cls, value)
 
 
 def _cached(w3: Web3, address: str, kind: str) -> Contract:

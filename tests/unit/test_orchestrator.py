@@ -27,6 +27,7 @@ import pytest
 import yaml
 from eth_utils import keccak
 from helpers_db import BACKENDS, db_factory
+from helpers_kit import deploy_example
 from web3 import Web3
 
 from dealvault.accounts import ape_account
@@ -45,14 +46,13 @@ from dealvault.run import (
     CapError,
     InputError,
     LegRejected,
-    Venues,
     read_risk,
     run_deal,
     run_leg,
 )
 from dealvault.signer import ApeAccountSigner
 from dealvault.spec import load_spec, parse_spec
-from dealvault.spec.netconfig import load_netconfig, write_local_config
+from dealvault.spec.netconfig import load_netconfig
 from dealvault.vault import reason_text, vault_abi
 
 EXAMPLE = ROOT / "deals" / "example.yaml"
@@ -82,12 +82,7 @@ def kit():
 
 @pytest.fixture(scope="module")
 def deployed(kit, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("orch")
-    cfg = write_local_config(kit.w3, kit.mirror, kit.overlay, tmp / "local" / "t.config.yaml")
-    spec = load_spec(EXAMPLE)
-    res = deploy_vault(kit.w3, AnvilSigner(kit.w3, resolver("TEST::0")), load_netconfig(cfg), deal_params(spec, resolver),
-                       deployments_dir=tmp / "dep", confirmations=1, poll=0.02)
-    return SimpleNamespace(spec=spec, venues=Venues.from_deploy_record(res.record), record_file=res.record_path, tmp=tmp)
+    return deploy_example(kit, tmp_path_factory.mktemp("orch"))
 
 
 @pytest.fixture
