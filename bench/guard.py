@@ -23,6 +23,7 @@ Goal (issue 15): a constant number of round trips, at most 1 s per poll for 1,00
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.harness import DEAL, RESULTS, deploy_from_artifact, merge_results  # noqa: E402
+from bench.harness import DEAL, RESULTS, deploy_from_artifact, report  # noqa: E402
 from dealvault.guard.model import Target  # noqa: E402
 from dealvault.guard.read import DEFAULT_MODE, read_all  # noqa: E402
 from dealvault.run.chain import batch  # noqa: E402
@@ -206,6 +207,7 @@ def run(runs: int) -> dict[str, Any]:
         "meets_goal": all(len(rows[DEFAULT_MODE][str(n)]["round_trips"]) == 1 for n in SIZES)
         and len({rows[DEFAULT_MODE][str(n)]["round_trips"][0] for n in SIZES}) == 1
         and rows[DEFAULT_MODE][top]["ms_per_poll"] <= GOAL_S * 1000,
+        "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
         "seconds": round(time.perf_counter() - t_start, 1),
     }
 
@@ -222,7 +224,7 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
     lines.append(f"\nfaster at 1,000 vaults: {r['faster_at_1000']}; read_all's default: {r['default_mode']}; "
                  f"goal (constant round trips, <= {r['goal_s_per_poll_1000']:.0f} s per poll at 1,000): "
-                 f"{'met' if r['meets_goal'] else 'NOT met'}")
+                 f"{'met' if r['meets_goal'] else 'NOT met'}; load average {r['load_average_1m']} on {r['cpus']} CPUs")
     return "\n".join(lines)
 
 
@@ -232,10 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     res = run(args.runs)
-    merge_results(Path(args.out), "guard", res)
-    print(table(res))
-    print(f"\nwrote results.json['guard'] ({args.out}) in {res['seconds']} s")
-    return 0
+    return report(Path(args.out), "guard", res, table(res))
 
 
 if __name__ == "__main__":
