@@ -196,3 +196,28 @@ def test_no_multicall3_falls_back_to_batch(kit, chain, deployed, tmp_path):
     assert has_multicall3(w3) is False
     assert read_all(w3, [deployed.target], mode="multicall").round_trips == 1  # remembered
     assert install_multicall3(chain) is True and has_code(chain, MULTICALL3)
+
+
+class MinesDuringFirstBatch(Counting):
+    """A block comes in while the first batch is answered: its last header is the new block's."""
+
+    mined = False
+
+    def make_batch_request(self, requests):  # type: ignore[no-untyped-def]
+        out = super().make_batch_request(requests)
+        if not self.mined:
+            self.mined = True
+            Web3(HTTPProvider(self.endpoint_uri)).provider.make_request("evm_mine", [])
+            out[-1] = {"jsonrpc": "2.0", "id": out[-1]["id"], "result": super().make_request("eth_getBlockByNumber", ["latest", False])["result"]}
+        return out
+
+
+def test_block_moving_during_the_batch_rereads_at_the_new_block(kit, chain, deployed, tmp_path):
+    run_to(chain, deployed, tmp_path, "split")
+    before = chain.eth.block_number
+    prov = MinesDuringFirstBatch(kit.node.url)
+    poll = read_all(Web3(prov), [deployed.target])
+    assert poll.block_number == before + 1 == chain.eth.block_number
+    assert poll.block_hash == "0x" + bytes(chain.eth.get_block(before + 1)["hash"]).hex()
+    assert poll.round_trips == 2 and prov.requests == 3  # the batch, the re-read pinned to the new block (+ the stand-in header)
+    assert poll.readings[deployed.spec.deal_id].risk.phase == Phase.SPLIT
