@@ -55,11 +55,12 @@ demo: setup
 mirror: setup
 	$(BIN)/ape run mirror --overlay
 
-# Gas (vault vs direct EOA loop, tranche scaling) and harness speed; not part of `make test`.
-# Writes bench/results.json.
+# Gas (vault vs direct EOA loop, tranche scaling), harness speed and the guard's poll over
+# 1..1,000 vaults; not part of `make test`. Writes bench/results.json.
 bench: setup
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.harness
+	$(BIN)/python -m bench.guard
 
 # The long invariant-fuzzing profile (5,000 sequences x 30 steps; 51 min here, not part of make test).
 fuzz: setup

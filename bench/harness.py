@@ -644,9 +644,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     res = run(args.runs, args.runs if args.subprocess_runs is None else args.subprocess_runs, args.profile)
-    merge_results(Path(args.out), "harness", res)
-    print(table(res))
-    print(f"\nwrote results.json['harness'] ({args.out}) in {res['seconds']} s")
+    return report(Path(args.out), "harness", res, table(res))
+
+
+def report(path: Path, key: str, res: dict[str, Any], text: str) -> int:
+    """Merge ``res`` into results.json under ``key``, print ``text`` and where it went; exit 0."""
+    merge_results(path, key, res)
+    print(text)
+    print(f"\nwrote results.json['{key}'] ({path}) in {res['seconds']} s")
     return 0
 
 

@@ -8,7 +8,9 @@
   and computes its EIP-712 domain separator from ``address(this)`` at run time;
 * cUSDT and cUSDC: Circle's FiatToken proxy + V2_2 placed at their addresses
   (:func:`dealvault.kit.fiattoken.place_fiat_token`), 6 decimals, named issuer roles;
-* the ETH/USD feed (our ``contracts/test/PriceFeed.sol``) by ``anvil_setCode`` + ``initialize``.
+* the ETH/USD feed (our ``contracts/test/PriceFeed.sol``) by ``anvil_setCode`` + ``initialize``;
+* Multicall3 at its canonical address (:data:`MULTICALL3`) when missing, by ``anvil_setCode`` of
+  its real runtime bytecode (:func:`install_multicall3`).
 
 Re-installing is refused: if any canonical address already has code (a second install, or a
 fork of the real chain), :func:`install_mirror` raises :class:`MirrorError` naming the
@@ -41,6 +43,9 @@ WETH10 = to_checksum_address(chain138.WETH10)
 CUSDT = to_checksum_address(chain138.CUSDT)
 CUSDC = to_checksum_address(chain138.CUSDC)
 ETH_USD_FEED = to_checksum_address(chain138.ETH_USD_FEED)
+# Multicall3 (https://github.com/mds1/multicall, MIT licence): the same address on every chain
+# that has it (a pre-signed, keyless deployment).
+MULTICALL3 = to_checksum_address("0xcA11bde05977b3631167028862bE2a173976CA11")
 
 
 class MirrorError(KitError):
@@ -95,6 +100,26 @@ def _runtime(artifact: Artifact) -> str:
     return code
 
 
+def multicall3_runtime() -> str:
+    """Multicall3's deployed runtime bytecode (0x hex), as eth-ape ships it for local networks
+    (``ape_ethereum.multicall.constants.MULTICALL3_CODE``, eth-ape's Apache-2.0 package; the
+    contract is mds1/multicall's Multicall3, MIT, solc 0.8.12, the code at MULTICALL3 on mainnet:
+    its metadata hash bb2b5c71... is the one of mds1/multicall's pre-signed deployment)."""
+    from ape_ethereum.multicall.constants import MULTICALL3_ADDRESS, MULTICALL3_CODE
+
+    if to_checksum_address(MULTICALL3_ADDRESS) != MULTICALL3:
+        raise MirrorError(f"eth-ape's Multicall3 address {MULTICALL3_ADDRESS} is not {MULTICALL3}")
+    return "0x" + bytes(MULTICALL3_CODE).hex()
+
+
+def install_multicall3(w3: Web3) -> bool:
+    """Put Multicall3's runtime at :data:`MULTICALL3` if no code is there; whether it did."""
+    if has_code(w3, MULTICALL3):
+        return False
+    set_code(w3, MULTICALL3, multicall3_runtime())
+    return True
+
+
 def _install_weth9(w3: Web3) -> None:
     art = uniswap("WETH9")
     deployer = chain138.WETH9_DEPLOYER
@@ -141,6 +166,7 @@ def install_mirror(w3: Web3, *, eth_usd: int = DEFAULT_ETH_USD) -> Mirror:
     for symbol, label in (("cUSDT", "cusdt"), ("cUSDC", "cusdc")):
         f = facts[symbol]
         tokens[symbol] = place_fiat_token(w3, to_checksum_address(f.address), f.name, f.symbol, "USD", label, decimals=f.decimals, implementation=impl)
+    install_multicall3(w3)
     return Mirror(
         chain_id=chain_id,
         weth9=WETH9,
@@ -249,6 +275,7 @@ def check_upstream(w3: Web3) -> list[str]:
 
 
 __all__ = [
-    "CUSDC", "CUSDT", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "WETH9", "WETH10", "CanonicalTokens", "Mirror",
-    "MirrorError", "check_upstream", "feed", "install_mirror", "make_feed_stale", "set_eth_price", "weth9", "weth10",
+    "CUSDC", "CUSDT", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "MULTICALL3", "WETH9", "WETH10", "CanonicalTokens", "Mirror",
+    "MirrorError", "check_upstream", "feed", "install_mirror", "install_multicall3", "make_feed_stale", "multicall3_runtime",
+    "set_eth_price", "weth9", "weth10",
 ]

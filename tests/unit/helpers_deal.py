@@ -3,11 +3,15 @@ drive deals: deployed through the real pipeline from deals/example.yaml, as `ape
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from dealvault.accounts import ape_account
 from dealvault.deploy import AnvilSigner, deal_params, deploy_vault
+from dealvault.kit import Kit, start_kit
 from dealvault.paths import ROOT
 from dealvault.run import Venues
 from dealvault.signer import ApeAccountSigner
@@ -34,3 +38,11 @@ def deploy_demo(kit, tmp: Path, spec_path: Path = EXAMPLE) -> SimpleNamespace:
                        deployments_dir=tmp / "dep", confirmations=1, poll=0.02)
     return SimpleNamespace(spec=spec, venues=Venues.from_deploy_record(res.record), record_file=res.record_path, tmp=tmp,
                            config=cfg)
+
+
+@pytest.fixture(scope="module")
+def kit() -> Iterator[Kit]:
+    """A kit (anvil, mirror, overlay) for the module; import it into a test module to use it."""
+    k = start_kit(overlay=True)
+    yield k
+    k.stop()

@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers_db import BACKENDS, db_factory
-from helpers_deal import EXAMPLE, deploy_demo, resolver, signer
+from helpers_deal import EXAMPLE, deploy_demo, kit, resolver, signer  # noqa: F401 (kit: the fixture)
 
 from dealvault.guard.command import load_watched
 from dealvault.guard.loop import GUARD_STEP, Guard, Keys
 from dealvault.guard.rules import Rule, ltv_trigger, restore_point
-from dealvault.kit import start_kit
 from dealvault.kit.evm import revert, snapshot
 from dealvault.kit.fiattoken import freeze
 from dealvault.kit.mirror import make_feed_stale, set_eth_price
@@ -35,13 +34,6 @@ from dealvault.vault import Phase, VaultClient
 
 APE = ROOT / ".venv" / "bin" / "ape"
 E18, E6 = 10**18, 10**6
-
-
-@pytest.fixture(scope="module")
-def kit():
-    k = start_kit(overlay=True)
-    yield k
-    k.stop()
 
 
 @pytest.fixture(scope="module")

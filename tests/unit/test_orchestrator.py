@@ -27,12 +27,11 @@ import pytest
 import yaml
 from eth_utils import keccak
 from helpers_db import BACKENDS, db_factory
-from helpers_deal import deploy_demo, resolver
+from helpers_deal import deploy_demo, kit, resolver  # noqa: F401 (kit: the fixture)
 from web3 import Web3
 
 from dealvault.accounts import ape_account
 from dealvault.deploy import AnvilSigner, deal_params, deploy_vault
-from dealvault.kit import start_kit
 from dealvault.kit.evm import revert, snapshot
 from dealvault.kit.overlay import swap_on_pair
 from dealvault.paths import ROOT
@@ -67,13 +66,6 @@ PAIR = [{"type": "function", "name": "getReserves", "stateMutability": "view", "
          "outputs": [{"type": "uint112", "name": "r0"}, {"type": "uint112", "name": "r1"}, {"type": "uint32", "name": "t"}]},
         {"type": "function", "name": "token0", "stateMutability": "view", "inputs": [], "outputs": [{"type": "address", "name": ""}]}]
 TWAP_WINDOW = 300  # deals/example.yaml vault.twap_window
-
-
-@pytest.fixture(scope="module")
-def kit():
-    k = start_kit(overlay=True)
-    yield k
-    k.stop()
 
 
 @pytest.fixture(scope="module")
