@@ -260,12 +260,16 @@ class Guard:
 
     def _restore_ltv(self, run: Any, w: Watched, d: Decision, signer: Any, report: PollReport) -> None:
         spec = w.spec
-        for _ in range(MAX_LEGS_PER_ACTION):
+        for _ in range(MAX_LEGS_PER_ACTION + 1):
             rv = run.risk()
             params = run.reading().params
-            steps = plan_ltv(rv, spec, goal_bps=restore_point(spec, params.maxLtvBps), max_slippage_bps=params.maxSlippageBps,
+            goal = restore_point(spec, params.maxLtvBps)
+            steps = plan_ltv(rv, spec, goal_bps=goal, max_slippage_bps=params.maxSlippageBps,
                              wrapper=w.venues.wrapper(spec), stable=w.target.stable, stable_books=rv.stableHeld)
             if not steps:
+                if rv.ltvBps <= goal:  # restored: the condition cleared (a new fall is a new condition)
+                    self.rules.reset(spec.deal_id, Rule.LTV)
+                    self.say(f"guard: {spec.deal_id} ltv: restored to {rv.ltvBps} bps (cleared)")
                 return
             self._send(run, w, d, steps[0], signer, rv, report)
 

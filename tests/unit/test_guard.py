@@ -42,6 +42,7 @@ def deal(kit, tmp_path_factory):
     data = yaml.safe_load(EXAMPLE.read_text())
     data["deal_id"] = "guard-001"
     data["vault"]["buckets"] = {"core": 6800, "working": 3000, "opportunistic": 200}  # 100 ETH opportunistic
+    data["guard"] = {"cooldown_seconds": 0}  # polls seconds apart here (the cool-down itself: test_guard_rules.py)
     spec_path = tmp / "guard-001.yaml"
     spec_path.write_text(yaml.safe_dump(data))
     d = deploy_demo(kit, tmp, spec_path)
