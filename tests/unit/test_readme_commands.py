@@ -68,7 +68,8 @@ def clean_record():
 
 def test_readme_commands_run_verbatim_against_make_mirror(mirror, clean_record, tmp_path):
     cmds = readme_commands()
-    assert [shlex.split(c)[2] for c in cmds] == ["deploy", "verify_deployment", "execute_deal", "execute_deal", "deal_status"]
+    assert [shlex.split(c)[2] for c in cmds] == ["deploy", "verify_deployment", "execute_deal", "execute_deal", "deal_status",
+                                                    "guard"]
     env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx"), "DATABASE_URL": f"sqlite:///{tmp_path}/deals.db",
            "PATH": f"{ROOT / '.venv' / 'bin'}:{ROOT / 'node_modules' / '.bin'}:{os.environ.get('PATH', '')}"}
     outs = []
@@ -84,6 +85,8 @@ def test_readme_commands_run_verbatim_against_make_mirror(mirror, clean_record, 
     assert "dry run on a throw-away fork: nothing was sent" in outs[2].stdout
     assert "deal completed: the vault is CLOSED" in outs[3].stdout
     assert "no flags" in outs[4].stdout + outs[4].stderr
+    # the guard's one poll of the closed deal: its lease taken, nothing to do, nothing sent
+    assert "1 deal(s) shared through the record's leases" in outs[5].stderr and "act:" not in outs[5].stderr, outs[5].stderr
 
 
 @pytest.mark.parametrize("script", ["deploy", "verify_deployment"])
