@@ -3,6 +3,8 @@ drive deals: deployed through the real pipeline from deals/example.yaml, as `ape
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +14,7 @@ import pytest
 from dealvault.accounts import ape_account
 from dealvault.deploy import AnvilSigner, deal_params, deploy_vault
 from dealvault.kit import Kit, start_kit
+from dealvault.kit.evm import revert, snapshot
 from dealvault.paths import ROOT
 from dealvault.run import Venues
 from dealvault.signer import ApeAccountSigner
@@ -46,3 +49,24 @@ def kit() -> Iterator[Kit]:
     k = start_kit(overlay=True)
     yield k
     k.stop()
+
+
+@contextlib.contextmanager
+def reverted(w3) -> Iterator:
+    """``w3``, its chain put back as it was when the block ends (an anvil snapshot)."""
+    snap = snapshot(w3)
+    try:
+        yield w3
+    finally:
+        revert(w3, snap)
+
+
+def reached_hook(p, gate: Path) -> str:
+    """Wait until the process ``p`` stops at its DEALVAULT_TEST_HOOK (dealvault.run.sender); the hash it signed."""
+    reached = Path(str(gate) + ".reached")
+    deadline = time.monotonic() + 120
+    while not reached.exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return reached.read_text()

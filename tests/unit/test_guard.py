@@ -13,12 +13,11 @@ import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 from helpers_db import BACKENDS, db_factory
-from helpers_deal import EXAMPLE, deploy_demo, kit, resolver, signer  # noqa: F401 (kit: the fixture)
+from helpers_deal import EXAMPLE, deploy_demo, kit, reached_hook, resolver, reverted, signer  # noqa: F401 (kit: the fixture)
 
 from dealvault.guard.command import load_watched
 from dealvault.guard.loop import GUARD_STEP, Guard, Keys
@@ -52,9 +51,8 @@ def deal(kit, tmp_path_factory):
 
 @pytest.fixture
 def chain(kit, deal):
-    snap = snapshot(kit.w3)
-    yield kit.w3
-    revert(kit.w3, snap)
+    with reverted(kit.w3) as w3:
+        yield w3
 
 
 @pytest.fixture(params=BACKENDS[:1])
@@ -228,13 +226,7 @@ def test_sigkill_mid_action_then_restart_never_sends_twice(chain, kit, deal, tmp
     gate = tmp_path / "gate"
     n0 = nonces(w3)
     p = _guard_cli(kit, deal, db, "--once", env={"DEALVAULT_TEST_HOOK": f"before-broadcast:{gate}"}, wait=False)
-    reached = Path(str(gate) + ".reached")
-    deadline = time.monotonic() + 120
-    while not reached.exists():
-        assert p.poll() is None, p.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    saved = reached.read_text()
+    saved = reached_hook(p, gate)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     assert nonces(w3) == n0  # killed before the broadcast

@@ -5,14 +5,14 @@ cUSDT blacklisting by the kit's FiatToken roles, the desk halted by its issuer."
 from __future__ import annotations
 
 import pytest
-from helpers_deal import deploy_demo, kit, resolver  # noqa: F401 (kit: the fixture)
+from helpers_deal import deploy_demo, kit, resolver, reverted  # noqa: F401 (kit: the fixture)
 from web3 import HTTPProvider, Web3
 
 from dealvault.accounts import ape_account
 from dealvault.guard.model import Target
 from dealvault.guard.read import DESK_WOULD_FAIL, MULTICALL3, desk_amount, has_multicall3, read_all
 from dealvault.kit import fiattoken
-from dealvault.kit.evm import act_as, has_code, revert, set_code, snapshot
+from dealvault.kit.evm import act_as, has_code, set_code
 from dealvault.kit.mirror import install_multicall3, multicall3_runtime
 from dealvault.kit.overlay import freeze_usdtz, halt_desk
 from dealvault.record import open_record
@@ -48,9 +48,8 @@ def deployed(kit, tmp_path_factory):
 
 @pytest.fixture
 def chain(kit, deployed):
-    snap = snapshot(kit.w3)
-    yield kit.w3
-    revert(kit.w3, snap)
+    with reverted(kit.w3) as w3:
+        yield w3
 
 
 def run_to(w3, deployed, tmp_path, until):

@@ -27,7 +27,7 @@ import pytest
 import yaml
 from eth_utils import keccak
 from helpers_db import BACKENDS, db_factory
-from helpers_deal import deploy_demo, kit, resolver  # noqa: F401 (kit: the fixture)
+from helpers_deal import deploy_demo, kit, reached_hook, resolver, reverted  # noqa: F401 (kit: the fixture)
 from web3 import Web3
 
 from dealvault.accounts import ape_account
@@ -75,9 +75,8 @@ def deployed(kit, tmp_path_factory):
 
 @pytest.fixture
 def chain(kit, deployed):
-    snap = snapshot(kit.w3)
-    yield kit.w3
-    revert(kit.w3, snap)
+    with reverted(kit.w3) as w3:
+        yield w3
 
 
 @pytest.fixture(params=BACKENDS)
@@ -482,7 +481,7 @@ def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, fresh_db, hoo
     gate = tmp_path / "gate"
     n0 = nonces(w3)
     p = _cli(kit, deployed, db, env={"DEALVAULT_TEST_HOOK": f"{hook}:{gate}", "DEALVAULT_TEST_HOOK_LEG": str(leg_no)}, wait=False)
-    crashed_hash = _reached(p, gate)
+    crashed_hash = reached_hook(p, gate)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     r = open_record(db)
@@ -511,17 +510,6 @@ def test_crash_sigkill_then_resume(chain, kit, deployed, tmp_path, fresh_db, hoo
         r.close()
 
 
-def _reached(p, gate) -> str:
-    """Wait until the execute_deal process ``p`` stops at its test hook; the hash it signed."""
-    reached = Path(str(gate) + ".reached")
-    deadline = time.monotonic() + 120
-    while not reached.exists():
-        assert p.poll() is None, p.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    return reached.read_text()
-
-
 def _vault(w3, deployed):
     return w3.eth.contract(address=deployed.venues.vault, abi=vault_abi())
 
@@ -538,7 +526,7 @@ def test_saved_leg_is_simulated_again_and_abandoned_after_a_guardian_hold(chain,
     w3, db, gate = chain, fresh_db(), tmp_path / "gate"
     p = _cli(kit, deployed, db, env={"DEALVAULT_TEST_HOOK": f"before-broadcast:{gate}", "DEALVAULT_TEST_HOOK_LEG": "6"},
              wait=False)
-    saved = _reached(p, gate)
+    saved = reached_hook(p, gate)
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     _vault(w3, deployed).functions.hold().transact({"from": resolver("TEST::2")})  # the guardian
@@ -579,7 +567,7 @@ def test_legs_of_the_owner_and_guardian_between_read_and_mining_are_theirs(chain
     w3, db, gate = chain, fresh_db(), tmp_path / "gate"
     p = _cli(kit, deployed, db, "--json", env={"DEALVAULT_TEST_HOOK": f"before-broadcast:{gate}", "DEALVAULT_TEST_HOOK_LEG": "6"},
              wait=False)
-    _reached(p, gate)
+    reached_hook(p, gate)
     v = _vault(w3, deployed)
     v.functions.hold().transact({"from": resolver("TEST::2")})
     v.functions.resume().transact({"from": resolver("TEST::0")})
@@ -944,7 +932,7 @@ def test_a_broadcast_leg_that_no_longer_applies_is_cancelled(chain, kit, deploye
     try:
         p = _cli(kit, deployed, db, "--resume", "demo-001",
                  env={"DEALVAULT_TEST_HOOK": f"after-broadcast:{gate}", "DEALVAULT_TEST_HOOK_LEG": "1"}, wait=False)
-        sent = _reached(p, gate)
+        sent = reached_hook(p, gate)
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         w3.provider.make_request("anvil_dropTransaction", [sent])
