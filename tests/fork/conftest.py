@@ -44,6 +44,7 @@ from dealvault.chain138 import CHAIN_ID
 
 _STARTED = "_dealvault_fork_upstream"
 FORK_NETWORK = "chain138:mainnet-fork"
+CUSDT_KIND_ENV = "DEALVAULT_FORK_CUSDT"  # what the embedded upstream mirror puts at cUSDT (see tools/test_fork.sh)
 
 
 def _network_choice(config) -> str:
@@ -62,10 +63,13 @@ def pytest_configure(config):
         return  # not a fork run: the fork tests skip themselves (see `w3`)
     from dealvault.kit import start_kit
 
-    kit = start_kit(overlay=False)  # mirror only: the overlay is deployed on the fork, by the fixtures
+    # mirror only: the overlay is deployed on the fork, by the fixtures; DEALVAULT_FORK_CUSDT=tether
+    # (tools/test_fork.sh --usdt-style) puts a Tether-style token at cUSDT instead of the FiatToken
+    cusdt_kind = os.environ.get(CUSDT_KIND_ENV, "fiattoken")
+    kit = start_kit(overlay=False, cusdt_kind=cusdt_kind)
     os.environ["CHAIN138_RPC_URL"] = kit.node.url
     setattr(config, _STARTED, kit)
-    config._dealvault_upstream_mode = f"embedded mirror started by tests/fork at {kit.node.url}"
+    config._dealvault_upstream_mode = f"embedded mirror started by tests/fork at {kit.node.url}, cUSDT {cusdt_kind}"
 
 
 def pytest_unconfigure(config):
