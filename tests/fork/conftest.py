@@ -304,15 +304,17 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
 
     out = {keccak(text="Error(string)")[:4]: ("Error", ["message"], ["string"]),
            keccak(text="Panic(uint256)")[:4]: ("Panic", ["code"], ["uint256"])}
-    for e in own("IDealVault").abi:
+    # the vault's errors, then those of the Tether-style stablecoin (a token's revert bubbles up
+    # through Aave and the vault unchanged: Blacklisted(account), TransfersPaused())
+    for e in own("IDealVault").abi + own("TetherStyleToken").abi:
         if e.get("type") == "error":
             types = [i["type"] for i in e["inputs"]]
-            out[keccak(text=f"{e['name']}({','.join(types)})")[:4]] = (e["name"], [i["name"] for i in e["inputs"]], types)
+            out.setdefault(keccak(text=f"{e['name']}({','.join(types)})")[:4], (e["name"], [i["name"] for i in e["inputs"]], types))
     return out
 
 
 def decode_revert(data: str) -> tuple[str, dict]:
-    """Revert data -> (error name, {argument: value}): IDealVault's custom errors (addresses
+    """Revert data -> (error name, {argument: value}): IDealVault's and TetherStyleToken's custom errors (addresses
     checksummed, enums as ints), Error(string) as ("Error", {"message": ...}), Panic; unknown
     data as ("0x<selector>", {})."""
     from eth_abi import decode
