@@ -39,6 +39,9 @@ FEED_DECIMALS = USD_DECIMALS
 FEED_OWNER_LABEL = "feed.owner"
 # What the mirror can put at cUSDT: Circle's FiatToken (as Chain 138 has it) or a Tether-style token.
 CUSDT_KINDS = ("fiattoken", "tether")
+# The environment variable through which a fork run picks it (tools/test_fork.sh --usdt-style sets it
+# to "tether"; tests/fork/conftest.py passes it to start_kit when it starts the upstream mirror).
+CUSDT_KIND_ENV = "DEALVAULT_FORK_CUSDT"
 
 # chain138.py spells WETH10 with a lower-case final "f", which is not its EIP-55 checksum
 # (web3 rejects it): every address the mirror hands out goes through to_checksum_address.
@@ -264,6 +267,6 @@ def check_upstream(w3: Web3) -> list[str]:
 
 
 __all__ = [
-    "CUSDC", "CUSDT", "CUSDT_KINDS", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "WETH9", "WETH10", "CanonicalTokens", "Mirror",
+    "CUSDC", "CUSDT", "CUSDT_KIND_ENV", "CUSDT_KINDS", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "WETH9", "WETH10", "CanonicalTokens", "Mirror",
     "MirrorError", "check_upstream", "feed", "install_mirror", "make_feed_stale", "set_eth_price", "weth9", "weth10",
 ]

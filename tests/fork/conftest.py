@@ -44,7 +44,6 @@ from dealvault.chain138 import CHAIN_ID
 
 _STARTED = "_dealvault_fork_upstream"
 FORK_NETWORK = "chain138:mainnet-fork"
-CUSDT_KIND_ENV = "DEALVAULT_FORK_CUSDT"  # what the embedded upstream mirror puts at cUSDT (see tools/test_fork.sh)
 
 
 def _network_choice(config) -> str:
@@ -62,6 +61,7 @@ def pytest_configure(config):
     if FORK_NETWORK not in _network_choice(config):
         return  # not a fork run: the fork tests skip themselves (see `w3`)
     from dealvault.kit import start_kit
+    from dealvault.kit.mirror import CUSDT_KIND_ENV
 
     # mirror only: the overlay is deployed on the fork, by the fixtures; DEALVAULT_FORK_CUSDT=tether
     # (tools/test_fork.sh --usdt-style) puts a Tether-style token at cUSDT instead of the FiatToken
