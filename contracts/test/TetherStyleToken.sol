@@ -55,6 +55,9 @@ contract TetherStyleToken {
     event Issue(uint256 amount);
     /// @notice `amount` tokens were burnt from the owner.
     event Redeem(uint256 amount);
+    /// @notice The token's administration passed from `previousOwner` to `newOwner` (not in
+    ///         TetherToken, whose Ownable emits nothing; added here so the change is on record).
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
 
     /// @notice `initialize` already ran (the token has an `owner`).
     error AlreadyInitialized(address owner);
@@ -95,6 +98,7 @@ contract TetherStyleToken {
         symbol = symbol_;
         decimals = decimals_;
         owner = owner_;
+        emit OwnershipTransferred(address(0), owner_);
     }
 
     /// @notice Tokens in existence.
@@ -186,6 +190,7 @@ contract TetherStyleToken {
     /// @notice Hands the token to `newOwner` (owner).
     function transferOwnership(address newOwner) external onlyOwner {
         if (newOwner == address(0)) revert ZeroOwner();
+        emit OwnershipTransferred(owner, newOwner);
         owner = newOwner;
     }
 

@@ -13,7 +13,9 @@ builders accept it. It deliberately carries **no** minter information (``cusdt_t
 Issuer roles of the real cUSDT/cUSDC are unknown in advance; :func:`fiat_token_as_found` reads
 them from the FiatToken's own getters (``blacklister()``, ``pauser()``, ``owner()``,
 ``masterMinter()``, ``rescuer()``) and the proxy's admin slot, so a test can act as the real
-blacklister by impersonation (works on any fork).
+blacklister by impersonation (works on any fork). It accepts only a FiatToken; for a stablecoin
+that may be something else (a Tether-style token at cUSDT, ``tools/test_fork.sh --usdt-style``)
+use :func:`dealvault.kit.features.token_features`, which finds whatever blacklist or pause it has.
 
 The feed: we cannot move the real oracle. :func:`settable_feed` saves the feed's code and the
 storage it will touch, swaps in the settable ``PriceFeed`` at the same address with
