@@ -7,7 +7,8 @@ snapshot table after each leg).
 * not set: an upstream mirror (anvil, chain id 138, the mirror contracts only: no overlay, no
   vault) is started on a free port in ``pytest_configure`` (ape connects the network when
   collection finishes, before any fixture runs) and ``CHAIN138_RPC_URL`` points at it; it is
-  stopped in ``pytest_unconfigure``.
+  stopped in ``pytest_unconfigure``. ``DEALVAULT_FORK_CUSDT=tether`` (``tools/test_fork.sh
+  --usdt-style``) puts a Tether-style token at cUSDT in that mirror instead of Circle's FiatToken.
 
 Either way the fixtures below treat the upstream the same: they *find* WETH9, WETH10, cUSDT,
 cUSDC and the feed (:func:`dealvault.kit.upstream.find_upstream`, which fails naming the address and
@@ -17,6 +18,10 @@ never minted), and deploy DealVault v2 through the deployment pipeline
 pipeline deploys and records with it). The vault is used through its full ABI (``IDealVault`` at
 the vault's address); every view (riskView, params, collateralOf, stableOf, twap) is read through
 the lens of the vault's deployment record (:func:`lens_of`).
+
+What the stablecoins support (blacklist, pause, bool returns) is never assumed: the scenarios that
+need a mechanism find it with :func:`dealvault.kit.features.token_features` and skip, naming what
+was probed, where the token has none.
 
 v2 rules the driver follows: a buy needs the vault's TWAP observation (taken at ``split`` and by
 ``observe``) to be ``twapWindow`` old (``Deal.twap_ready`` mines a block at that second), a redeem
