@@ -28,6 +28,7 @@ from dealvault.kit.features import (
 )
 from dealvault.kit.funding import fund
 from dealvault.kit.mirror import CUSDT, MirrorError, check_upstream, install_mirror
+from dealvault.kit.overlay import approve
 from dealvault.kit.tether import TetherToken, TetherTokenError, place_tether_token
 
 USD6 = 10**6
@@ -78,6 +79,17 @@ def test_tether_style_token_returns_nothing_and_refuses_an_approve_from_non_zero
     send(w3, c.functions.transferFrom(alice, bob, 30 * USD6), bob)
     assert c.functions.allowance(alice, bob).call() == MAX  # an infinite allowance is not spent
     assert c.functions.balanceOf(bob).call() == 40 * USD6
+
+
+def test_the_kits_approve_helper_moves_a_tether_style_allowance_from_non_zero_to_non_zero(w3, tether, alice, bob):
+    """dealvault.kit.overlay.approve (used by swap_on_pair) resets a leftover allowance to 0 first."""
+    c = tether.contract(w3)
+    approve(w3, tether.address, alice, bob, 5 * USD6)
+    assert c.functions.allowance(alice, bob).call() == 5 * USD6
+    with pytest.raises(TxFailed):
+        send(w3, c.functions.approve(bob, 7 * USD6), alice)  # what the helper avoids
+    approve(w3, tether.address, alice, bob, 7 * USD6)
+    assert c.functions.allowance(alice, bob).call() == 7 * USD6
 
 
 def test_tether_style_blacklist_stops_sending_but_not_receiving(w3, tether, alice, bob):
