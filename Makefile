@@ -44,6 +44,12 @@ test: setup lint
 	$(BIN)/python tools/slither/run.py
 	bash tools/test_fork.sh -q
 	bash tools/test_fork.sh --real-upstream -q
+	bash tools/test_fork.sh --usdt-style -q -k "$(USDT_STYLE_TESTS)"
+
+# What the --usdt-style fork run (a Tether-style token at cUSDT) runs: the whole loop, the scenarios of
+# the token's own features (blacklist, pause), those that move cUSDT through the kit's helpers (funding,
+# approvals, drain_desk, swap_on_pair, the USDTz freeze) and the check that the run got that token.
+USDT_STYLE_TESTS := full_loop or blacklist or stable_pause or desk or price_moved or usdtz_freeze or cusdt_is_the_kind
 
 # The fork suite alone. Against the real chain: CHAIN138_RPC_URL=https://... make test-fork
 test-fork: setup

@@ -7,6 +7,10 @@
 #                                       # as found and start nothing (the code path used against the
 #                                       # real chain)
 #   CHAIN138_RPC_URL=https://... tools/test_fork.sh   # fork the real Chain 138 as it is now
+#   tools/test_fork.sh --usdt-style [--real-upstream] -k ...
+#                                       # the upstream mirror has a Tether-style token at cUSDT instead of
+#                                       # Circle's FiatToken (DEALVAULT_FORK_CUSDT=tether; no bool returns,
+#                                       # USDT's approve rule, an owner who pauses and blacklists)
 #
 # Extra arguments go to `ape test` (e.g. -s for the risk tables, -x). Called by `make test` and
 # `make test-fork`. Prints the suite's wall time.
@@ -15,7 +19,17 @@ cd "$(dirname "$0")/.."
 export SOLCX_BINARY_PATH="$PWD/tools/solcx" PATH="$PWD/.venv/bin:$PWD/node_modules/.bin:$PATH"
 
 mode=auto
-if [[ "${1:-}" == "--real-upstream" ]]; then mode=real-upstream; shift; fi
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --real-upstream) mode=real-upstream; shift ;;
+        --usdt-style) export DEALVAULT_FORK_CUSDT=tether; shift ;;
+        *) break ;;
+    esac
+done
+if [[ -n "${DEALVAULT_FORK_CUSDT:-}" && -n "${CHAIN138_RPC_URL:-}" ]]; then
+    echo "--usdt-style (DEALVAULT_FORK_CUSDT=${DEALVAULT_FORK_CUSDT}) changes the mirror this script starts; the chain at CHAIN138_RPC_URL is taken as found" >&2
+    exit 2
+fi
 
 pid=""
 cleanup() { if [[ -n "$pid" ]]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi; }
@@ -29,9 +43,9 @@ if [[ "$mode" == real-upstream ]]; then
     urlfile="$(mktemp)"
     # A separate upstream: anvil (chain id 138) + the mirror contracts only, stopped on exit.
     python - "$urlfile" <<'PY' &
-import signal, sys, time
+import os, signal, sys, time
 from dealvault.kit import start_kit
-kit = start_kit(overlay=False)
+kit = start_kit(overlay=False, cusdt_kind=os.environ.get("DEALVAULT_FORK_CUSDT", "fiattoken"))
 def stop(*_):
     kit.stop(); sys.exit(0)
 signal.signal(signal.SIGTERM, stop)
@@ -51,5 +65,5 @@ fi
 start=$(date +%s)
 status=0
 ape test --network chain138:mainnet-fork:foundry tests/fork "$@" || status=$?
-echo "fork suite ($mode${CHAIN138_RPC_URL:+, upstream ${CHAIN138_RPC_URL}}): $(( $(date +%s) - start )) s wall time"
+echo "fork suite ($mode${DEALVAULT_FORK_CUSDT:+, cUSDT ${DEALVAULT_FORK_CUSDT}}${CHAIN138_RPC_URL:+, upstream ${CHAIN138_RPC_URL}}): $(( $(date +%s) - start )) s wall time"
 exit $status

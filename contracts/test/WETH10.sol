@@ -20,8 +20,11 @@ interface IApprovalReceiver {
 /// @title WETH10
 /// @notice Test stand-in with the semantics of Ethereum mainnet WETH10 (Wrapped Ether v10): ETH
 ///         wrapper, ERC-20, ERC-2612 permit, ERC-3156 flash mint (fee 0, cap type(uint112).max),
-///         ERC-677 transferAndCall / approveAndCall. A transfer to address(0) or to this contract
-///         burns and pays ETH to the caller, as in the real token.
+///         ERC-677 transferAndCall / approveAndCall. As in the WETH10 deployed at the canonical
+///         address (the WETH10 repository's mainnet deployment, solc 0.7.6), only a transfer to
+///         address(0) burns and pays the ETH to the caller (`msg.sender`, also for `transferFrom`);
+///         a transfer to this contract's own address is an ordinary transfer (the repository's
+///         later "unwrap on transfer to the contract" change was never deployed).
 /// @dev Placed at its canonical address with `anvil_setCode`, so the constructor never runs there:
 ///      no constructor, no immutables, no initialised storage. The EIP-712 domain separator is
 ///      computed on every use from `block.chainid` and `address(this)`.
@@ -151,14 +154,14 @@ contract WETH10 is IERC20, IERC20Metadata, IERC20Permit, IERC3156FlashLender {
         return _domainSeparator();
     }
 
-    /// @notice Moves `value` tokens to `to`; to address(0) or this contract it unwraps to the sender.
+    /// @notice Moves `value` tokens to `to`; to address(0) it burns them and pays the ETH to the sender.
     function transfer(address to, uint256 value) external override returns (bool) {
         _transfer(msg.sender, to, value);
         return true;
     }
 
     /// @notice Moves `value` of `from`'s tokens to `to`, spending the sender's allowance unless
-    ///         sender is `from`; to address(0) or this contract it unwraps, paying ETH to the sender.
+    ///         sender is `from`; to address(0) it burns `from`'s tokens and pays the ETH to the sender.
     function transferFrom(address from, address to, uint256 value) external override returns (bool) {
         if (from != msg.sender) _spendAllowance(from, msg.sender, value);
         _transfer(from, to, value);
@@ -225,9 +228,10 @@ contract WETH10 is IERC20, IERC20Metadata, IERC20Permit, IERC3156FlashLender {
         emit Transfer(from, address(0), value);
     }
 
-    /// @dev Real WETH10 semantics: sending to address(0) or to the token unwraps for the caller.
+    /// @dev Deployed WETH10 semantics: sending to address(0) unwraps for the caller; any other
+    ///      recipient, this contract included, is credited.
     function _transfer(address from, address to, uint256 value) private {
-        if (to == address(0) || to == address(this)) {
+        if (to == address(0)) {
             _burn(from, value);
             _sendEther(msg.sender, value);
             return;

@@ -7,6 +7,9 @@ the benchmarks. Never used by a production deal (nothing in deploy/, run/ or spe
   the ETH/USD feed); ``upstream``: the same found on a fork of the real chain;
 - ``overlay``: the venues Chain 138 does not publish (Aave V3, Uniswap V2, USDTz, the desk),
   with ``aave`` (the Aave V3 market) and ``fiattoken`` (Circle's FiatToken, for cUSDT/cUSDC/USDTz);
+- ``tether``: a Tether-style stablecoin the mirror can put at cUSDT instead of the FiatToken;
+- ``features``: what a stablecoin supports (blacklist, pause, bool returns), found by eth_call
+  probes, and blacklisting / pausing through whichever mechanism it has;
 - ``funding``: any balance of any ERC-20, by writing its storage slot;
 - ``errors``: KitError, the root of the kit's errors.
 
@@ -53,15 +56,18 @@ class Kit:
         self.node.stop()
 
 
-def start_kit(port: int | None = None, *, overlay: bool = True, dump_state: Path | None = None) -> Kit:
-    """Start a Chain 138 mirror on ``port`` (free port if None), with the overlay if asked."""
+def start_kit(
+    port: int | None = None, *, overlay: bool = True, dump_state: Path | None = None, cusdt_kind: str = "fiattoken",
+) -> Kit:
+    """Start a Chain 138 mirror on ``port`` (free port if None), with the overlay if asked;
+    ``cusdt_kind`` picks the token at cUSDT (see :func:`dealvault.kit.mirror.install_mirror`)."""
     from dealvault.kit.mirror import install_mirror
 
     node = start_anvil(port, dump_state=dump_state)
     try:
         w3 = node.web3()
         t0 = time.perf_counter()
-        mirror = install_mirror(w3)
+        mirror = install_mirror(w3, cusdt_kind=cusdt_kind)
         market = None
         if overlay:
             from dealvault.kit.overlay import deploy_overlay

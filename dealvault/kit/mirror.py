@@ -7,7 +7,10 @@
 * WETH10 (our ``contracts/test/WETH10.sol``) by ``anvil_setCode``; it has no constructor state
   and computes its EIP-712 domain separator from ``address(this)`` at run time;
 * cUSDT and cUSDC: Circle's FiatToken proxy + V2_2 placed at their addresses
-  (:func:`dealvault.kit.fiattoken.place_fiat_token`), 6 decimals, named issuer roles;
+  (:func:`dealvault.kit.fiattoken.place_fiat_token`), 6 decimals, named issuer roles; or, with
+  ``cusdt_kind="tether"``, a Tether-style token at cUSDT instead
+  (:func:`dealvault.kit.tether.place_tether_token`: no bool returns, USDT's approve rule, an
+  owner who pauses and blacklists), so a fork run can meet a stablecoin that is not a FiatToken;
 * the ETH/USD feed (our ``contracts/test/PriceFeed.sol``) by ``anvil_setCode`` + ``initialize``;
 * Multicall3 at its canonical address (:data:`MULTICALL3`) when missing, by ``anvil_setCode`` of
   its real runtime bytecode (:func:`install_multicall3`).
@@ -30,11 +33,17 @@ from dealvault.artifacts import Artifact, own, uniswap
 from dealvault.kit.errors import KitError
 from dealvault.kit.evm import at, contract_at, has_code, impersonating, role_address, send, send_raw, set_code, set_nonce
 from dealvault.kit.fiattoken import FiatToken, deploy_implementation, place_fiat_token
+from dealvault.kit.tether import TetherToken, place_tether_token
 from dealvault.units import E8, USD_DECIMALS
 
 DEFAULT_ETH_USD = 3_000 * E8  # $3,000 with the feed's 8 decimals
 FEED_DECIMALS = USD_DECIMALS
 FEED_OWNER_LABEL = "feed.owner"
+# What the mirror can put at cUSDT: Circle's FiatToken (as Chain 138 has it) or a Tether-style token.
+CUSDT_KINDS = ("fiattoken", "tether")
+# The environment variable through which a fork run picks it (tools/test_fork.sh --usdt-style sets it
+# to "tether"; tests/fork/conftest.py passes it to start_kit when it starts the upstream mirror).
+CUSDT_KIND_ENV = "DEALVAULT_FORK_CUSDT"
 
 # chain138.py spells WETH10 with a lower-case final "f", which is not its EIP-55 checksum
 # (web3 rejects it): every address the mirror hands out goes through to_checksum_address.
@@ -73,7 +82,7 @@ class Mirror(CanonicalTokens):
     """Addresses of everything the mirror installed, and the accounts holding its roles."""
 
     feed_owner: str
-    cusdt_token: FiatToken  # cUSDT's record: implementation, name, symbol, roles (pauser, ...)
+    cusdt_token: FiatToken | TetherToken  # cUSDT's record: name, symbol, roles (pauser, ...) or owner
     cusdc_token: FiatToken
     fiat_implementation: str  # the FiatTokenV2_2 both proxies delegate to
 
@@ -139,12 +148,16 @@ def _install_feed(w3: Web3, answer: int) -> str:
     return owner
 
 
-def install_mirror(w3: Web3, *, eth_usd: int = DEFAULT_ETH_USD) -> Mirror:
+def install_mirror(w3: Web3, *, eth_usd: int = DEFAULT_ETH_USD, cusdt_kind: str = "fiattoken") -> Mirror:
     """Install the Chain 138 mirror on ``w3`` (an anvil with chain id 138); return its record.
 
-    ``eth_usd`` is the feed's first answer (8 decimals). Raises :class:`MirrorError` if the chain
+    ``eth_usd`` is the feed's first answer (8 decimals). ``cusdt_kind`` is what stands at cUSDT:
+    ``"fiattoken"`` (Circle's FiatToken, as on Chain 138) or ``"tether"`` (a Tether-style token,
+    same name, symbol and decimals, owned by the kit role ``cusdt.owner``). Raises :class:`MirrorError` if the chain
     id is not 138 or if any canonical address already has code (nothing is changed then).
     """
+    if cusdt_kind not in CUSDT_KINDS:
+        raise MirrorError(f"cusdt_kind is {cusdt_kind!r}; the mirror can put one of {', '.join(CUSDT_KINDS)} at cUSDT")
     chain_id = int(w3.eth.chain_id)
     if chain_id != chain138.CHAIN_ID:
         raise MirrorError(f"chain id is {chain_id}, the mirror needs {chain138.CHAIN_ID} (start anvil with --chain-id 138)")
@@ -162,11 +175,16 @@ def install_mirror(w3: Web3, *, eth_usd: int = DEFAULT_ETH_USD) -> Mirror:
     feed_owner = _install_feed(w3, eth_usd)
     impl = deploy_implementation(w3)
     facts = {t.symbol: t for t in chain138.TOKENS}
-    tokens = {}
+    tokens: dict[str, FiatToken | TetherToken] = {}
     for symbol, label in (("cUSDT", "cusdt"), ("cUSDC", "cusdc")):
         f = facts[symbol]
+        if symbol == "cUSDT" and cusdt_kind == "tether":
+            tokens[symbol] = place_tether_token(w3, f.address, f.name, f.symbol, f"{label}.owner", decimals=f.decimals)
+            continue
         tokens[symbol] = place_fiat_token(w3, to_checksum_address(f.address), f.name, f.symbol, "USD", label, decimals=f.decimals, implementation=impl)
     install_multicall3(w3)
+    fiat = tokens["cUSDC"]
+    assert isinstance(fiat, FiatToken)  # cUSDC is always Circle's FiatToken
     return Mirror(
         chain_id=chain_id,
         weth9=WETH9,
@@ -176,7 +194,7 @@ def install_mirror(w3: Web3, *, eth_usd: int = DEFAULT_ETH_USD) -> Mirror:
         eth_usd_feed=ETH_USD_FEED,
         feed_owner=feed_owner,
         cusdt_token=tokens["cUSDT"],
-        cusdc_token=tokens["cUSDC"],
+        cusdc_token=fiat,
         fiat_implementation=impl,
     )
 
@@ -275,7 +293,7 @@ def check_upstream(w3: Web3) -> list[str]:
 
 
 __all__ = [
-    "CUSDC", "CUSDT", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "MULTICALL3", "WETH9", "WETH10", "CanonicalTokens", "Mirror",
-    "MirrorError", "check_upstream", "feed", "install_mirror", "install_multicall3", "make_feed_stale", "multicall3_runtime",
-    "set_eth_price", "weth9", "weth10",
+    "CUSDC", "CUSDT", "CUSDT_KIND_ENV", "CUSDT_KINDS", "DEFAULT_ETH_USD", "ETH_USD_FEED", "FEED_DECIMALS", "MULTICALL3", "WETH9",
+    "WETH10", "CanonicalTokens", "Mirror", "MirrorError", "check_upstream", "feed", "install_mirror", "install_multicall3",
+    "make_feed_stale", "multicall3_runtime", "set_eth_price", "weth9", "weth10",
 ]

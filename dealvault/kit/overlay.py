@@ -360,8 +360,10 @@ def erc_feed_answer(w3: Web3, feed: str) -> int:
     return int(contract_at(w3, feed, own("PriceFeed").abi).functions.latestAnswer().call())
 
 
-def _give_stable(w3: Web3, b: TxBatch, token: str, record: FiatToken | None, to: str, amount: int) -> None:
-    if record is not None:
+def _give_stable(w3: Web3, b: TxBatch, token: str, record: object, to: str, amount: int) -> None:
+    """Mint with the FiatToken's minter when the record is a mirror's FiatToken; otherwise (a fork,
+    or a Tether-style token) write the balance with the funding helper."""
+    if isinstance(record, FiatToken):
         b.call(record.roles.minter, record.contract(w3).functions.mint(to, amount), label=f"mint {record.symbol}")
     else:
         fund(w3, token, to, amount)

@@ -10,10 +10,11 @@ builders accept it. It deliberately carries **no** minter information (``cusdt_t
 ``cusdc_token`` are None): we do not own the real tokens, so the overlay funds its liquidity with
 :func:`dealvault.kit.funding.fund` (storage-slot discovery) instead of minting.
 
-Issuer roles of the real cUSDT/cUSDC are unknown in advance; :func:`fiat_token_as_found` reads
-them from the FiatToken's own getters (``blacklister()``, ``pauser()``, ``owner()``,
-``masterMinter()``, ``rescuer()``) and the proxy's admin slot, so a test can act as the real
-blacklister by impersonation (works on any fork).
+Issuer roles of the real cUSDT/cUSDC are unknown in advance, and so is the kind of token (Circle's
+FiatToken on Chain 138, a Tether-style token in a ``tools/test_fork.sh --usdt-style`` run):
+:func:`dealvault.kit.features.token_features` finds what blacklist or pause the token has and who
+administers it, from the token itself, so a test can act as that admin by impersonation (works on
+any fork).
 
 The feed: we cannot move the real oracle. :func:`settable_feed` saves the feed's code and the
 storage it will touch, swaps in the settable ``PriceFeed`` at the same address with
@@ -33,13 +34,11 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from dealvault import chain138
-from dealvault.artifacts import fiat_token, own
+from dealvault.artifacts import own
 from dealvault.kit.errors import KitError
 from dealvault.kit.evm import contract_at, get_storage, impersonating, role_address, send, set_code, set_storage
-from dealvault.kit.fiattoken import FiatToken, FiatTokenRoles, proxy_slots
 from dealvault.kit.mirror import CanonicalTokens, check_upstream
 
-ZERO = "0x0000000000000000000000000000000000000000"
 SETTABLE_FEED_OWNER = "fork.settable_feed.owner"
 
 
@@ -76,33 +75,6 @@ def find_upstream(w3: Web3) -> Upstream:
         eth_usd_feed=to_checksum_address(chain138.ETH_USD_FEED),
         block_number=int(w3.eth.block_number),
     )
-
-
-_ROLE_GETTERS = ("owner", "masterMinter", "pauser", "blacklister", "rescuer")
-
-
-def fiat_token_as_found(w3: Web3, address: str) -> FiatToken:
-    """A :class:`FiatToken` record whose roles are read from the token itself.
-
-    The minter is unknown (FiatToken has no getter listing minters): it is the zero address, so
-    nothing can mint with this record by mistake. Raises :class:`UpstreamError` if a getter is
-    missing (not a FiatToken).
-    """
-    address = to_checksum_address(address)
-    c = contract_at(w3, address, fiat_token("FiatTokenV2_2").abi)
-    found: dict[str, str] = {}
-    for getter in _ROLE_GETTERS:
-        try:
-            found[getter] = to_checksum_address(getattr(c.functions, getter)().call())
-        except Exception as exc:
-            raise UpstreamError(f"{address}: {getter}() reverted or is missing ({exc}); not a FiatToken?") from exc
-    impl, admin = proxy_slots(w3, address)
-    roles = FiatTokenRoles(
-        owner=found["owner"], master_minter=found["masterMinter"], pauser=found["pauser"],
-        blacklister=found["blacklister"], rescuer=found["rescuer"], proxy_admin=admin, minter=ZERO,
-    )
-    return FiatToken(address, impl, c.functions.name().call(), c.functions.symbol().call(),
-                     c.functions.currency().call(), int(c.functions.decimals().call()), roles)
 
 
 # --- the settable feed ----------------------------------------------------------------------------
@@ -168,4 +140,4 @@ def settable_feed(w3: Web3, feed: str = chain138.ETH_USD_FEED, answer: int | Non
                 raise UpstreamError(f"feed at {feed} not restored: {after} != {before}")
 
 
-__all__ = ["FeedControl", "Upstream", "UpstreamError", "fiat_token_as_found", "find_upstream", "settable_feed"]
+__all__ = ["FeedControl", "Upstream", "UpstreamError", "find_upstream", "settable_feed"]

@@ -7,7 +7,8 @@ snapshot table after each leg).
 * not set: an upstream mirror (anvil, chain id 138, the mirror contracts only: no overlay, no
   vault) is started on a free port in ``pytest_configure`` (ape connects the network when
   collection finishes, before any fixture runs) and ``CHAIN138_RPC_URL`` points at it; it is
-  stopped in ``pytest_unconfigure``.
+  stopped in ``pytest_unconfigure``. ``DEALVAULT_FORK_CUSDT=tether`` (``tools/test_fork.sh
+  --usdt-style``) puts a Tether-style token at cUSDT in that mirror instead of Circle's FiatToken.
 
 Either way the fixtures below treat the upstream the same: they *find* WETH9, WETH10, cUSDT,
 cUSDC and the feed (:func:`dealvault.kit.upstream.find_upstream`, which fails naming the address and
@@ -17,6 +18,10 @@ never minted), and deploy DealVault v2 through the deployment pipeline
 pipeline deploys and records with it). The vault is used through its full ABI (``IDealVault`` at
 the vault's address); every view (riskView, params, collateralOf, stableOf, twap) is read through
 the lens of the vault's deployment record (:func:`lens_of`).
+
+What the stablecoins support (blacklist, pause, bool returns) is never assumed: the scenarios that
+need a mechanism find it with :func:`dealvault.kit.features.token_features` and skip, naming what
+was probed, where the token has none.
 
 v2 rules the driver follows: a buy needs the vault's TWAP observation (taken at ``split`` and by
 ``observe``) to be ``twapWindow`` old (``Deal.twap_ready`` mines a block at that second), a redeem
@@ -61,11 +66,15 @@ def pytest_configure(config):
     if FORK_NETWORK not in _network_choice(config):
         return  # not a fork run: the fork tests skip themselves (see `w3`)
     from dealvault.kit import start_kit
+    from dealvault.kit.mirror import CUSDT_KIND_ENV
 
-    kit = start_kit(overlay=False)  # mirror only: the overlay is deployed on the fork, by the fixtures
+    # mirror only: the overlay is deployed on the fork, by the fixtures; DEALVAULT_FORK_CUSDT=tether
+    # (tools/test_fork.sh --usdt-style) puts a Tether-style token at cUSDT instead of the FiatToken
+    cusdt_kind = os.environ.get(CUSDT_KIND_ENV, "fiattoken")
+    kit = start_kit(overlay=False, cusdt_kind=cusdt_kind)
     os.environ["CHAIN138_RPC_URL"] = kit.node.url
     setattr(config, _STARTED, kit)
-    config._dealvault_upstream_mode = f"embedded mirror started by tests/fork at {kit.node.url}"
+    config._dealvault_upstream_mode = f"embedded mirror started by tests/fork at {kit.node.url}, cUSDT {cusdt_kind}"
 
 
 def pytest_unconfigure(config):
@@ -300,15 +309,17 @@ def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
 
     out = {keccak(text="Error(string)")[:4]: ("Error", ["message"], ["string"]),
            keccak(text="Panic(uint256)")[:4]: ("Panic", ["code"], ["uint256"])}
-    for e in own("IDealVault").abi:
+    # the vault's errors, then those of the Tether-style stablecoin (a token's revert bubbles up
+    # through Aave and the vault unchanged: Blacklisted(account), TransfersPaused())
+    for e in own("IDealVault").abi + own("TetherStyleToken").abi:
         if e.get("type") == "error":
             types = [i["type"] for i in e["inputs"]]
-            out[keccak(text=f"{e['name']}({','.join(types)})")[:4]] = (e["name"], [i["name"] for i in e["inputs"]], types)
+            out.setdefault(keccak(text=f"{e['name']}({','.join(types)})")[:4], (e["name"], [i["name"] for i in e["inputs"]], types))
     return out
 
 
 def decode_revert(data: str) -> tuple[str, dict]:
-    """Revert data -> (error name, {argument: value}): IDealVault's custom errors (addresses
+    """Revert data -> (error name, {argument: value}): IDealVault's and TetherStyleToken's custom errors (addresses
     checksummed, enums as ints), Error(string) as ("Error", {"message": ...}), Panic; unknown
     data as ("0x<selector>", {})."""
     from eth_abi import decode

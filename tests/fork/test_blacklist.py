@@ -1,15 +1,20 @@
-"""Scenario 9: the cUSDT issuer blacklists the vault (cUSDT is a FiatToken: blacklisting is real).
+"""Scenario 9: the cUSDT issuer blacklists the vault.
 
-The issuer's blacklister is *found* (the token's own ``blacklister()`` getter, through
-:func:`dealvault.kit.upstream.fiat_token_as_found`) and impersonated: no role record of the mirror is
-used, so the same test runs on a fork of the real chain. What the token supports is discovered
-first (issue 13): where the stablecoin at the cUSDT address is not a Circle FiatToken (no
-``owner()`` / ``blacklister()`` / ``isBlacklisted``, or no blacklister set), the scenario is
-skipped with that reason; on the mirror it is a FiatToken and the scenario runs.
+What the stablecoin at cUSDT supports is discovered first (issue 13,
+:func:`dealvault.kit.features.token_features`, eth_call probes only): a Circle FiatToken blacklist
+(``blacklister()`` + ``isBlacklisted``: a blacklisted account can neither send nor receive) or a
+Tether-style one (``owner()`` + ``isBlackListed``: a blacklisted account cannot send but still
+receives). The admin found on the token is impersonated (no role record of the mirror is used), so
+the same test runs on a fork of the real chain; where the token has no blacklist the scenario is
+skipped naming what was probed. ``make test`` runs it against both (the normal fork runs have the
+FiatToken at cUSDT, ``tools/test_fork.sh --usdt-style`` the Tether-style token).
 
-Shown here: exactly which legs fail and how (revert reasons asserted), that nothing else is lost
-(ETH, collateral, USDTz, cUSDT, cUSDC, books, legSeq unchanged), that riskView still answers, that
-redeem into cUSDT fails softly into HOLDING while cUSDC still works, and the way out: the owner
+Shown here: exactly which legs fail and how (revert reasons asserted: the FiatToken's
+"Blacklistable" string, the Tether-style token's ``Blacklisted(vault)``), which still work under a
+send-only blacklist (borrow, sell and redeem into cUSDT only *receive* cUSDT), that nothing else is
+lost (ETH, collateral, USDTz, cUSDT, cUSDC, books, legSeq unchanged), that riskView still answers,
+that under the FiatToken redeem into cUSDT fails softly into HOLDING, that cUSDC still works, and
+the way out: the owner
 repays on the vault's behalf directly on the pool (``pool.repay(cUSDT, amount, 2, vault)`` with
 an explicit amount: Aave refuses type(uint256).max on behalf of someone else), after which the
 collateral can be withdrawn and the deal closed.
@@ -31,14 +36,12 @@ v2 outcomes asserted here (v1 in brackets):
 
 from __future__ import annotations
 
-import ape
 import pytest
 
-from dealvault.kit import fiattoken
 from dealvault.kit.evm import impersonating, send
+from dealvault.kit.features import FIATTOKEN, TETHER, blacklist_account, is_blacklisted, token_features, unblacklist_account
 from dealvault.kit.funding import fund
 from dealvault.kit.overlay import erc20
-from dealvault.kit.upstream import UpstreamError, fiat_token_as_found
 from tests.model import ceil_div
 from tests.unit.vault.helpers_vault import ray_mul
 
@@ -53,21 +56,13 @@ ZERO = "0x0000000000000000000000000000000000000000"
 REDEEM_GAS = 1_000_000  # above the vault's 567,301 floor (as tests/fork/conftest's Deal sends a redeem)
 
 
-def fiat_token_or_skip(w3, address: str):
-    """The stablecoin at ``address`` as a Circle FiatToken with a blacklist, its roles read from
-    the token itself; skips the test naming what the token lacks."""
-    try:
-        token = fiat_token_as_found(w3, address)
-    except UpstreamError as exc:
-        pytest.skip(f"the stablecoin at {address} is not a Circle FiatToken (owner()/blacklister() ...): {exc}")
-    c = token.contract(w3)
-    try:
-        c.functions.isBlacklisted(ZERO).call()
-    except Exception as exc:
-        pytest.skip(f"the stablecoin at {address} has no isBlacklisted(address): {exc}")
-    if int(token.roles.blacklister, 16) == 0:
-        pytest.skip(f"the stablecoin at {address} has no blacklister set")
-    return token
+def blacklist_or_skip(w3, address: str):
+    """What the token at ``address`` supports (probed); skips the test, naming every probe and its
+    answer, when it has no blacklist."""
+    features = token_features(w3, address)
+    if features.blacklist is None:
+        pytest.skip(features.missing("blacklist"))
+    return features
 
 
 def desk_pays(w3, market, amount: int) -> int:
@@ -75,26 +70,29 @@ def desk_pays(w3, market, amount: int) -> int:
     return amount - ceil_div(amount * desk.functions.feeBps().call(), BPS) - desk.functions.flatFee().call()
 
 
-def test_issuer_blacklists_vault_on_cusdt(fork_vault, make_deal, w3, market, upstream, owner, reason_of):
-    # the issuer's blacklister, as found on the token (skip where the token has none)
-    token = fiat_token_or_skip(w3, upstream.cusdt)
-    deal = make_deal(fork_vault, "scenario 9: the cUSDT issuer blacklists the vault")
+def test_issuer_blacklists_vault_on_cusdt(fork_vault, make_deal, w3, market, upstream, owner, reason_of, project):
+    # the token's blacklist and its admin, as found on the token (skip where it has none)
+    features = blacklist_or_skip(w3, upstream.cusdt)
+    both_ways = features.blacklist == FIATTOKEN  # FiatToken: no send, no receive; Tether-style: no send
+    deal = make_deal(fork_vault, f"scenario 9: the cUSDT issuer blacklists the vault ({features.blacklist} blacklist)")
     v, raw = deal.vault, deal.raw
     vault = str(v.address)
+    # what a blocked transfer of the vault's cUSDT reverts with: the FiatToken's string, or the
+    # Tether-style token's Blacklisted(vault), bubbled up unchanged through Aave and the vault
+    blocked = BLK if both_ways else project.TetherStyleToken.at(upstream.cusdt).Blacklisted
+    blocked_args = None if both_ways else {"account": vault}
     pos = deal.position(5_000 * ETH, 2900, keep_working=10 * ETH)
     deal.leg("redeem", deal.cusdt, 50_000 * USD, label="redeem r0 50,000")
     # v2: a TWAP observation at the pair's price now, a window old, so that the buy below is
     # refused by the blacklist and not by PriceAboveTwap (the vault's own buy moved the pair)
     deal.observe_and_wait()
 
-    c = token.contract(w3)
-    assert token.roles.blacklister == c.functions.blacklister().call()
-    assert token.symbol == "cUSDT" and token.decimals == 6
-    assert not c.functions.isBlacklisted(vault).call()
-    fiattoken.freeze(w3, token, vault)  # impersonates the blacklister found above
-    assert c.functions.isBlacklisted(vault).call()
+    assert features.symbol == "cUSDT" and erc20(w3, upstream.cusdt).functions.decimals().call() == 6
+    assert not is_blacklisted(w3, features, vault)
+    blacklist_account(w3, features, vault)  # impersonates the admin found above
+    assert is_blacklisted(w3, features, vault)
     deal.row("cUSDT blacklists vault")
-    deal.note(f"blacklister {token.roles.blacklister} (found via blacklister()) blacklists the vault")
+    deal.note(f"{features.blacklist_admin} (found on the token) blacklists the vault: {features.blacklist} blacklist")
 
     def state():
         s = deal.view()
@@ -105,16 +103,26 @@ def test_issuer_blacklists_vault_on_cusdt(fork_vault, make_deal, w3, market, ups
     books0, bal0 = state()
     assert bal0[2] == books0[6] > 0  # cUSDT on the books, now frozen in the vault
 
-    # 1. these fail (revert, nothing changes), each with its reason
-    deal.refused(BLK, "borrow", deal.cusdt, 1_000 * USD)  # the pool's transfer to the vault
+    # 1. these fail (revert, nothing changes), each with its reason; the vault *sending* cUSDT
+    #    fails under either blacklist, the vault *receiving* it only under the FiatToken's
     deal.refused("TransferHelper: TRANSFER_FROM_FAILED", "buy", deal.cusdt, 1_000 * USD, 0, DEADLINE)
-    deal.refused(BLK, "repay", deal.cusdt, 1_000 * USD)  # the pool pulls from the vault
-    deal.refused("UniswapV2: TRANSFER_FAILED", "sell", deal.cusdt, 1_000 * USD, 0, DEADLINE)  # the pair pays the vault
-    deal.refused("UniswapV2: TRANSFER_FAILED", "deleverage", deal.weth9, deal.cusdt, ETH, 0, DEADLINE)
+    deal.refused(blocked, "repay", deal.cusdt, 1_000 * USD, expect=blocked_args)  # the pool pulls from the vault
     fund(w3, deal.cusdt, str(owner.address), 2_000_000 * USD)
     with impersonating(w3, str(owner.address)):
         send(w3, erc20(w3, deal.cusdt).functions.approve(vault, MAX), str(owner.address))
-    deal.refused(BLK, "ownerRepay", deal.cusdt, 1_000 * USD, sender=owner)  # owner -> vault transfer
+    if both_ways:
+        deal.refused(BLK, "borrow", deal.cusdt, 1_000 * USD)  # the pool's transfer to the vault
+        deal.refused("UniswapV2: TRANSFER_FAILED", "sell", deal.cusdt, 1_000 * USD, 0, DEADLINE)  # the pair pays the vault
+        deal.refused("UniswapV2: TRANSFER_FAILED", "deleverage", deal.weth9, deal.cusdt, ETH, 0, DEADLINE)
+        deal.refused(BLK, "ownerRepay", deal.cusdt, 1_000 * USD, sender=owner)  # owner -> vault transfer
+    else:
+        # the vault still receives: the sale pays it, then the pool's pull of the repayment fails;
+        # the owner's cUSDT reaches the vault, then the same pull fails
+        deal.refused(blocked, "deleverage", deal.weth9, deal.cusdt, ETH, 0, DEADLINE, expect=blocked_args)
+        deal.refused(blocked, "ownerRepay", deal.cusdt, 1_000 * USD, sender=owner, expect=blocked_args)
+        # legs that only bring cUSDT in still go through (simulated here: the state stays as it is)
+        v.borrow.call(deal.cusdt, 1_000 * USD, sender=deal.operator)
+        v.sell.call(deal.cusdt, 1_000 * USD, 0, DEADLINE, sender=deal.operator)
     assert state() == (books0, bal0)  # nothing else lost, no leg went through
     s = deal.view()  # the lens's riskView still answers (it reads the books, the pool and the feed)
     price, _ = raw.price()
@@ -122,17 +130,22 @@ def test_issuer_blacklists_vault_on_cusdt(fork_vault, make_deal, w3, market, ups
     assert s.debt == debt and s.ltvBps == ceil_div(debt * 10**20 * BPS, s.collateralWeth * price)
     assert (s.poolCollateralBase, s.poolDebtBase) == raw.account()[:2] and s.oracleStatus == 0
 
-    # 2. redeem into cUSDT fails softly: RedemptionFailed with the token's reason, HOLDING
-    assert v.redeem.call(deal.cusdt, 10_000 * USD, sender=deal.operator, gas=REDEEM_GAS) is False
-    tx = deal.leg("redeem", deal.cusdt, 10_000 * USD, label="redeem cUSDT (fails)")
-    failed = [e for e in tx.events if e.event_name == "RedemptionFailed"]
-    assert len(failed) == 1 and reason_of(failed[0].reason) == ("Error", (BLK,))
-    s = deal.view()
-    assert s.phase == HOLDING and s.phaseBeforeHolding == MONETIZING and (s.rung, s.rungProgress) == (0, 0)
-    books1, bal1 = state()
-    assert bal1 == bal0 and books1[1:] == (HOLDING,) + books0[2:]  # only legSeq and phase moved
+    # 2. FiatToken: redeem into cUSDT fails softly: RedemptionFailed with the token's reason,
+    #    HOLDING. Tether-style: the desk's payment still reaches the vault (simulated, not sent)
+    if both_ways:
+        assert v.redeem.call(deal.cusdt, 10_000 * USD, sender=deal.operator, gas=REDEEM_GAS) is False
+        tx = deal.leg("redeem", deal.cusdt, 10_000 * USD, label="redeem cUSDT (fails)")
+        failed = [e for e in tx.events if e.event_name == "RedemptionFailed"]
+        assert len(failed) == 1 and reason_of(failed[0].reason) == ("Error", (BLK,))
+        s = deal.view()
+        assert s.phase == HOLDING and s.phaseBeforeHolding == MONETIZING and (s.rung, s.rungProgress) == (0, 0)
+        books1, bal1 = state()
+        assert bal1 == bal0 and books1[1:] == (HOLDING,) + books0[2:]  # only legSeq and phase moved
+    else:
+        assert v.redeem.call(deal.cusdt, 10_000 * USD, sender=deal.operator, gas=REDEEM_GAS) is True
+        assert state() == (books0, bal0)
 
-    # 3. everything in cUSDC still works, even in HOLDING
+    # 3. everything in cUSDC still works (under the FiatToken's blacklist: in HOLDING)
     paid = desk_pays(w3, market, 10_000 * USD)
     tx = deal.leg("redeem", deal.cusdc, 10_000 * USD, label="redeem cUSDC ok")
     assert not [e for e in tx.events if e.event_name == "RedemptionFailed"]
@@ -179,7 +192,7 @@ def test_issuer_blacklists_vault_on_cusdt(fork_vault, make_deal, w3, market, ups
     deal.row("owner repays rest on pool")
     paid_direct = part + rest
 
-    # collateral can be withdrawn (HOLDING, no debt) and the deal closed; v2: the withdrawal's debt
+    # collateral can be withdrawn (no debt) and the deal closed; v2: the withdrawal's debt
     # sync books the direct repayment as repaid on the vault's behalf: the book at that second's index
     coll = deal.collateral_of(deal.weth9)
     assert coll == pos["working"] == raw.atoken("WETH")
@@ -214,30 +227,55 @@ def test_issuer_blacklists_vault_on_cusdt(fork_vault, make_deal, w3, market, ups
               f"{paid_direct / 1e6:,.6f}): net {true_usd / 1e8:,.2f} USD + {s.writtenOffUsdtz / 1e6:,.2f} USDTz written off")
     # the owner takes back the ETH; the frozen cUSDT cannot leave
     deal.leg("withdraw", "0x0000000000000000000000000000000000000000", raw.eth(), sender=owner, label="owner withdraws ETH")
-    with ape.reverts(BLK):
-        v.withdraw(deal.cusdt, frozen_cusdt, sender=owner)
+    deal.refused(blocked, "withdraw", deal.cusdt, frozen_cusdt, sender=owner, expect=blocked_args)
+    # taken off the blacklist, the vault's cUSDT moves again
+    unblacklist_account(w3, features, vault)
+    assert not is_blacklisted(w3, features, vault)
+    deal.leg("withdraw", deal.cusdt, frozen_cusdt, sender=owner, label="owner withdraws cUSDT")
+    assert raw.bal(deal.cusdt) == 0 and raw.bal(deal.cusdt, str(owner.address)) >= frozen_cusdt
 
 
-BLACKLISTER_SLOT = 2  # FiatTokenV1 layout: owner, pauser|paused, blacklister, blacklisted, ...
+# Where the blacklist's admin is kept: FiatTokenV1's layout (owner, pauser|paused, blacklister, ...)
+# and TetherStyleToken's (name, symbol, decimals, owner|paused, ...).
+ADMIN_SLOT = {FIATTOKEN: 2, TETHER: 3}
+ADMIN_GETTER = {FIATTOKEN: "blacklister", TETHER: "owner"}
+ADDRESS_BITS = (1 << 160) - 1
 
 
 def test_blacklist_scenario_discovers_what_the_stablecoin_supports(w3, upstream):
-    """Issue 13: the discovery the scenario above starts with. The mirror's cUSDT is a FiatToken
-    with a blacklister (found, not taken from a role record); a token without the FiatToken
-    getters (WETH9 here, standing in for a USDT-style stablecoin) and a FiatToken with no
-    blacklister set skip the scenario with the reason (the fork is reverted after this test)."""
+    """Issue 13: the discovery the scenario above starts with, by eth_call probes. The mirror's
+    cUSDT has a blacklist (the FiatToken's, or the Tether-style token's in a --usdt-style run) whose
+    admin is read from the token; a token without one (WETH9 here) and a token whose admin is unset
+    skip the scenario naming every probe (the fork is reverted after this test)."""
     from dealvault.kit.evm import get_storage, set_storage
 
-    token = fiat_token_or_skip(w3, upstream.cusdt)
-    c = token.contract(w3)
-    assert token.roles.blacklister == c.functions.blacklister().call() != ZERO
-    assert token.roles.owner == c.functions.owner().call()
+    features = blacklist_or_skip(w3, upstream.cusdt)
+    kind = features.blacklist
+    assert kind in (FIATTOKEN, TETHER)
+    getter = ADMIN_GETTER[kind]
+    on_chain = w3.eth.contract(address=upstream.cusdt, abi=[
+        {"type": "function", "name": getter, "stateMutability": "view", "inputs": [], "outputs": [{"type": "address", "name": ""}]},
+    ])
+    assert features.blacklist_admin == getattr(on_chain.functions, getter)().call() != ZERO
+    assert f"{getter}() -> {features.blacklist_admin}" in features.probes
+    # the no-bool habit goes with the Tether-style token (its approve returns nothing)
+    assert features.returns_bool is (kind == FIATTOKEN)
 
-    with pytest.raises(pytest.skip.Exception, match=f"the stablecoin at {upstream.weth9} is not a Circle FiatToken"):
-        fiat_token_or_skip(w3, upstream.weth9)
+    # the helpers act through the mechanism found: on, then off again
+    someone = "0x000000000000000000000000000000000000bEEF"
+    blacklist_account(w3, features, someone)
+    assert is_blacklisted(w3, features, someone)
+    unblacklist_account(w3, features, someone)
+    assert not is_blacklisted(w3, features, someone)
 
-    assert int(get_storage(w3, upstream.cusdt, BLACKLISTER_SLOT)) == int(token.roles.blacklister, 16)
-    set_storage(w3, upstream.cusdt, BLACKLISTER_SLOT, 0)
-    assert c.functions.blacklister().call() == ZERO
-    with pytest.raises(pytest.skip.Exception, match=f"the stablecoin at {upstream.cusdt} has no blacklister set"):
-        fiat_token_or_skip(w3, upstream.cusdt)
+    weth = token_features(w3, upstream.weth9)
+    assert weth.blacklist is None and weth.pause is None
+    with pytest.raises(pytest.skip.Exception, match=f"WETH at {upstream.weth9} has no blacklist: probed blacklister\\(\\) -> "):
+        blacklist_or_skip(w3, upstream.weth9)
+
+    slot = ADMIN_SLOT[kind]
+    raw = get_storage(w3, upstream.cusdt, slot)
+    assert raw & ADDRESS_BITS == int(features.blacklist_admin, 16)
+    set_storage(w3, upstream.cusdt, slot, raw & ~ADDRESS_BITS)  # the admin unset, nothing else
+    with pytest.raises(pytest.skip.Exception, match=f"cUSDT at {upstream.cusdt} has no blacklist: .*{getter}\\(\\) -> {ZERO}"):
+        blacklist_or_skip(w3, upstream.cusdt)

@@ -116,3 +116,20 @@ def test_several_problems_are_all_listed(fork_of):
     set_storage(w3, CUSDT, FIAT_DECIMALS_SLOT, 8)
     msg = _fails(w3)
     assert msg.splitlines()[1:] == [f"  - WETH10 at {WETH10}: no code", f"  - cUSDT at {CUSDT}: decimals() is 8, expected 6"]
+
+
+def test_cusdt_is_the_kind_the_run_asked_for(w3, upstream):
+    """A run that chose the upstream mirror's cUSDT (tools/test_fork.sh --usdt-style sets
+    DEALVAULT_FORK_CUSDT=tether) really forks that token: found by the probes, not assumed."""
+    import os
+
+    from dealvault.kit.features import FIATTOKEN, TETHER, token_features
+    from dealvault.kit.mirror import CUSDT_KIND_ENV
+
+    kind = os.environ.get(CUSDT_KIND_ENV)
+    if kind is None:
+        pytest.skip(f"{CUSDT_KIND_ENV} is not set: the upstream's cUSDT is taken as found")
+    features = token_features(w3, upstream.cusdt)
+    want = {"tether": TETHER, "fiattoken": FIATTOKEN}[kind]
+    assert (features.blacklist, features.pause) == (want, want), features.probes
+    assert features.returns_bool is (want == FIATTOKEN)

@@ -13,7 +13,7 @@ from eth_utils import keccak, to_checksum_address
 from dealvault import chain138
 from dealvault.artifacts import own
 from dealvault.kit import fiattoken as ft
-from dealvault.kit.evm import TxFailed, deploy, send, set_code
+from dealvault.kit.evm import TxFailed, deploy, get_storage, send, set_code
 from dealvault.kit.funding import fund, fund_eth
 from dealvault.kit.mirror import (
     DEFAULT_ETH_USD,
@@ -153,6 +153,67 @@ def test_weth10_deposit_withdraw_to_and_from(w3, mirror, alice, bob):
     r = send(w3, c.functions.withdraw(ETH), alice)
     assert w3.eth.get_balance(alice) == alice_eth + ETH - _gas_cost(r)
     assert c.functions.balanceOf(alice).call() == 0
+
+
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def _weth10_balance_slot(account: str) -> int:
+    """WETH10's ``balanceOf[account]``: a plain mapping at slot 0 (the deployed token's layout)."""
+    return int.from_bytes(keccak(bytes(12) + bytes.fromhex(to_checksum_address(account)[2:]) + bytes(32)), "big")
+
+
+def test_weth10_transfer_to_its_own_address_credits_the_contract_and_pays_no_eth(w3, mirror, alice, bob):
+    """As deployed at the canonical address: a transfer (or transferFrom) to WETH10 itself is an
+    ordinary transfer; the tokens stay on the contract's own balance and no ETH leaves it."""
+    c = weth10(w3)
+    send(w3, c.functions.deposit(), alice, value=3 * ETH)
+    supply0, held0 = c.functions.totalSupply().call(), w3.eth.get_balance(mirror.weth10)
+    own0 = c.functions.balanceOf(mirror.weth10).call()
+    alice_eth = w3.eth.get_balance(alice)
+
+    r = send(w3, c.functions.transfer(mirror.weth10, ETH), alice)
+    assert w3.eth.get_balance(alice) == alice_eth - _gas_cost(r)  # no ETH paid back
+    assert c.functions.balanceOf(alice).call() == 2 * ETH
+    assert c.functions.balanceOf(mirror.weth10).call() == own0 + ETH
+    assert c.functions.totalSupply().call() == supply0 and w3.eth.get_balance(mirror.weth10) == held0
+    transfers = c.events.Transfer().process_receipt(r)
+    assert [(e.args["from"], e.args["to"], e.args["value"]) for e in transfers] == [(alice, mirror.weth10, ETH)]
+
+    send(w3, c.functions.approve(bob, ETH), alice)
+    bob_eth = w3.eth.get_balance(bob)
+    r = send(w3, c.functions.transferFrom(alice, mirror.weth10, ETH), bob)
+    assert w3.eth.get_balance(bob) == bob_eth - _gas_cost(r)
+    assert c.functions.balanceOf(alice).call() == ETH and c.functions.allowance(alice, bob).call() == 0
+    assert c.functions.balanceOf(mirror.weth10).call() == own0 + 2 * ETH
+    assert c.functions.totalSupply().call() == supply0 and w3.eth.get_balance(mirror.weth10) == held0
+    # the storage layout is the deployed token's: balanceOf is the mapping at slot 0
+    assert get_storage(w3, mirror.weth10, _weth10_balance_slot(mirror.weth10)) == own0 + 2 * ETH
+
+
+def test_weth10_transfer_to_address_zero_burns_and_pays_the_caller(w3, mirror, alice, bob):
+    """transfer(address(0), v) burns the caller's v and pays it v ETH; transferFrom(from,
+    address(0), v) burns ``from``'s v (spending the caller's allowance) and pays the ETH to the
+    caller, not to ``from`` (the deployed WETH10)."""
+    c = weth10(w3)
+    send(w3, c.functions.deposit(), alice, value=3 * ETH)
+    supply0 = c.functions.totalSupply().call()
+    alice_eth = w3.eth.get_balance(alice)
+
+    r = send(w3, c.functions.transfer(ZERO, ETH), alice)
+    assert w3.eth.get_balance(alice) == alice_eth + ETH - _gas_cost(r)
+    assert c.functions.balanceOf(alice).call() == 2 * ETH
+    assert c.functions.totalSupply().call() == supply0 - ETH == w3.eth.get_balance(mirror.weth10)
+
+    send(w3, c.functions.approve(bob, 2 * ETH), alice)
+    alice_eth, bob_eth = w3.eth.get_balance(alice), w3.eth.get_balance(bob)
+    r = send(w3, c.functions.transferFrom(alice, ZERO, ETH), bob)
+    assert w3.eth.get_balance(bob) == bob_eth + ETH - _gas_cost(r)
+    assert w3.eth.get_balance(alice) == alice_eth
+    assert c.functions.balanceOf(alice).call() == ETH and c.functions.allowance(alice, bob).call() == ETH
+    assert c.functions.totalSupply().call() == supply0 - 2 * ETH == w3.eth.get_balance(mirror.weth10)
+    with pytest.raises(TxFailed):
+        send(w3, c.functions.transferFrom(alice, ZERO, 2 * ETH), bob)  # more than the allowance left (and than alice holds)
 
 
 def test_weth10_flash_mint(w3, mirror, alice):
