@@ -98,15 +98,17 @@ _V1_SETTERS: dict[str, str] = {f"set{s.name.lower()}": k for k, s in SETTABLE.it
 _UNIT_WORDS = {"bps": "bps", "seconds": "s", "priceE6": "stablecoin per USDTz", "usd8": "USD per ETH"}
 _TOKEN_DECIMALS = {"weth9": ETH_DECIMALS, "weth10": ETH_DECIMALS, "cusdt": STABLE_DECIMALS, "cusdc": STABLE_DECIMALS,
                    "usdtz": STABLE_DECIMALS}
-_NARGS = {"fund": 1, "resume": 0, "pause": 0, "unpause": 0, "hold": 0, "owner-repay": 2, "withdraw": 2}
+_NARGS = {"fund": 1, "resume": 0, "pause": 0, "unpause": 0, "hold": 0, "close": 0, "owner-repay": 2, "withdraw": 2}
 _PLAIN = {"resume": "leave HOLDING, back to the phase before it",
           "pause": "block the risk-adding legs (supply, borrow, buy, withdrawCollateral with debt)",
-          "unpause": "allow the risk-adding legs again", "hold": "enter HOLDING from any open phase"}
+          "unpause": "allow the risk-adding legs again", "hold": "enter HOLDING from any open phase",
+          "close": "close the deal (no debt may remain): the collateral withdrawn, the PnL booked, any USDTz written off "
+                   "at cost; the owner's close is not limited by the operator's loss budget"}
 _RENAMED = {"tighten": "set", "setparam": "set", "set-param": "set", "acceptparam": "accept", "accept-param": "accept",
             "revokeparam": "revoke", "revoke-param": "revoke", "ownerrepay": "owner-repay", "owner_repay": "owner-repay"}
 
-ACTIONS = ("fund", "resume", "owner-repay", "withdraw", "pause", "unpause", "hold", "set", "accept", "revoke")
-ACTION_HELP = ("fund AMOUNT_ETH | resume | owner-repay STABLE AMOUNT | withdraw TOKEN AMOUNT | pause | unpause | hold | "
+ACTIONS = ("fund", "resume", "owner-repay", "withdraw", "pause", "unpause", "hold", "close", "set", "accept", "revoke")
+ACTION_HELP = ("fund AMOUNT_ETH | resume | owner-repay STABLE AMOUNT | withdraw TOKEN AMOUNT | pause | unpause | hold | close | "
                "set PARAM VALUE [PARAM VALUE ...] | accept PARAM [PARAM ...] | revoke PARAM [PARAM ...] "
                "(PARAM: " + ", ".join(SETTABLE) + "; `tighten` and the v1 setter names, e.g. setMaxLtvBps VALUE, mean set)")
 

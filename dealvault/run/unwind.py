@@ -16,7 +16,8 @@ like any other, :mod:`dealvault.run.sender`):
 6. debt still left (no collateral, the pair pays too little): the owner's ``owner-repay`` batch is
    written (simulated from the owner; :func:`dealvault.run.owner.prepare_batch`), exit 4;
 7. ``close``; if the vault refuses the operator's close (e.g. ``LossBudgetExceeded`` for a
-   write-off), exit 4 with that reason: the owner's close is not limited by the budget.
+   write-off), the owner's ``close`` batch is written (the owner's close is not limited by the
+   budget), exit 4.
 
 A CLOSED vault keeps the owner's funds until ``withdraw``: the unwind writes that batch too (ETH
 and the stablecoin left), for the owner to execute; it is not needed for the unwind to be done.
@@ -84,9 +85,8 @@ def unwind(run: DealRun) -> None:
     try:
         run.send(_STEP_CLOSE, "close", (), {}, rv=rv)
     except LegRejected as exc:
-        raise OwnerActionNeeded(f"unwind: the vault refuses the operator's close ({exc}); the owner's close is not "
-                                f"limited by the loss budget: the owner calls close() on {run.venues.vault}, then "
-                                f"--unwind {run.spec.deal_id} again") from exc
+        raise _owner_action(run, "close", [], f"the vault refuses the operator's close ({exc}); the owner's close is "
+                                               "not limited by the loss budget") from exc
     _owner_withdraw(run, run.risk())
 
 
@@ -137,10 +137,10 @@ def _owner_action(run: DealRun, action: str, args: list[str], why: str) -> Owner
     try:
         path = _write_batch(run, action, args)
     except Exception as exc:  # the simulation refused it (e.g. the owner lacks the funds) or no node
-        return OwnerActionNeeded(f"unwind: {why}: the owner must {action} {' '.join(args[1:])}, but its batch cannot be "
-                                 f"written now ({exc}); see `ape run owner_tx {action} --help`")
-    return OwnerActionNeeded(f"unwind: {why}: the owner's batch ({action} {' '.join(args[1:])}) is written to {path}, simulated "
-                             f"from the owner; execute it in the Safe, then --unwind {run.spec.deal_id} again")
+        return OwnerActionNeeded(f"unwind: {why}: the owner must {' '.join([action, *args[1:]])}, but its batch cannot be "
+                                 f"written now ({exc}); see `ape run owner_tx --help`")
+    return OwnerActionNeeded(f"unwind: {why}: the owner's batch ({' '.join([action, *args[1:]])}) is written to {path}, "
+                             f"simulated from the owner; execute it in the Safe, then --unwind {run.spec.deal_id} again")
 
 
 def _owner_withdraw(run: DealRun, rv: RiskView) -> None:

@@ -1047,7 +1047,51 @@ def test_unwind_writes_the_owner_repay_batch_when_the_operator_cannot_repay(chai
     batch = json.loads(batch_file.read_text())
     # the owner executes the Safe batch (here: its transactions sent from the owner's account)
     for t in batch["transactions"]:
-        w3.eth.send_transaction({"from": owner.address, "to": t["to"], "data": t["data"], "value": int(t["value"])})
+        h = w3.eth.send_transaction({"from": owner.address, "to": t["to"], "data": t["data"], "value": int(t["value"])})
+        assert w3.eth.wait_for_transaction_receipt(h, timeout=30)["status"] == 1, t
     assert _risk(w3, v).debt == 0
     r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, unwind=True)
     assert r.exit_code == 0 and _risk(w3, v).phase.name == "CLOSED"
+
+
+def test_unwind_writes_the_owner_close_batch_when_the_write_off_exceeds_the_operators_budget(chain, kit, deployed, tmp_path,
+                                                                                                rec, monkeypatch):
+    """Issue 13: USDTz bought, the desk halted (the ladder fails at once: HOLDING), the pair dumped
+    below the sell floor: the USDTz can be neither redeemed nor sold. The unwind repays and
+    deleverages the debt, but the operator's close would write the USDTz off at cost, beyond its
+    loss budget (LossBudgetExceeded): it writes the owner's close batch (simulated from the owner)
+    and exits 4; the owner's close closes the deal, the write-off booked."""
+    from dealvault.kit.overlay import halt_desk
+    from dealvault.run import unwind as unwind_mod
+
+    w3, v = chain, deployed.venues
+    monkeypatch.setattr(unwind_mod, "BATCH_DIR", tmp_path / "batches")
+    op, owner = signers(w3)
+    run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="buy")
+    from dealvault.kit.funding import fund
+
+    halt_desk(w3, kit.overlay)
+    swap_on_pair(w3, kit.overlay, v.usdtz, v.cusdt, 3_000_000 * 10**6)  # USDTz dumped: far below the 0.85 floor
+    fund(w3, v.cusdt, owner.address, 2_000_000 * 10**6)
+
+    def execute(pattern: str) -> None:  # the owner executes the Safe batch (here: from the owner's account)
+        (batch_file,) = (tmp_path / "batches").glob(pattern)
+        for t in json.loads(batch_file.read_text())["transactions"]:
+            h = w3.eth.send_transaction({"from": owner.address, "to": t["to"], "data": t["data"], "value": int(t["value"])})
+            assert w3.eth.wait_for_transaction_receipt(h, timeout=30)["status"] == 1, t
+        batch_file.rename(batch_file.with_suffix(".done"))
+
+    # a $1M deleverage through the pool would realize more than the operator's loss budget: refused,
+    # so the owner repays what the books could not
+    r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, unwind=True)
+    assert r.exit_code == EXIT_OWNER_ACTION and "owner-repay" in r.message and "is written to" in r.message, r.message
+    execute("demo-001-unwind-*-owner-repay.json")
+    assert _risk(w3, v).debt == 0
+    r = run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, unwind=True)
+    assert r.exit_code == EXIT_OWNER_ACTION, r.message
+    assert "LossBudgetExceeded" in r.message and "close) is written to" in r.message, r.message
+    rv = _risk(w3, v)
+    assert rv.debt == 0 and rv.usdtzHeld > 0 and rv.phase.name == "HOLDING"
+    execute("demo-001-unwind-*-close.json")
+    after = _risk(w3, v)
+    assert after.phase.name == "CLOSED" and after.writtenOffUsdtz > 0
