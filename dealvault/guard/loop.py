@@ -73,6 +73,7 @@ class Keys:
 @dataclass
 class PollReport:
     block: int | None
+    poll: Poll | None = None  # what was read (None: the chain could not be read)
     decisions: list[Decision] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)  # tx hashes
     problems: list[str] = field(default_factory=list)  # RPC errors, stalls, reorgs, unreadable deals
@@ -94,7 +95,8 @@ class Guard:
 
     def __init__(self, w3: Web3, deals: Sequence[Watched], *, record: Record, keys: Keys, dry_run: bool = False,
                  say: Callable[[str], None] = print, stall_polls: int = 3, leases: Any = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_poll: Callable[[PollReport], None] | None = None) -> None:
         self.w3 = w3
         self.deals = {d.spec.deal_id: d for d in deals}
         self.record = record
@@ -104,6 +106,7 @@ class Guard:
         self.stall_polls = stall_polls
         self.leases = leases
         self.clock = clock
+        self.on_poll = on_poll  # called with every poll's report (metrics, notifications)
         self.rules = RuleBook()
         self.polls = 0
         self._hashes: dict[int, str] = {}  # block number -> hash, the last few seen
@@ -135,7 +138,7 @@ class Guard:
             self._problem(report, f"poll {self.polls}: the chain could not be read ({type(exc).__name__}: {str(exc)[:200]})")
             report.seconds = time.perf_counter() - t0
             return report
-        report.block, report.round_trips = poll.block_number, poll.round_trips + 1
+        report.block, report.round_trips, report.poll = poll.block_number, poll.round_trips + 1, poll
         self._check_chain(poll, report)
         for deal_id, why in poll.errors.items():
             self._problem(report, f"{deal_id}: cannot read its vault: {why}")
@@ -158,6 +161,11 @@ class Guard:
         while True:
             started = time.monotonic()
             report = self.poll_once()
+            if self.on_poll is not None:
+                try:
+                    self.on_poll(report)
+                except Exception as exc:  # a metrics or notification problem never stops the guard
+                    self.say(f"guard: problem: on_poll: {type(exc).__name__}: {exc}")
             if once or (stop is not None and stop()):
                 return report
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
