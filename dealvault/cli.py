@@ -20,13 +20,14 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from web3 import Web3
 
 from dealvault.errors import ExitCode, InputError
 
-__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "Stop", "exit_with", "console", "ape_logs_to_stderr", "connect_provider", "provider_url"]
+__all__ = ["DEFAULT_RPC_TIMEOUT", "connect", "network_option", "account_option", "rpc_options", "plot_option", "Stop", "exit_with", "console", "ape_logs_to_stderr", "connect_provider", "provider_url"]
 
 DEFAULT_RPC_TIMEOUT = 60.0  # seconds per JSON-RPC request over --rpc
 
@@ -74,6 +75,23 @@ def account_option(*param_decls: str, required: bool = False, help: str = "") ->
 
     decls = param_decls or ("--account",)
     return click.option(*decls, type=AccountAliasPromptChoice(), required=required, default=None, help=help)
+
+
+def plot_option(help: str) -> Callable[[F], F]:
+    """``--plot FILE``: where to write the deal's chart; the command gets a Path (or None). A name
+    without .png, or in a folder that does not exist, is a usage error (exit 2) before anything runs
+    (:func:`dealvault.run.plot.check_plot_path`)."""
+    import click
+
+    from dealvault.run.plot import check_plot_path
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+        try:
+            return check_plot_path(value) if value is not None else None
+        except InputError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return click.option("--plot", default=None, type=click.Path(path_type=Path), callback=check, metavar="FILE.png", help=help)
 
 
 def rpc_options() -> Callable[[F], F]:

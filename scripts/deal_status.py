@@ -26,7 +26,7 @@ from pathlib import Path
 
 import click
 
-from dealvault.cli import network_option
+from dealvault.cli import network_option, plot_option
 from dealvault.run.status import DEFAULT_MARGIN_BPS
 
 _File = click.Path(dir_okay=False, path_type=Path)
@@ -53,6 +53,8 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @click.option("--loss-margin-bps", default=2000, show_default=True, type=int,
               help="flag an operator loss at (1 - this) x the loss budget or more")
 @click.option("--from-block", default=None, type=int, help="first block of the vault's logs (default: its first recorded leg, else 0)")
+@plot_option("write the deal's chart (PNG: LTV and exposure per leg, the NAV waterfall; record + live view) after every "
+             "reading; --watch replaces it (atomically) at each refresh; says `chart: FILE` on stderr")
 @click.option("--iterations", default=None, type=int, hidden=True, help="--watch: stop after N reads (tests)")
 def cli(provider, **opts):
     from dealvault.run.status import watch

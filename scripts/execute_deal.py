@@ -2,7 +2,8 @@
 
 \b
     ape run execute_deal --network <ecosystem:network:provider> --account <alias> --deal deals/example.yaml \
-        [--dry-run] [--until STEP] [--resume DEAL_ID | --unwind DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS] [--max-wait SECONDS]
+        [--dry-run] [--until STEP] [--resume DEAL_ID | --unwind DEAL_ID] [--json] [--yes] [--rpc-timeout SECONDS] [--max-wait SECONDS] \
+        [--plot FILE.png]
     ape run execute_deal --rpc http://127.0.0.1:8545 --account TEST::1 --owner-account TEST::0 --deal ... \
         --deployment deployments/local/mirror/demo-001.json
 
@@ -21,6 +22,10 @@ Exit codes (dealvault.errors.ExitCode): 0 done, 1 unexpected failure, 2 bad inpu
 3 HOLDING (the message lists the safe options), 4 an owner action or a longer wait is needed,
 5 the chain could not be reached (re-run with --resume), 6 a cap check or the simulation refused a
 leg (reverts decoded by name). --json prints the report on stdout; logs go to stderr.
+
+--plot FILE.png writes the deal's chart after the run, from the record (LTV and exposure after each
+leg with the caps, the NAV waterfall) and says `chart: FILE.png` on stderr; a file name without
+.png or in a folder that does not exist is bad input (exit 2, nothing sent).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import click
 
-from dealvault.cli import account_option, network_option, rpc_options
+from dealvault.cli import account_option, network_option, plot_option, rpc_options
 from dealvault.run.execute import ExecuteOptions, execute_deal
 
 PathType = click.Path(path_type=Path)
@@ -53,6 +58,7 @@ PathType = click.Path(path_type=Path)
 @click.option("--yes", is_flag=True, help="no confirmation prompt on non-local networks")
 @click.option("--max-wait", "max_wait", default=3600.0, show_default=True, type=click.FloatRange(min=0),
               help="real networks: the longest wait (s) for the buy's TWAP observation; longer: exit 4, resumable")
+@plot_option("write the deal's chart (PNG: LTV and exposure per leg, the NAV waterfall) after the run, from the record")
 def cli(provider: object = None, **flags: object) -> None:
     options = ExecuteOptions(provider=provider, **flags)  # type: ignore[arg-type]
     sys.exit(execute_deal(options, confirm=lambda question: click.confirm(question, err=True)))

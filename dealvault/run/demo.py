@@ -4,8 +4,9 @@ Starts the kit (anvil with chain id 138 + the Chain 138 mirror + the venues over
 port, deploys the vault for the deal spec with the shared deploy pipeline (the vault, whose
 constructor creates its extension, and a DealVaultLens for its views), funds it as the owner, runs
 every leg of the deal as the operator (the spec's role aliases: ape test accounts TEST::0 /
-TEST::1, the kit node's dev accounts), prints the report, the gas and the wall time, and stops
-the chain.
+TEST::1, the kit node's dev accounts), prints the report, the gas and the wall time, writes the
+deal's chart beside its record (``.dealvault/demo/demo-<time>.png``, :mod:`dealvault.run.plot`)
+and prints its path, and stops the chain.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _demo(kit: Any, spec: Any, roles: Any, deal_path: Path, *, as_json: bool, t0
     from dealvault.record import open_record
     from dealvault.run.deal import run_deal
     from dealvault.run.errors import DealError
-    from dealvault.run.execute import leg_line
+    from dealvault.run.execute import leg_line, write_chart
     from dealvault.run.report import render_report
     from dealvault.run.venues import Venues
     from dealvault.signer import ApeAccountSigner
@@ -84,6 +85,7 @@ def _demo(kit: Any, spec: Any, roles: Any, deal_path: Path, *, as_json: bool, t0
     try:
         report = run_deal(spec, w3=w3, operator=operator, owner=owner, record=record, venues=venues, console=err,
                           on_leg=lambda r: err.print(leg_line(r, aligned=True)))
+        chart = write_chart(db.with_suffix(".png"), record, report, w3, venues.lens, err)
     except DealError as exc:
         err.print(f"[red]error:[/] {exc}")
         return int(exc.exit_code)
@@ -98,4 +100,6 @@ def _demo(kit: Any, spec: Any, roles: Any, deal_path: Path, *, as_json: bool, t0
     err.print(f"gas: deployment {vault_gas + lens_gas:,} (vault {vault_gas:,} + lens {lens_gas:,}), "
               f"deal legs {legs_gas:,} ({len(report.legs)} legs)")
     err.print(f"record: {db}")
+    if chart is not None:
+        err.print(f"chart: {chart}")
     return int(report.exit_code)

@@ -13,7 +13,7 @@ from typing import Any
 from dealvault.errors import DealVaultError, ExitCode
 from dealvault.vault.enums import rung_number
 
-__all__ = ["ExecuteOptions", "execute_deal", "leg_line"]
+__all__ = ["ExecuteOptions", "execute_deal", "leg_line", "write_chart"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class ExecuteOptions:
     as_json: bool = False
     yes: bool = False
     max_wait: float = 3600.0
+    plot: Path | None = None        # --plot FILE: the deal's chart (PNG), written after the run from the record
 
 
 def leg_line(r: Any, *, aligned: bool = False) -> str:
@@ -50,6 +51,22 @@ def leg_line(r: Any, *, aligned: bool = False) -> str:
                 f"LTV {ltv or 0} bps  exposure {exposure or 0} bps  phase {phase}{extra}")
     return (f"  step {r.step} [bold]{r.leg:<8}[/] legSeq {r.leg_seq}  gas {r.gas_used:,}  LTV {ltv} bps  "
             f"exposure {exposure} bps  phase {phase}{extra}  {r.tx_hash}")
+
+
+def write_chart(path: Path, record: Any, report: Any, w3: Any, lens: str | None, err: Any) -> Path | None:
+    """The run's chart (:func:`~dealvault.run.plot.run_chart`) at ``path``, or None after saying on
+    ``err`` why not (a dry run records no legs; the chain or the record failed): the run's own
+    outcome and exit code stand either way."""
+    from dealvault.run.plot import run_chart
+
+    if report.dry_run or not lens:
+        err.print("[yellow]chart: not written:[/] " + ("a dry run records no legs" if report.dry_run else "no lens"), highlight=False)
+        return None
+    try:
+        return run_chart(record, report, w3, lens, path)
+    except (DealVaultError, ValueError, OSError) as exc:
+        err.print(f"[yellow]chart: not written:[/] {exc}", highlight=False)
+        return None
 
 
 def execute_deal(o: ExecuteOptions, *, confirm: Any = None) -> int:
@@ -78,6 +95,7 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
     from dealvault.record import open_record
     from dealvault.run.deal import run_deal
     from dealvault.run.errors import InputError
+    from dealvault.run.plot import check_plot_path
     from dealvault.run.report import render_report
     from dealvault.run.steps import parse_until
     from dealvault.run.venues import venues_for
@@ -96,6 +114,8 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
         raise InputError("--unwind runs to CLOSED: not with --until")
     if o.account is None:
         raise InputError("--account: the operator's ape account alias is required")
+    if o.plot is not None:
+        check_plot_path(o.plot)
     if o.owner_account is not None and not spec.network.local:
         raise InputError("--owner-account is for local chains only: on Chain 138 the owner is a multisig (use `ape run owner_tx`)")
     # the network config (and so the deployment record's folder): --config, else the one of the
@@ -126,12 +146,15 @@ def _execute(o: ExecuteOptions, err: Any, confirm: Any) -> int:
                               on_leg=lambda r: err.print(leg_line(r), highlight=False),
                               mainnet_genesis=mainnet_genesis, max_wait=o.max_wait, node_url=o.rpc or provider_url(o.provider),
                               unwind=o.unwind is not None)
+            chart = write_chart(o.plot, record, report, w3, venues.lens, err) if o.plot is not None else None
         finally:
             record.close()
     if o.as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         render_report(report)
+    if chart is not None:
+        err.print(f"chart: {chart}", highlight=False)
     if report.exit_code and o.as_json:  # the table (stdout) ends with the message already
         err.print(report.message, highlight=False)
     return int(report.exit_code)

@@ -51,9 +51,11 @@ from dealvault.vault.risk import MAX_UINT, eth_value
 if TYPE_CHECKING:
     from dealvault.record import Record
     from dealvault.record.store import LegInfo, TrancheInfo
+    from dealvault.run.deal import DealReport
+    from dealvault.run.status import DealStatus
     from dealvault.vault import Params
 
-__all__ = ["LegPoint", "Step", "DealSeries", "check_plot_path", "deal_series", "plot_deal", "plot_record"]
+__all__ = ["LegPoint", "Step", "DealSeries", "check_plot_path", "deal_series", "plot_deal", "run_chart", "status_chart"]
 
 #: The figure's size in pixels (width, height) and its resolution.
 SIZE_PX = (1200, 900)
@@ -277,6 +279,29 @@ def plot_deal(series: DealSeries, path: Path) -> Path:
     return path
 
 
-def plot_record(record: Record, deal_id: str, risk_now: RiskView, caps: Params, path: Path) -> Path:
-    """:func:`plot_deal` of the record's legs and tranches of ``deal_id`` (``execute_deal --plot``)."""
-    return plot_deal(deal_series(deal_id, record.legs(deal_id), record.tranches(deal_id), risk_now, caps), path)
+def run_chart(record: Record, report: DealReport, w3: Any, lens: str, path: Path) -> Path:
+    """The chart of a run (``execute_deal --plot``, ``make demo``): the record's legs and tranches
+    of the report's deal, the report's final risk view, the vault's caps (read through ``lens``)."""
+    from dealvault.run.chain import rpc_guard
+    from dealvault.vault import VaultClient
+    from dealvault.vault.client import from_abi
+
+    with rpc_guard("the vault's parameters"):
+        caps = VaultClient(w3, report.vault, lens).params()
+    legs, tranches = record.legs(report.deal_id), record.tranches(report.deal_id)
+    return plot_deal(deal_series(report.deal_id, legs, tranches, from_abi(RiskView, report.risk), caps), path)
+
+
+def status_chart(st: DealStatus, path: Path, err: Any) -> None:
+    """``deal_status --plot``: the chart of one reading (the record's legs and tranches, the live
+    risk view and caps), its path said on ``err`` (``chart: <path>``); a reading that cannot be
+    charted (no record of the deal, a record out of step with the vault) is said, not raised."""
+    if st.deal is None:
+        err.print("[yellow]chart: not written:[/] no record of this deal (its legs are the chart)", highlight=False)
+        return
+    try:
+        written = plot_deal(deal_series(st.deal.id, st.legs, st.tranches, st.risk, st.params), path)
+    except (ValueError, OSError) as exc:
+        err.print(f"[yellow]chart: not written:[/] {exc}", highlight=False)
+        return
+    err.print(f"chart: {written}", highlight=False)

@@ -499,6 +499,7 @@ def watch(
     iterations: int | None = None, from_block: int | None = None, margin_bps: int = DEFAULT_MARGIN_BPS,
     min_hf: str = str(DEFAULT_MIN_HEALTH_FACTOR), oracle_margin_bps: int = DEFAULT_ORACLE_MARGIN_BPS,
     interest_share_bps: int = DEFAULT_INTEREST_SHARE_BPS, loss_margin_bps: int = DEFAULT_LOSS_MARGIN_BPS,
+    plot: Path | None = None,
     out: Console | None = None, err: Console | None = None,
 ) -> ExitCode:
     """``ape run deal_status``: a deal's record and its vault's live risk view side by side, with
@@ -600,6 +601,10 @@ def watch(
                         if watching and out.is_terminal:
                             out.clear()  # refreshed in place on a terminal; piped, each reading follows the last
                         render_status(st, flags, loss_budget_line(st.risk), out)
+                    if plot is not None:  # rewritten (atomically) at every reading of a --watch
+                        from dealvault.run.plot import status_chart
+
+                        status_chart(st, plot, err)
                     code = ExitCode.FAILED if (once and flags) else ExitCode.OK
                 if every is None or once or (iterations is not None and n >= iterations):
                     return code
