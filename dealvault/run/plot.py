@@ -35,6 +35,7 @@ cost - debt, rounded down to 8 dp), checked by :func:`deal_series`.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -246,7 +247,8 @@ def plot_deal(series: DealSeries, path: Path) -> Path:
     risk.set_xticks(f.seqs, f.ticks, fontsize=8)
     risk.set_xlabel("legSeq")
     risk.set_ylabel("bps")
-    risk.set_ylim(bottom=0, top=max(f.caps) * 1.2)
+    marks = [v for v in f.ltv + f.exposure if not math.isnan(v)]  # NaN (infinite) is not a mark to fit
+    risk.set_ylim(bottom=0, top=max([*f.caps, *marks]) * 1.2 or 1.0)
     risk.set_title("LTV and exposure after each leg")
     risk.legend(loc="upper left", fontsize=8)
     risk.grid(axis="y", alpha=0.3)

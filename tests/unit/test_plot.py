@@ -19,6 +19,7 @@ from dealvault.run import run_deal
 from dealvault.run.plot import SIZE_PX, check_plot_path, deal_series, plot_deal
 from dealvault.run.status import watch
 from dealvault.vault import VaultClient
+from dealvault.vault.risk import MAX_UINT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CORE_STEPS = ["borrow", "buy", "redemptions", "desk fees", "interest", "repay"]
@@ -135,3 +136,11 @@ def test_cli_plot_execute_deal_and_deal_status(kit, deployed, tmp_path):
         assert code in (ExitCode.OK, ExitCode.FAILED), err.getvalue()  # FAILED: a flag was raised (--once)
         assert f"chart: {status_chart}" in err.getvalue()
         assert png_size(status_chart.read_bytes()) == SIZE_PX
+
+
+def test_infinite_marks_are_a_gap_not_a_failure(ran, tmp_path):
+    """A vault with USDTz and no NAV says exposure MAX_UINT (infinite): the chart still draws."""
+    pts = list(ran.series.points)
+    pts[4] = dataclasses.replace(pts[4], exposure_bps=MAX_UINT)
+    out = plot_deal(dataclasses.replace(ran.series, points=tuple(pts)), tmp_path / "inf.png")
+    assert png_size(out.read_bytes()) == SIZE_PX
