@@ -479,6 +479,7 @@ def create_app(record: Record | str | None, w3: Web3 | str | None, *, lens: str 
 def serve(*, rpc: str | None, provider: Any, db_url: str | None, host: str, port: int, lens: str | None = None,
           rpc_timeout: float = 10.0, limits: Limits | None = None) -> int:
     """``ape run serve``: the API on ``host:port`` until SIGINT/SIGTERM (exit 0); 2 bad input."""
+    import signal
     import sys
 
     import uvicorn
@@ -489,6 +490,10 @@ def serve(*, rpc: str | None, provider: Any, db_url: str | None, host: str, port
     try:
         with connect(rpc, provider, timeout=rpc_timeout) as w3:
             app = create_app(db_url, w3, lens=lens, limits=limits)
+            # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again under the
+            # handlers it found: quiet ones, so that a stop asked for is exit 0
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: None)
             # bounded: open connections, header size; no access log of query strings beyond uvicorn's
             uvicorn.run(app, host=host, port=port, limit_concurrency=256, h11_max_incomplete_event_size=16 * 1024,
                         timeout_graceful_shutdown=2, log_level="info")

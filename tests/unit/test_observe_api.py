@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -177,6 +180,44 @@ def test_node_down_is_said_not_hidden(deal):
         assert h.status_code == 503 and h.json()["node"]["ok"] is False and h.json()["record"]["ok"] is True
         body = httpx.get(f"{url}/deals/{DEAL}").json()
         assert body["live"] is None and "ConnectionError" in body["live_error"] and body["deal"]["id"] == DEAL
+
+
+def _listening(port: int) -> set[str]:
+    """The local addresses (kernel hex) with a TCP socket listening on ``port``, IPv4 and IPv6."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for row in f.read().splitlines()[1:]:
+                local, state = row.split()[1], row.split()[3]
+                addr, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                    found.add(addr)
+    return found
+
+
+def test_ape_run_serve_binds_localhost_and_stops_on_sigterm(kit, deal):
+    """`ape run serve` as a user runs it: 127.0.0.1 by default, the record's deals, exit 0 on SIGTERM."""
+    port = _free_port()
+    env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")}
+    p = subprocess.Popen([str(ROOT / ".venv" / "bin" / "ape"), "run", "serve", "--rpc", kit.node.url, "--db", f"sqlite:///{deal.db}",
+                          "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert p.poll() is None, p.communicate()[0]
+            assert time.monotonic() < deadline, "ape run serve did not answer"
+            with contextlib.suppress(httpx.TransportError):
+                h = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            time.sleep(0.2)
+        assert h.status_code == 200 and h.json()["node"]["chain_id"] == 138
+        assert [d["id"] for d in httpx.get(f"http://127.0.0.1:{port}/deals").json()] == [DEAL]
+        assert "<svg id=\"chart\"" in httpx.get(f"http://127.0.0.1:{port}/").text
+        assert _listening(port) == {"0100007F"}  # 127.0.0.1 only (/proc/net/tcp's little-endian hex)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=60)[0]
+    assert p.returncode == 0, out
 
 
 def _read_events(url: str, got: list, stop: threading.Event) -> None:
