@@ -31,12 +31,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.engine import make_url
 from starlette.exceptions import HTTPException
 from web3 import Web3
 
-from dealvault.record import DealInfo, LegInfo, Record, TrancheInfo, open_record
+from dealvault.errors import InputError
+from dealvault.record import DealInfo, LegInfo, Record, TrancheInfo, default_url, normalize_url, open_record
 from dealvault.run.report import RISK_ROWS
 from dealvault.run.status import WATCHED_PARAMS, read_deal
 from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, USD_DECIMALS, amount_text
@@ -265,6 +267,9 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
+_HEAD_EVENTS = Response(b"", media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
 # --------------------------------------------------------------------------------------------
 # the bounds, before any route (a plain ASGI middleware: the event stream is not buffered)
 
@@ -306,6 +311,9 @@ class _Bounds:
                              {"Retry-After": "1"})
         if refusal is not None:
             await refusal(scope, receive, send)
+            return
+        if method == "HEAD" and scope["path"] == "/events":  # the stream's headers, no stream
+            await _HEAD_EVENTS(scope, receive, send)
             return
         if method == "HEAD":  # answered as GET; the server sends no body for a HEAD request
             scope = dict(scope, method="GET")
@@ -404,13 +412,23 @@ class _Service:
             self.streams -= 1
 
 
+def _existing(url: str | None) -> str:
+    """``url`` (default: the default record's); a SQLite file that is not there is bad input (a
+    read-only service does not create an empty record)."""
+    target = url or default_url()
+    u = make_url(normalize_url(target))
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" and not Path(u.database).exists():
+        raise InputError(f"no deal record at {u.database} (give --db URL)")
+    return target
+
+
 def create_app(record: Record | str | None, w3: Web3 | str | None, *, lens: str | None = None,
                limits: Limits | None = None) -> FastAPI:
     """The status API over the deal record (a :class:`~dealvault.record.Record`, or its URL: opened
     read-only, not migrated; None: the default record) and the node (a Web3, or its HTTP URL).
     ``lens``: the DealVaultLens for deals whose record names none."""
     lim = limits or Limits()
-    rec = record if isinstance(record, Record) else open_record(record, migrate=False)
+    rec = record if isinstance(record, Record) else open_record(_existing(record), migrate=False)
     node = Web3(Web3.HTTPProvider(w3, request_kwargs={"timeout": 10})) if isinstance(w3, str) else w3
     svc = _Service(rec, node, lens, lim)
     page = (STATIC / "index.html").read_text()

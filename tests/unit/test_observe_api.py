@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 from helpers_deal import deploy_demo, kit, reverted, signer  # noqa: F401 (kit: the fixture)
 
+from dealvault.errors import InputError
 from dealvault.observe.api import Limits, create_app
 from dealvault.paths import ROOT
 from dealvault.record import open_record
@@ -154,6 +155,8 @@ def test_errors_are_json_and_the_service_is_read_only(api, kit):
     assert r.status_code == 414 and r.json()["status"] == 414
     r = httpx.head(f"{api}/deals")
     assert r.status_code == 200 and r.content == b""
+    r = httpx.head(f"{api}/events", timeout=5)  # the stream's headers, not a stream
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     h = httpx.get(f"{api}/healthz")
     assert h.status_code == 200
     assert h.json()["status"] == "ok" and h.json()["node"]["block"] == kit.w3.eth.block_number and h.json()["record"]["deals"] == 1
@@ -172,6 +175,34 @@ def test_rate_bound_answers_429(kit, deal):
         assert r.status_code == 429 and r.json()["status"] == 429 and r.headers["retry-after"] == "1"
         time.sleep(1.1)  # a token back
         assert c.get(f"{url}/deals").status_code == 200
+
+
+def test_event_streams_are_bounded(kit, deal):
+    with served(f"sqlite:///{deal.db}", kit.w3, Limits(max_streams=1)) as url, httpx.Client(timeout=10) as c:
+        with c.stream("GET", f"{url}/events") as first:
+            lines = first.iter_lines()  # held: dropping the iterator would close the stream
+            assert next(lines).startswith("retry:")  # open and counted
+            r = httpx.get(f"{url}/events", timeout=5)
+            assert r.status_code == 503 and r.json() == {"error": "at most 1 event streams at once", "status": 503}
+        codes, deadline = [], time.monotonic() + 5  # the first one closed: its place is free again
+        while 200 not in codes and time.monotonic() < deadline:
+            with c.stream("GET", f"{url}/events") as again:
+                codes.append(again.status_code)
+            time.sleep(0.1)
+        assert codes[-1] == 200, codes
+
+
+def test_a_broken_record_is_a_json_500_and_a_missing_one_is_refused(kit, tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()  # a file, but no schema: every read fails
+    with served(f"sqlite:///{empty}", kit.w3) as url:
+        r = httpx.get(f"{url}/deals")
+        assert r.status_code == 500 and r.json() == {"error": "internal error: OperationalError", "status": 500}
+        h = httpx.get(f"{url}/healthz")
+        assert h.status_code == 503 and h.json()["record"]["ok"] is False and h.json()["node"]["ok"] is True
+    with pytest.raises(InputError, match="no deal record at"):
+        create_app(f"sqlite:///{tmp_path / 'nothing.db'}", kit.w3)
+    assert not (tmp_path / "nothing.db").exists()
 
 
 def test_node_down_is_said_not_hidden(deal):
@@ -282,6 +313,8 @@ def test_page_shows_the_api_numbers_and_updates_when_a_leg_lands(moving, deal):
                 assert page.text_content(f"#live [data-field={f}]") == str(api[f]), f
             legs = httpx.get(f"{url}/deals/{DEAL}/legs").json()
             assert page.locator("#legs tbody tr").count() == len(legs)
+            assert page.text_content("#legs tbody tr:first-child [data-field=nav_usd]") == legs[-1]["risk_after"]["nav_usd"]
+            assert page.text_content("#legs tbody tr:first-child [data-field=ltv_bps]") == legs[-1]["risk_after"]["ltv_bps"]
             assert page.get_attribute("#chart", "data-points") == str(len(legs))
             assert page.locator("#cap-ltv").get_attribute("data-value") == api["max_ltv_bps"]
             assert page.locator("#ladder tbody tr").count() == 3
