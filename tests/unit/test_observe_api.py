@@ -317,14 +317,18 @@ def test_page_shows_the_api_numbers_and_updates_when_a_leg_lands(moving, deal):
             assert page.text_content("#legs tbody tr:first-child [data-field=ltv_bps]") == legs[-1]["risk_after"]["ltv_bps"]
             assert page.get_attribute("#chart", "data-points") == str(len(legs))
             assert page.locator("#cap-ltv").get_attribute("data-value") == api["max_ltv_bps"]
-            assert page.locator("#ladder tbody tr").count() == 3
+            ladder = httpx.get(f"{url}/deals/{DEAL}").json()["ladder"]
+            assert [page.text_content(f"#ladder tr[data-rung='{g['rung']}'] td:nth-child(2)") for g in ladder["rungs"]] == [
+                g["size"]["value"] for g in ladder["rungs"]]
+            assert page.text_content("#ladder-note [data-field=rung]") == str(ladder["rung"])
+            page.evaluate("window.__sameDocument = true")  # gone if the page reloads
             assert page.text_content("#deals tr[data-deal-id] [data-field=last_leg_seq]") == str(legs[-1]["leg_seq"])
 
             drive(w3, deal, rec, "buy", resume=True)  # a leg lands
             landed = [leg for leg in rec.legs(DEAL) if leg.status == "confirmed"][-1]
             page.wait_for_selector(f"#legs tr[data-leg-id='{landed.id}']", timeout=10_000)
             page.wait_for_function(f"document.body.dataset.lastLegId === '{landed.id}'", timeout=10_000)
-            seen = time.time()
+            seen = int(page.get_attribute("body", "data-refreshed")) / 1000  # the page's clock when its refresh ended
             print(f"page updated {(seen - landed.confirmed_at.timestamp()) * 1000:.0f} ms after the record confirmed "
                   f"leg {landed.leg} (legSeq {landed.leg_seq})")
             after = httpx.get(f"{url}/deals/{DEAL}").json()["live"]
@@ -334,6 +338,7 @@ def test_page_shows_the_api_numbers_and_updates_when_a_leg_lands(moving, deal):
             assert top.get_attribute("data-leg-seq") == str(landed.leg_seq)
             assert page.get_attribute("#chart", "data-points") == str(len(httpx.get(f"{url}/deals/{DEAL}/legs").json()))
             assert page.locator(f"#chart circle[data-series=ltv][data-leg-seq='{landed.leg_seq}']").count() == 1
+            assert page.evaluate("window.__sameDocument === true")  # updated in place, not reloaded
             assert not errors, errors
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shot = ARTIFACTS / "status-page.png"
