@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -331,6 +332,8 @@ class _Service:
     lens: str | None
     limits: Limits
     streams: int = 0
+    _settled: tuple[float, dict[int, LegInfo]] = (float("-inf"), {})
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def deal(self, deal_id: str) -> DealInfo:
         d = self.record.get_deal(deal_id)
@@ -382,9 +385,15 @@ class _Service:
         return Health(status="ok" if ok else "degraded", record=rec, node=node), 200 if ok else 503
 
     def settled(self) -> dict[int, LegInfo]:
-        """Every leg the record has seen mined (confirmed or reverted), by id."""
-        return {leg.id: leg for d in self.record.list_deals() for leg in self.record.legs(d.id)
-                if leg.status in ("confirmed", "reverted")}
+        """Every leg the record has seen mined (confirmed or reverted), by id; one read of the
+        record per poll interval whatever the number of open streams (they share it)."""
+        with self._lock:
+            at, legs = self._settled
+            if time.monotonic() - at >= self.limits.poll * 0.8:
+                legs = {leg.id: leg for d in self.record.list_deals() for leg in self.record.legs(d.id)
+                        if leg.status in ("confirmed", "reverted")}
+                self._settled = (time.monotonic(), legs)
+            return legs
 
     async def events(self, request: Request, deal_id: str | None) -> AsyncIterator[str]:
         """``leg`` events: each leg the record settles after the stream opened (polled every
