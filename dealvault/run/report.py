@@ -225,6 +225,7 @@ _RISK_ROWS: tuple[tuple[str, str, int | None], ...] = (
     ("splitValue", "split value (USD)", STABLE_DECIMALS), ("repaidOnBehalf", "repaid on behalf", STABLE_DECIMALS),
     ("poolDebt", "pool debt", STABLE_DECIMALS),
 )
+RISK_ROWS = _RISK_ROWS  # the status API (dealvault.observe.api) shows the same rows
 _TIMES = frozenset({"priceUpdatedAt", "observedAt", "readyAt"})  # unix seconds shown as UTC times
 _PARAM_ROWS = (("maxLtvBps", "max LTV (bps)"), ("oracleMaxAge", "oracle max age (s)"),
                ("maxOperatorLossBps", "max operator loss (bps)"))

@@ -1,0 +1,1 @@
+"""Watching deals from outside: the read-only status API and its page (:mod:`dealvault.observe.api`)."""
