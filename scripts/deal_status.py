@@ -53,6 +53,8 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @click.option("--loss-margin-bps", default=2000, show_default=True, type=int,
               help="flag an operator loss at (1 - this) x the loss budget or more")
 @click.option("--from-block", default=None, type=int, help="first block of the vault's logs (default: its first recorded leg, else 0)")
+@click.option("--metrics-port", "metrics_port", default=None, type=int, help="serve each read as Prometheus metrics on this port")
+@click.option("--metrics-host", "metrics_host", default="127.0.0.1", show_default=True, help="the metrics server's address")
 @click.option("--iterations", default=None, type=int, hidden=True, help="--watch: stop after N reads (tests)")
 def cli(provider, **opts):
     from dealvault.run.status import watch
