@@ -170,3 +170,29 @@ def test_hooks_run_every_hook_even_when_one_raises():
         hook(r)
     assert seen == [r]
     assert hooks(None, None) is None
+
+
+def test_the_shipped_rules_use_only_served_metrics_and_each_has_a_runbook_section(served):
+    """Every metric an alert rule reads is one DealMetrics serves (a renamed metric would silence its
+    alert); every rule has a summary and a runbook that is a heading of docs/playbook.md."""
+    import re
+
+    import yaml
+
+    from dealvault.paths import ROOT
+
+    m, port = served
+    m.observe(report({"d": risk_view()}, decisions=[Decision("d", Rule.ORACLE, "act", "hold")]))
+    served_names = {name for name, _ in scrape(port)}
+    rules = [r for g in yaml.safe_load((ROOT / "ops" / "prometheus" / "alerts.yml").read_text())["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} == {"DealLtvNearCap", "DealExposureNearCap", "DealOracleStale", "DealInHolding",
+                                           "DealLossBudgetHalfUsed", "DealVaultGuardDown", "DealVaultGuardNotPolling",
+                                           "DealVaultChainNotAdvancing"}
+    used = {n for r in rules for n in re.findall(r"dealvault_\w+", r["expr"])}
+    assert used and used <= served_names, used - served_names
+    headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.+)$", (ROOT / "docs" / "playbook.md").read_text(), re.M)}
+    for r in rules:
+        page, _, anchor = r["annotations"]["runbook"].partition("#")
+        assert page == "docs/playbook.md" and anchor in headings, (r["alert"], anchor)
+        assert r["annotations"]["summary"] and r["labels"]["severity"] in ("page", "warning")
