@@ -151,18 +151,18 @@ def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
             if keys.operator is not None and keys.operator.address != w.target.operator:
                 raise InputError(f"--account {keys.operator.address} is not the operator of {w.spec.deal_id}'s vault "
                                  f"({w.target.operator}); nothing sent")
-        metrics = DealMetrics() if o.metrics_port is not None else None
-        if metrics is not None and o.metrics_port is not None:
-            try:
-                metrics.serve(o.metrics_port, o.metrics_host)
-            except OSError as exc:
-                raise InputError(f"--metrics-port {o.metrics_port}: cannot listen on {o.metrics_host}: {exc}") from exc
-            say(f"guard: Prometheus metrics on http://{o.metrics_host}:{o.metrics_port}/metrics")
-        if notifier.targets:
-            say(f"guard: notifications to {len(notifier.targets)} target(s): {', '.join(n for n, _ in notifier.targets)}")
         record = open_record(o.db)
         leases = Leases(record)
+        metrics = DealMetrics() if o.metrics_port is not None else None
         try:
+            if metrics is not None and o.metrics_port is not None:
+                try:
+                    metrics.serve(o.metrics_port, o.metrics_host)
+                except OSError as exc:
+                    raise InputError(f"--metrics-port {o.metrics_port}: cannot listen on {o.metrics_host}: {exc}") from exc
+                say(f"guard: Prometheus metrics on http://{o.metrics_host}:{o.metrics_port}/metrics")
+            if notifier.targets:
+                say(f"guard: notifications to {len(notifier.targets)} target(s): {', '.join(n for n, _ in notifier.targets)}")
             g = Guard(w3, watched, record=record, keys=keys, dry_run=o.dry_run, say=say, stall_polls=o.stall_polls,
                       leases=leases, on_poll=hooks(metrics.observe if metrics else None,
                                                    notifier.on_poll if notifier.targets else None))
