@@ -520,7 +520,7 @@ def watch(
     """``ape run deal_status``: a deal's record and its vault's live risk view side by side, with
     flags, once or every ``every`` seconds (``iterations`` reads at most); ``rebuild``: first
     rebuild the deal's record from the vault's logs; ``metrics_port``: serve each read as Prometheus
-metrics (:mod:`dealvault.observe.metrics`). Exit codes: OK (no flag with ``once``;
+    metrics (:mod:`dealvault.observe.metrics`). Exit codes: OK (no flag with ``once``;
     always OK otherwise), FAILED (a flag with ``once``; the record cannot be opened), INPUT, CHAIN."""
     import json
 
@@ -550,7 +550,6 @@ metrics (:mod:`dealvault.observe.metrics`). Exit codes: OK (no flag with ``once`
             raise InputError("give DEAL_ID (its vault comes from the record) or --vault ADDR")
         lens = _address(lens, "--lens")
         file_lens = _lens_from_files(deployment, config)
-        metrics = _metrics(metrics_port, metrics_host, err)
         from dealvault.cli import connect
 
         provider = connect(rpc, network)
@@ -560,6 +559,12 @@ metrics (:mod:`dealvault.observe.metrics`). Exit codes: OK (no flag with ``once`
         record = open_record(db_url) if (deal_id or db_url) else None
     except Exception as exc:  # the database cannot be opened
         return fail(f"deal record: {exc}", ExitCode.FAILED)
+    try:
+        metrics = _metrics(metrics_port, metrics_host, err)
+    except InputError as exc:
+        if record is not None:
+            record.close()
+        return fail(str(exc), exc.exit_code)
     from dealvault.run.chain import rpc_guard
 
     try:

@@ -237,3 +237,19 @@ def test_deal_status_watch_serves_the_deal_it_reads(kit, deal):
     assert done["code"] == 0
     with pytest.raises(OSError):  # the watch ended: its server with it
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_a_metrics_port_in_use_is_bad_input(kit, deal):
+    import socket
+
+    from dealvault.errors import ExitCode
+    from dealvault.run.status import watch
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        err = Console(file=io.StringIO())
+        code = watch(None, vault=deal.venues.vault, lens=deal.venues.lens, rpc=kit.node.url, every=1, iterations=1,
+                     metrics_port=busy, out=Console(file=io.StringIO()), err=err)
+    assert code == ExitCode.INPUT and f"--metrics-port {busy}: cannot listen" in err.file.getvalue()
