@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz
+.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -38,7 +38,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check dealvault scripts tests bench tools
 	$(BIN)/mypy
 
-test: setup lint
+test: setup lint alerts-test
 	$(BIN)/ape test tests/unit -q
 	$(BIN)/pytest tests/fuzz -p no:ape_test -q
 	$(BIN)/python tools/slither/run.py
@@ -52,6 +52,13 @@ test: setup lint
 USDT_STYLE_TESTS := full_loop or blacklist or stable_pause or desk or price_moved or usdtz_freeze or cusdt_is_the_kind
 
 # The fork suite alone. Against the real chain: CHAIN138_RPC_URL=https://... make test-fork
+# The Prometheus alert rules (ops/prometheus): syntax, then promtool's unit tests of every rule.
+# promtool comes with Debian's `prometheus` package (.ci/run installs it).
+alerts-test:
+	promtool check rules ops/prometheus/alerts.yml
+	promtool test rules ops/prometheus/alerts_test.yml
+	promtool check config ops/prometheus/prometheus.yml
+
 test-fork: setup
 	bash tools/test_fork.sh -q
 

@@ -55,6 +55,8 @@ _File = click.Path(dir_okay=False, path_type=Path)
 @click.option("--from-block", default=None, type=int, help="first block of the vault's logs (default: its first recorded leg, else 0)")
 @plot_option("write the deal's chart (PNG: LTV and exposure per leg, the NAV waterfall; record + live view) after every "
              "reading; --watch replaces it (atomically) at each refresh; says `chart: FILE` on stderr")
+@click.option("--metrics-port", "metrics_port", default=None, type=int, help="serve each read as Prometheus metrics on this port")
+@click.option("--metrics-host", "metrics_host", default="127.0.0.1", show_default=True, help="the metrics server's address")
 @click.option("--iterations", default=None, type=int, hidden=True, help="--watch: stop after N reads (tests)")
 def cli(provider, **opts):
     from dealvault.run.status import watch

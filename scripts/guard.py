@@ -2,7 +2,8 @@
 
 \b
     ape run guard --network <ecosystem:network:provider> --deals deals/ --account <operator> \
-        --guardian-account <guardian> [--dry-run] [--once] [--interval S]
+        --guardian-account <guardian> [--dry-run] [--once] [--interval S] \
+        [--metrics-port N] [--notify json://host/path ...]
 
 Each poll reads every watched vault (risk view, parameters, oracle, and simulated transfers and
 redemption: never sent) in a constant number of round trips, then per deal (the spec's `guard:`
@@ -13,6 +14,8 @@ guardian holds the deal; interest, the loss budget, the health factor: alerts. E
 until it clears (hysteresis) and waits its cool-down after acting. Every leg goes through the deal's
 crash-safe journal, with the deal's locks held only while acting. A key not given: that action is
 alert only. RPC errors, a stalled chain and reorgs are reported; the guard goes on.
+--metrics-port serves Prometheus metrics (README, "Metrics and alerts"); --notify sends each
+decision and new problem through apprise (webhook, Slack, email, Telegram), with retries.
 
 Exit codes: 0 (stopped by SIGTERM/SIGINT, or --once with nothing failed), 1 an action failed
 (--once), 2 bad input (nothing sent), 5 the chain could not be read (--once).
@@ -47,6 +50,10 @@ PathType = click.Path(path_type=Path)
 @click.option("--interval", default=12.0, show_default=True, type=float, help="seconds between polls")
 @click.option("--stall-polls", "stall_polls", default=3, show_default=True, type=int,
               help="report the chain as stalled after this many polls at one block")
+@click.option("--metrics-port", "metrics_port", default=None, type=int, help="serve Prometheus metrics on this port")
+@click.option("--metrics-host", "metrics_host", default="127.0.0.1", show_default=True, help="the metrics server's address")
+@click.option("--notify", "notify", multiple=True, metavar="URL",
+              help="apprise URL to notify of each decision and problem (repeatable; also $DEALVAULT_NOTIFY, space-separated)")
 @click.option("--polls", default=None, type=int, hidden=True, help="stop after N polls (tests)")
 def cli(provider: object = None, **flags: object) -> None:
     sys.exit(guard(GuardOptions(provider=provider, **flags)))  # type: ignore[arg-type]

@@ -37,6 +37,9 @@ class GuardOptions:
     interval: float = 12.0
     stall_polls: int = 3
     polls: int | None = None  # stop after N polls (tests)
+    metrics_port: int | None = None  # serve Prometheus metrics on this port (dealvault.observe.metrics)
+    metrics_host: str = "127.0.0.1"
+    notify: Sequence[str] = ()  # apprise URLs (plus DEALVAULT_NOTIFY): one message per decision or new problem
 
 
 def _spec_files(paths: Sequence[Path]) -> list[Path]:
@@ -116,11 +119,17 @@ def guard(o: GuardOptions, *, say: Callable[[str], None] | None = None) -> int:
 def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
     from dealvault.accounts import unlock_for_signing
     from dealvault.cli import connect
+    from dealvault.observe import hooks
+    from dealvault.observe.metrics import DealMetrics
+    from dealvault.observe.notify import Notifier, notify_urls
     from dealvault.record import open_record
     from dealvault.signer import ApeAccountSigner
 
     if o.interval <= 0:
         raise InputError(f"--interval {o.interval}: must be > 0 seconds")
+    if o.metrics_port is not None and not 0 < o.metrics_port < 65536:
+        raise InputError(f"--metrics-port {o.metrics_port}: not a TCP port")
+    notifier = Notifier(notify_urls(o.notify), say=say)
     _spec_files(o.deals)  # bad paths before any node
     if not o.dry_run:
         for alias in (o.account, o.guardian_account):
@@ -144,9 +153,19 @@ def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
                                  f"({w.target.operator}); nothing sent")
         record = open_record(o.db)
         leases = Leases(record)
+        metrics = DealMetrics() if o.metrics_port is not None else None
         try:
+            if metrics is not None and o.metrics_port is not None:
+                try:
+                    metrics.serve(o.metrics_port, o.metrics_host)
+                except OSError as exc:
+                    raise InputError(f"--metrics-port {o.metrics_port}: cannot listen on {o.metrics_host}: {exc}") from exc
+                say(f"guard: Prometheus metrics on http://{o.metrics_host}:{o.metrics_port}/metrics")
+            if notifier.targets:
+                say(f"guard: notifications to {len(notifier.targets)} target(s): {', '.join(n for n, _ in notifier.targets)}")
             g = Guard(w3, watched, record=record, keys=keys, dry_run=o.dry_run, say=say, stall_polls=o.stall_polls,
-                      leases=leases)
+                      leases=leases, on_poll=hooks(metrics.observe if metrics else None,
+                                                   notifier.on_poll if notifier.targets else None))
             held = ", ".join(k for k, v in (("operator", keys.operator), ("guardian", keys.guardian)) if v) or "none: alert only"
             say(f"guard {leases.guard_id}: {len(watched)} deal(s) shared through the record's leases, every {o.interval:g} s; "
                 f"keys: {held}"
@@ -161,6 +180,9 @@ def _guard(o: GuardOptions, say: Callable[[str], None]) -> int:
         finally:
             leases.close()
             record.close()
+            notifier.close()
+            if metrics is not None:
+                metrics.close()
     if o.once:
         if report.block is None:
             return int(ExitCode.CHAIN)

@@ -492,6 +492,21 @@ def _thresholds(margin_bps: int, min_hf: str, oracle_margin_bps: int, interest_s
     return hf
 
 
+def _metrics(port: int | None, host: str, err: Console) -> Any:
+    """A served :class:`~dealvault.observe.metrics.DealMetrics` for ``--metrics-port``, else None."""
+    if port is None:
+        return None
+    from dealvault.observe.metrics import DealMetrics
+
+    m = DealMetrics()
+    try:
+        m.serve(port, host)
+    except OSError as exc:
+        raise InputError(f"--metrics-port {port}: cannot listen on {host}: {exc}") from exc
+    err.print(f"Prometheus metrics on http://{host}:{port}/metrics", highlight=False)
+    return m
+
+
 def watch(
     deal_id: str | None, *, rebuild: str | None = None, vault: str | None = None, lens: str | None = None,
     deployment: Path | None = None, config: Path | None = None, rpc: str | None = None, network: str | None = None,
@@ -500,11 +515,13 @@ def watch(
     min_hf: str = str(DEFAULT_MIN_HEALTH_FACTOR), oracle_margin_bps: int = DEFAULT_ORACLE_MARGIN_BPS,
     interest_share_bps: int = DEFAULT_INTEREST_SHARE_BPS, loss_margin_bps: int = DEFAULT_LOSS_MARGIN_BPS,
     plot: Path | None = None,
-    out: Console | None = None, err: Console | None = None,
+    out: Console | None = None, err: Console | None = None, metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> ExitCode:
     """``ape run deal_status``: a deal's record and its vault's live risk view side by side, with
     flags, once or every ``every`` seconds (``iterations`` reads at most); ``rebuild``: first
-    rebuild the deal's record from the vault's logs. Exit codes: OK (no flag with ``once``;
+    rebuild the deal's record from the vault's logs; ``metrics_port``: serve each read as Prometheus
+    metrics (:mod:`dealvault.observe.metrics`). Exit codes: OK (no flag with ``once``;
     always OK otherwise), FAILED (a flag with ``once``; the record cannot be opened), INPUT, CHAIN."""
     import json
 
@@ -543,6 +560,12 @@ def watch(
         record = open_record(db_url) if (deal_id or db_url) else None
     except Exception as exc:  # the database cannot be opened
         return fail(f"deal record: {exc}", ExitCode.FAILED)
+    try:
+        metrics = _metrics(metrics_port, metrics_host, err)
+    except InputError as exc:
+        if record is not None:
+            record.close()
+        return fail(str(exc), exc.exit_code)
     from dealvault.run.chain import rpc_guard
 
     try:
@@ -579,11 +602,14 @@ def watch(
             watching = every is not None and not once
             while True:
                 n += 1
+                t0 = time.perf_counter()
                 try:
                     with rpc_guard("deal status"):
                         st = read_deal(client, record, deal_id)
                         spread = spread_inputs(client, from_block, st.risk)
                 except ChainError as exc:
+                    if metrics is not None:
+                        metrics.observe_status(deal_id or vault, None, time.perf_counter() - t0)
                     if not watching:
                         raise
                     # a watch outlives the node's hiccups: say so, read again at the next interval
@@ -592,6 +618,8 @@ def watch(
                               f"retrying in {every} s", highlight=False)
                 else:
                     failures = 0
+                    if metrics is not None:
+                        metrics.observe_status(deal_id or vault, st, time.perf_counter() - t0)
                     flags = status_flags(st.risk, st.params, margin_bps, now=st.timestamp, min_health_factor=min_hf_d,
                                          oracle_margin_bps=oracle_margin_bps, interest_share_bps=interest_share_bps,
                                          spread=spread, loss_margin_bps=loss_margin_bps)
@@ -616,3 +644,5 @@ def watch(
     finally:
         if record is not None:
             record.close()
+        if metrics is not None:
+            metrics.close()
