@@ -35,15 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from dealvault.units import BPS, ETH_DECIMALS, STABLE_DECIMALS, STABLE_TO_E26, amount_text
 from dealvault.vault import OracleStatus, Phase, Phases, RiskView
+from dealvault.vault.risk import DELEVERAGE_MARGIN_BPS
 
 if TYPE_CHECKING:
     from dealvault.guard.model import GuardReading
     from dealvault.spec import DealSpec
 
 __all__ = ["Rule", "HOLD_RULES", "Step", "Decision", "RuleBook", "ltv_trigger", "restore_point", "plan_ltv"]
-
-#: The vault refuses a deleverage whose bound exceeds the debt by more than this (DELEVERAGE_MARGIN_BPS).
-DELEVERAGE_MARGIN_BPS = 100
 
 
 class Rule(StrEnum):

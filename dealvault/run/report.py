@@ -210,7 +210,8 @@ def render_report(r: ReportSource, console: Any = None) -> None:
 # a watched deal's status (`ape run deal_status`)
 
 #: The risk view's rows deal_status shows: (field, label, decimals of its unit; None: as is).
-_RISK_ROWS: tuple[tuple[str, str, int | None], ...] = (
+#: The risk view's rows as deal_status and the status API (dealvault.observe.api) show them: field, label, decimals.
+RISK_ROWS: tuple[tuple[str, str, int | None], ...] = (
     ("phase", "phase", None), ("paused", "paused", None), ("legSeq", "legSeq", None),
     ("fundedCapital", "capital (ETH)", ETH_DECIMALS), ("coreEth", "core (ETH)", ETH_DECIMALS),
     ("workingEth", "working (ETH)", ETH_DECIMALS), ("opportunisticEth", "opportunistic (ETH)", ETH_DECIMALS),
@@ -225,7 +226,6 @@ _RISK_ROWS: tuple[tuple[str, str, int | None], ...] = (
     ("splitValue", "split value (USD)", STABLE_DECIMALS), ("repaidOnBehalf", "repaid on behalf", STABLE_DECIMALS),
     ("poolDebt", "pool debt", STABLE_DECIMALS),
 )
-RISK_ROWS = _RISK_ROWS  # the status API (dealvault.observe.api) shows the same rows
 _TIMES = frozenset({"priceUpdatedAt", "observedAt", "readyAt"})  # unix seconds shown as UTC times
 _PARAM_ROWS = (("maxLtvBps", "max LTV (bps)"), ("oracleMaxAge", "oracle max age (s)"),
                ("maxOperatorLossBps", "max operator loss (bps)"))
@@ -268,7 +268,7 @@ def render_status(st: DealStatus, flags: Sequence[Flag], loss_line: str, console
     from rich.table import Table
 
     rt = Table(title=f"vault {st.vault} @ block {st.block}", show_header=False)
-    for key, label, dec in _RISK_ROWS:
+    for key, label, dec in RISK_ROWS:
         rt.add_row(label, _cell(getattr(st.risk, key), dec, key))
     for key, label in _PARAM_ROWS:
         rt.add_row(label, str(getattr(st.params, key)))

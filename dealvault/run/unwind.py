@@ -33,20 +33,21 @@ from dealvault.paths import ROOT
 from dealvault.run.caps import require, units_text
 from dealvault.run.errors import CapError, ChainError, LegRejected, OwnerActionNeeded
 from dealvault.run.steps import MAX_UINT, Holding, monetize, sell_usdtz
-from dealvault.units import BPS, ETH_DECIMALS, STABLE_DECIMALS, amount_text
+from dealvault.units import BPS, ETH_DECIMALS, STABLE_DECIMALS, STABLE_TO_E26, amount_text
 from dealvault.vault import Phase, RiskView
+from dealvault.vault.risk import DELEVERAGE_MARGIN_BPS
 
 if TYPE_CHECKING:
     from dealvault.run.deal import DealRun
 
 __all__ = ["DELEVERAGE_ROUNDS", "DELEVERAGE_TARGET_BPS", "BATCH_DIR", "deleverage_amount", "unwind"]
 
-#: A deleverage's bound is sized to the debt x (1 + this); the vault refuses above DELEVERAGE_MARGIN_BPS (100).
+#: A deleverage's bound is sized to the debt x (1 + this), within the vault's DELEVERAGE_MARGIN_BPS.
 DELEVERAGE_TARGET_BPS = 50
+assert DELEVERAGE_TARGET_BPS < DELEVERAGE_MARGIN_BPS
 DELEVERAGE_ROUNDS = 3
 #: Where the unwind writes the owner's batches (DEALVAULT_BATCH_DIR overrides it).
 BATCH_DIR = Path(os.environ.get("DEALVAULT_BATCH_DIR") or ROOT / ".dealvault" / "batches")
-_STABLE_TO_E26 = 10**20  # RiskLib.STABLE_TO_E26: wei x price (8 dp) / 1e20 = USD 6 dp
 _STEP_MONETIZE, _STEP_CLOSE = 3, 4
 
 
@@ -123,7 +124,7 @@ def deleverage_amount(rv: RiskView, max_slippage_bps: int, collateral: int) -> i
     target = rv.debt * (BPS + DELEVERAGE_TARGET_BPS)  # x BPS
     # value (6 dp) x (BPS - slippage) = target  ->  value = target / (BPS - slippage), rounded up
     value = -(-target // (BPS - max_slippage_bps))
-    return min(-(-value * _STABLE_TO_E26 // rv.ethPrice), collateral)
+    return min(-(-value * STABLE_TO_E26 // rv.ethPrice), collateral)
 
 
 def _with_margin(debt: int) -> str:

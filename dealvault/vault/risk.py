@@ -11,11 +11,14 @@ from __future__ import annotations
 from dealvault.units import BPS, RAY, STABLE_TO_E26
 
 __all__ = [
-    "MAX_UINT", "eth_value", "ltv_within", "ltv_bps", "pool_ltv_bps", "nav_e26", "exposure_within", "exposure_bps",
+    "MAX_UINT", "DELEVERAGE_MARGIN_BPS", "eth_value", "ltv_within", "ltv_bps", "pool_ltv_bps", "nav_e26", "exposure_within", "exposure_bps",
     "nav_usd", "cost_out", "ray_mul",
 ]
 
 MAX_UINT = 2**256 - 1
+#: DealVaultBase.DELEVERAGE_MARGIN_BPS: a deleverage's bound (the collateral's value at the price
+#: x (1 - maxSlippage)) may exceed the stable's debt by at most this (else DeleverageTooLarge).
+DELEVERAGE_MARGIN_BPS = 100
 _HALF_RAY = RAY // 2
 
 
