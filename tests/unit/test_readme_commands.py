@@ -29,6 +29,18 @@ def readme_commands() -> list[str]:
     return [line for line in m.group(1).splitlines() if line.strip()]
 
 
+def server_commands() -> list[str]:
+    """The README's long-running commands (blocks marked ``server-commands``), in order."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"<!-- server-commands:[^>]*-->\s*```bash\n(.*?)```", text, re.S)
+    assert blocks, "README.md has no server-commands block"
+    return [line for b in blocks for line in b.splitlines() if line.strip()]
+
+
+#: How each server command is checked: (its port, the path that must answer 200).
+SERVER_CHECKS = {"prometheus": (9090, "/-/ready"), "ape": (8000, "/healthz")}
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -87,6 +99,43 @@ def test_readme_commands_run_verbatim_against_make_mirror(mirror, clean_record, 
     assert "no flags" in outs[4].stdout + outs[4].stderr
     # the guard's one poll of the closed deal: its lease taken, nothing to do, nothing sent
     assert "1 deal(s) shared through the record's leases" in outs[5].stderr and "act:" not in outs[5].stderr, outs[5].stderr
+    # the servers, verbatim: each answers, then stops cleanly on SIGTERM
+    servers = server_commands()
+    assert [shlex.split(c)[0] for c in servers] == ["prometheus", "ape"]
+    for cmd in servers:
+        port, path = SERVER_CHECKS[shlex.split(cmd)[0]]
+        if not _port_free(port):
+            pytest.skip(f"127.0.0.1:{port} is in use: the README's `{cmd}` needs it free")
+        # the words as written, no shell in between: SIGTERM reaches the server itself
+        p = subprocess.Popen(shlex.split(cmd), cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            body = _answer(p, port, path)
+            if path == "/healthz":  # the service sees the mirror and the record the commands above wrote
+                health = json.loads(body)
+                assert health["status"] == "ok" and health["record"]["deals"] == 1, body
+        finally:
+            p.send_signal(signal.SIGTERM)
+            out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and "Traceback" not in err, f"{cmd}: exit {p.returncode}\n{err[-2000:]}"
+    assert (ROOT / ".dealvault" / "prometheus").is_dir()
+
+
+def _answer(p: subprocess.Popen, port: int, path: str) -> str:
+    """GET http://127.0.0.1:{port}{path} once the server answers 200 (60 s at most); its body."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + 60
+    while True:
+        assert p.poll() is None, p.communicate()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
+                if r.status == 200:
+                    return r.read().decode()
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        assert time.monotonic() < deadline, f"127.0.0.1:{port}{path} did not answer"
+        time.sleep(0.2)
 
 
 @pytest.mark.parametrize("script", ["deploy", "verify_deployment"])
