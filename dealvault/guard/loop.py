@@ -35,6 +35,7 @@ from dealvault.run.caps import require
 from dealvault.run.chain import RpcFailure, batch, eth_call, genesis_hash, rpc_guard
 from dealvault.run.errors import CapError, LegRejected
 from dealvault.run.pool import decode_reserves, reserve_call
+from dealvault.run.steps import DEADLINE_S
 from dealvault.vault import Phase
 from dealvault.vault.risk import ray_mul
 
@@ -50,7 +51,6 @@ __all__ = ["GUARD_STEP", "Watched", "Keys", "Guard", "PollReport"]
 GUARD_STEP = 5
 #: The most legs one LTV action sends (add collateral, repay, deleverage).
 MAX_LEGS_PER_ACTION = 3
-DEADLINE_S = 1800
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from dealvault.units import BPS, ETH_DECIMALS, STABLE_DECIMALS, STABLE_TO_E26, amount_text
 from dealvault.vault import OracleStatus, Phase, Phases, RiskView
-from dealvault.vault.risk import DELEVERAGE_MARGIN_BPS
+from dealvault.vault.risk import deleverage_bound_wei, ltv_within
 
 if TYPE_CHECKING:
     from dealvault.guard.model import GuardReading
@@ -107,7 +107,7 @@ def plan_ltv(rv: RiskView, spec: DealSpec, *, goal_bps: int, max_slippage_bps: i
     (wei x price (8 dp) / 1e20 = 6 dp USD). Empty if the LTV is there already or no price."""
     p, coll, debt = rv.ethPrice, rv.collateralWeth, rv.debt
     steps: list[Step] = []
-    if debt == 0 or p <= 0 or _within(debt, coll, p, goal_bps):
+    if debt == 0 or p <= 0 or ltv_within(debt, coll, p, goal_bps):
         return steps
     need_coll = _ceil_div(debt * STABLE_TO_E26 * BPS, goal_bps * p)  # the collateral that carries the debt at goal
     add = min(rv.opportunisticEth, max(need_coll - coll, 0))
@@ -116,7 +116,7 @@ def plan_ltv(rv: RiskView, spec: DealSpec, *, goal_bps: int, max_slippage_bps: i
         steps.append(Step("addCollateral", (wrapper, add), "operator",
                           f"add {amount_text(add, ETH_DECIMALS)} ETH of collateral from the opportunistic bucket "
                           f"({amount_text(rv.opportunisticEth, ETH_DECIMALS)} ETH there)"))
-    if _within(debt, coll, p, goal_bps):
+    if ltv_within(debt, coll, p, goal_bps):
         return steps
     carried = goal_bps * coll * p // (STABLE_TO_E26 * BPS)  # the debt the collateral carries at goal
     pay = min(stable_books, debt - carried)
@@ -125,7 +125,7 @@ def plan_ltv(rv: RiskView, spec: DealSpec, *, goal_bps: int, max_slippage_bps: i
         steps.append(Step("repay", (stable, pay), "operator",
                           f"repay {amount_text(pay, STABLE_DECIMALS)} {spec.stablecoin} from the books "
                           f"({amount_text(stable_books, STABLE_DECIMALS)} there)"))
-    if _within(debt, coll, p, goal_bps):
+    if ltv_within(debt, coll, p, goal_bps):
         return steps
     # sell z wei: (debt - z p (BPS - s) / (1e20 BPS)) / ((coll - z) p / 1e20) <= goal / BPS
     den = p * (BPS - max_slippage_bps - goal_bps)
@@ -134,7 +134,7 @@ def plan_ltv(rv: RiskView, spec: DealSpec, *, goal_bps: int, max_slippage_bps: i
     # + 2 units of the stablecoin: the sale's proceeds are rounded down (to the 6-dp unit) by the vault
     z = _ceil_div(debt * STABLE_TO_E26 * BPS - goal_bps * coll * p + 2 * STABLE_TO_E26 * BPS, den)
     # the vault's bound: z's value x (1 - slippage) <= debt x (1 + DELEVERAGE_MARGIN_BPS)
-    z_max = debt * (BPS + DELEVERAGE_MARGIN_BPS) * STABLE_TO_E26 // (p * (BPS - max_slippage_bps))
+    z_max = deleverage_bound_wei(debt, p, max_slippage_bps)
     z = min(z, z_max, coll)
     if z > 0:
         steps.append(Step("deleverage", (wrapper, stable, z), "operator",
@@ -142,10 +142,6 @@ def plan_ltv(rv: RiskView, spec: DealSpec, *, goal_bps: int, max_slippage_bps: i
                           f"(sold for at least {amount_text(z * p * (BPS - max_slippage_bps) // (STABLE_TO_E26 * BPS), STABLE_DECIMALS)} "
                           f"{spec.stablecoin}, all repaid)"))
     return steps
-
-
-def _within(debt: int, coll: int, price: int, cap_bps: int) -> bool:
-    return debt * STABLE_TO_E26 * BPS <= cap_bps * coll * price
 
 
 @dataclass

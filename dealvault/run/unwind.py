@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING
 from dealvault.paths import ROOT
 from dealvault.run.caps import require, units_text
 from dealvault.run.errors import CapError, ChainError, LegRejected, OwnerActionNeeded
-from dealvault.run.steps import MAX_UINT, Holding, monetize, sell_usdtz
-from dealvault.units import BPS, ETH_DECIMALS, STABLE_DECIMALS, STABLE_TO_E26, amount_text
+from dealvault.run.steps import DEADLINE_S, MAX_UINT, Holding, monetize, sell_usdtz
+from dealvault.units import ETH_DECIMALS, STABLE_DECIMALS, amount_text
 from dealvault.vault import Phase, RiskView
-from dealvault.vault.risk import DELEVERAGE_MARGIN_BPS
+from dealvault.vault.risk import DELEVERAGE_MARGIN_BPS, deleverage_bound_wei
 
 if TYPE_CHECKING:
     from dealvault.run.deal import DealRun
@@ -109,7 +109,7 @@ def _repay(run: DealRun) -> None:
         wrapper = run.venues.wrapper(run.spec)
         require("deleverage", rv)
         try:
-            run.send(_STEP_CLOSE, "deleverage", (wrapper, stable, amount, 0, run.block_time() + 1800),
+            run.send(_STEP_CLOSE, "deleverage", (wrapper, stable, amount, 0, run.block_time() + DEADLINE_S),
                      {"wrapper": wrapper, "stable": stable, "collateral": amount}, rv=rv)
         except LegRejected as exc:
             run.say(f"unwind: deleverage of {amount_text(amount, ETH_DECIMALS)} collateral refused ({exc})")
@@ -119,12 +119,7 @@ def _repay(run: DealRun) -> None:
 def deleverage_amount(rv: RiskView, max_slippage_bps: int, collateral: int) -> int:
     """The collateral (wei) whose sale the vault bounds at debt x (1 + DELEVERAGE_TARGET_BPS): its
     value at the oracle price x (1 - slippage cap) = that; at most ``collateral``. 0 if no price."""
-    if rv.ethPrice <= 0 or collateral == 0:
-        return 0
-    target = rv.debt * (BPS + DELEVERAGE_TARGET_BPS)  # x BPS
-    # value (6 dp) x (BPS - slippage) = target  ->  value = target / (BPS - slippage), rounded up
-    value = -(-target // (BPS - max_slippage_bps))
-    return min(-(-value * STABLE_TO_E26 // rv.ethPrice), collateral)
+    return min(deleverage_bound_wei(rv.debt, rv.ethPrice, max_slippage_bps, DELEVERAGE_TARGET_BPS), collateral)
 
 
 def _with_margin(debt: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dealvault.units import BPS, RAY, STABLE_TO_E26
 
 __all__ = [
-    "MAX_UINT", "DELEVERAGE_MARGIN_BPS", "eth_value", "ltv_within", "ltv_bps", "pool_ltv_bps", "nav_e26", "exposure_within", "exposure_bps",
+    "MAX_UINT", "DELEVERAGE_MARGIN_BPS", "deleverage_bound_wei", "eth_value", "ltv_within", "ltv_bps", "pool_ltv_bps", "nav_e26", "exposure_within", "exposure_bps",
     "nav_usd", "cost_out", "ray_mul",
 ]
 
@@ -24,6 +24,15 @@ _HALF_RAY = RAY // 2
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def deleverage_bound_wei(debt: int, price: int, max_slippage_bps: int, margin_bps: int = DELEVERAGE_MARGIN_BPS) -> int:
+    """The most collateral (wei) a deleverage may sell: its value at ``price`` x (1 - slippage cap)
+    is at most ``debt`` x (1 + ``margin_bps``), rounded down (the vault's DeleverageTooLarge bound
+    at the default margin); 0 without a price."""
+    if price <= 0:
+        return 0
+    return debt * (BPS + margin_bps) * STABLE_TO_E26 // (price * (BPS - max_slippage_bps))
 
 
 def eth_value(wei: int, price: int) -> int:
