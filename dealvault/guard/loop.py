@@ -248,8 +248,9 @@ class Guard:
         from dealvault.run.deal import DealRun
 
         try:
-            with self.record.lock(spec.deal_id), self.record.lock(vault_lock_name(self._chain_id(), w.venues.vault)), \
-                    host_vault_lock(self._chain_id(), w.venues.vault):
+            chain_id = self._chain_id()
+            with self.record.lock(spec.deal_id), self.record.lock(vault_lock_name(chain_id, w.venues.vault)), \
+                    host_vault_lock(chain_id, w.venues.vault):
                 run = DealRun(spec, w3=self.w3, operator=signer, record=self.record, venues=w.venues)
                 self.record.create_deal(spec, chain_id=run.chain_id, genesis_hash=genesis_hash(self.w3),
                                         vault_address=w.venues.vault, lens_address=w.venues.lens, exist_ok=True)
