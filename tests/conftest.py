@@ -24,6 +24,30 @@ from tests.model import DEFAULT_RISK
 os.environ["DEALVAULT_LOCK_DIR"] = tempfile.mkdtemp(prefix="dealvault-locks-")
 
 
+def _quiet_expected_reverts() -> None:
+    """ape-foundry prints the call trace of every revert it sees (a debug trace of the call, then
+    its enrichment: about 0.3 s an expected revert, most of the unit suite's time once). The tests
+    decide what a revert means (``ape.reverts`` with the custom error and its arguments), so the
+    trace is not drawn; the error itself is built exactly as before."""
+    from ape_ethereum.trace import Trace
+    from ape_foundry.provider import FoundryProvider
+
+    handle = FoundryProvider._handle_execution_reverted
+
+    def quiet(self, *args, **kwargs):
+        show = Trace.show
+        Trace.show = lambda *_a, **_k: None  # type: ignore[method-assign]
+        try:
+            return handle(self, *args, **kwargs)
+        finally:
+            Trace.show = show  # type: ignore[method-assign]
+
+    FoundryProvider._handle_execution_reverted = quiet  # type: ignore[method-assign]
+
+
+_quiet_expected_reverts()
+
+
 @pytest.fixture(scope="session")
 def w3():
     provider = ape.chain.provider
