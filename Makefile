@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test
+.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
+	test-fork-auto test-fork-real test-fork-usdt
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -38,13 +39,33 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check dealvault scripts tests bench tools
 	$(BIN)/mypy
 
+# make test: setup, lint and the alert rules, then the suites. Each suite starts its own chains on
+# free ports and writes only its own temporary files, so they run side by side (TEST_JOBS at once,
+# the longest first); each prints its output when it ends, then its wall time ("== stage: N s").
+# The unit suite itself runs on UNIT_WORKERS pytest-xdist workers, a test file per worker (a
+# file's module fixtures, e.g. its kit, are built once).
+TEST_JOBS ?= 3
+UNIT_WORKERS ?= 2
+STAGES := test-unit test-fork-auto test-fork-real test-fork-usdt test-fuzz-fast test-slither
 test: setup lint alerts-test
-	$(BIN)/ape test tests/unit -q
-	$(BIN)/pytest tests/fuzz -p no:ape_test -q
-	$(BIN)/python tools/slither/run.py
-	bash tools/test_fork.sh -q
-	bash tools/test_fork.sh --real-upstream -q
-	bash tools/test_fork.sh --usdt-style -q -k "$(USDT_STYLE_TESTS)"
+	@start=$$(date +%s); $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(STAGES); rc=$$?; \
+	  echo "== make test suites: $$(( $$(date +%s) - start )) s wall (exit $$rc)"; exit $$rc
+
+# Prints "== <stage>: N s" when the stage ends, passed or not (its exit status is kept).
+TIMED = @s=$$(date +%s); trap 'echo "== $@: $$(( $$(date +%s) - s )) s"' EXIT;
+
+test-unit: setup
+	$(TIMED) $(BIN)/ape test tests/unit -q -n $(UNIT_WORKERS) --dist loadfile
+test-fuzz-fast: setup
+	$(TIMED) $(BIN)/pytest tests/fuzz -p no:ape_test -q
+test-slither: setup
+	$(TIMED) $(BIN)/python tools/slither/run.py
+test-fork-auto: setup
+	$(TIMED) bash tools/test_fork.sh -q
+test-fork-real: setup
+	$(TIMED) bash tools/test_fork.sh --real-upstream -q
+test-fork-usdt: setup
+	$(TIMED) bash tools/test_fork.sh --usdt-style -q -k "$(USDT_STYLE_TESTS)"
 
 # What the --usdt-style fork run (a Tether-style token at cUSDT) runs: the whole loop, the scenarios of
 # the token's own features (blacklist, pause), those that move cUSDT through the kit's helpers (funding,
