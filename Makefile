@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test
+.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test invariant
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -41,6 +41,7 @@ lint: $(VENV)/.installed
 test: setup lint alerts-test
 	$(BIN)/ape test tests/unit -q
 	$(BIN)/pytest tests/fuzz -p no:ape_test -q
+	bash tools/forge/run.sh
 	$(BIN)/python tools/slither/run.py
 	bash tools/test_fork.sh -q
 	bash tools/test_fork.sh --real-upstream -q
@@ -59,6 +60,12 @@ alerts-test:
 	promtool test rules ops/prometheus/alerts_test.yml
 	promtool check config ops/prometheus/prometheus.yml
 
+# The in-process forge invariant suite (tests/forge, foundry.toml): the kit's chain exported once as a
+# forge alloc (tools/forge/state.py, cached by input hash in .forge/state), the vault compiled by forge
+# from contracts/ and deployed in setUp; 1,002 runs x 32 calls over three base states.
+invariant: setup
+	bash tools/forge/run.sh
+
 test-fork: setup
 	bash tools/test_fork.sh -q
 
@@ -75,9 +82,11 @@ bench: setup
 	$(BIN)/python -m bench.harness
 	$(BIN)/python -m bench.guard
 
-# The long invariant-fuzzing profile (5,000 sequences x 30 steps; 51 min here, not part of make test).
+# The long invariant-fuzzing profiles (not part of make test): Hypothesis, 5,000 sequences x 30 steps
+# (51 min here); forge, 20,001 runs x 32 calls (foundry.toml's `long` profile).
 fuzz: setup
 	DEALVAULT_FUZZ_PROFILE=long $(BIN)/pytest tests/fuzz -p no:ape_test -q
+	FOUNDRY_PROFILE=long bash tools/forge/run.sh
 
 clean:
-	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local
+	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local .forge
