@@ -258,15 +258,14 @@ abstract contract LegCore is HandlerBase {
     }
 
     function _gating(Leg memory g) internal {
-        string memory tag = _tag(g);
-        if ((_roles(g.id) >> g.role) & 1 == 0) _check(!g.ok, string.concat(tag, ": wrong role succeeded"));
-        if ((_mask(g.id) >> g.b.phase) & 1 == 0) _check(!g.ok, string.concat(tag, ": ran in the wrong phase"));
+        if ((_roles(g.id) >> g.role) & 1 == 0 && g.ok) _fail(g, ": wrong role succeeded");
+        if ((_mask(g.id) >> g.b.phase) & 1 == 0 && g.ok) _fail(g, ": ran in the wrong phase");
         if (g.id == WITHDRAW_COLL && g.riskAdding && g.b.phase == HOLDING) {
-            _check(!g.ok, string.concat(tag, ": risk-adding withdrawCollateral ran in HOLDING"));
+            if (g.ok) _fail(g, ": risk-adding withdrawCollateral ran in HOLDING");
         }
         if (g.riskAdding && g.ok) {
-            _check(!g.b.paused, string.concat(tag, ": risk-adding leg ran while paused"));
-            _check(g.status == 0, string.concat(tag, ": risk-adding leg ran without a fresh oracle"));
+            if (g.b.paused) _fail(g, ": risk-adding leg ran while paused");
+            if (!(g.status == 0)) _fail(g, ": risk-adding leg ran without a fresh oracle");
         }
     }
 
@@ -285,6 +284,11 @@ abstract contract LegCore is HandlerBase {
         for (uint256 i; i < t.length; ++i) {
             t[i] = b[i + 4];
         }
+    }
+
+    /// @dev Record a violation of the running leg (the message is built only when it fails).
+    function _fail(Leg memory g, string memory what) internal {
+        _check(false, string.concat(_tag(g), what));
     }
 
     function _tag(Leg memory g) internal pure returns (string memory) {
@@ -370,8 +374,8 @@ abstract contract LegCore is HandlerBase {
             }
         }
         if (loss > 0) {
-            _check(g.role == OPERATOR, string.concat(_tag(g), ": a non-operator leg booked an operator loss"));
-            _check(_lossLeg(g.id) != 255, string.concat(_tag(g), ": booked an operator loss"));
+            if (!(g.role == OPERATOR)) _fail(g, ": a non-operator leg booked an operator loss");
+            if (!(_lossLeg(g.id) != 255)) _fail(g, ": booked an operator loss");
         }
     }
 
@@ -380,13 +384,13 @@ abstract contract LegCore is HandlerBase {
         if (to == address(0)) {
             bool burnable = token == k.weth9 || token == k.weth10 || token == aTokens[0] || token == aTokens[1]
                 || token == k.aCusdt || token == k.aCusdc || token == debtTokens[0] || token == debtTokens[1];
-            _check(burnable, string.concat(_tag(g), ": burned a token from the vault"));
+            if (!(burnable)) _fail(g, ": burned a token from the vault");
             return;
         }
         bool venue = to == k.pool || to == k.router || to == k.desk || to == k.owner || to == k.weth9 || to == k.weth10
             || to == usdtzPairs[0] || to == usdtzPairs[1] || to == wethPairs[0] || to == wethPairs[1]
             || to == aTokens[0] || to == aTokens[1] || to == k.aCusdt || to == k.aCusdc;
-        _check(venue, string.concat(_tag(g), ": value left the vault to ", vm.toString(to)));
+        if (!(venue)) _fail(g, string.concat(": value left the vault to ", vm.toString(to)));
     }
 
     function _watch(address token, address spender) internal {
@@ -403,6 +407,18 @@ abstract contract LegCore is HandlerBase {
 
     function collBooksNow() external view returns (uint256[2] memory) {
         return _collBooks();
+    }
+
+    /// @dev The pair's spot and the TWAP since the model's observation (UQ112x112), from the pair's
+    ///      reserves and accumulators.
+    function twapNow(uint256 i) external view returns (uint256 spot, uint256 twap) {
+        State memory s = _read();
+        spot = _spotX112(s, i);
+        if (s.ts > obsTs[i]) {
+            unchecked {
+                twap = ((s.cum[i] - obsCum[i]) & MASK192) / (s.ts - obsTs[i]);
+            }
+        }
     }
 
     function booksNow() external view returns (Books memory) {
@@ -486,7 +502,7 @@ abstract contract LegCore is HandlerBase {
             // the caller's own ETH (only fund carries value)
             before += value;
         }
-        _check(before == afterwards, string.concat(_tag(g), ": ETH left the vault / wrappers / owner circle"));
+        if (!(before == afterwards)) _fail(g, ": ETH left the vault / wrappers / owner circle");
     }
 
     function _navE26(State memory s, uint256 price, uint256 capsDebt) internal pure returns (int256) {
@@ -497,33 +513,31 @@ abstract contract LegCore is HandlerBase {
     /// @dev The caps after a risk-adding leg; no rise of debt, LTV or exposure on a risk-reducing one;
     ///      an operator leg never lowers NAV by more than the loss it books.
     function _caps(Leg memory g) internal {
-        string memory tag = _tag(g);
         uint256 cdb = _bookedDebt(g.b) + robAtLegStart;
         uint256 cda = _bookedDebt(g.a) + rob;
         if (g.role == OPERATOR) {
             int256 drop = _navE26(g.b, g.price, cdb) - _navE26(g.a, g.price, cda);
-            _check(drop <= int256(g.loss * 1e20 + (AAVE_ROUNDING + 1) * 1e20),
-                string.concat(tag, ": lowered NAV by more than the loss it booked"));
+            if (!(drop <= int256(g.loss * 1e20 + (AAVE_ROUNDING + 1) * 1e20))) _fail(g, ": lowered NAV by more than the loss it booked");
         }
         if (g.riskAdding) {
             (, uint256 pa) = _oracle(g.a, params[3]);
             uint256 ca = _collWei(g.a);
             if (_bookedDebt(g.a) > 0) {
-                _check(cda * 1e24 <= params[0] * ca * pa, string.concat(tag, ": LTV above the cap (books, oracle)"));
+                if (!(cda * 1e24 <= params[0] * ca * pa)) _fail(g, ": LTV above the cap (books, oracle)");
                 (uint256 guaColl, uint256 guaDebt,,,,) = IAaveV3Pool(k.pool).getUserAccountData(address(vault));
-                _check(guaDebt * BPS <= params[0] * guaColl, string.concat(tag, ": LTV above the cap (pool)"));
+                if (!(guaDebt * BPS <= params[0] * guaColl)) _fail(g, ": LTV above the cap (pool)");
             }
             uint256 u = g.a.rv.usdtzHeld;
             if (u > 0) {
                 int256 nav = _navE26(g.a, pa, cda);
-                _check(nav > 0 && u * 1e24 <= params[1] * uint256(nav), string.concat(tag, ": exposure above the cap"));
+                if (!(nav > 0 && u * 1e24 <= params[1] * uint256(nav))) _fail(g, ": exposure above the cap");
             }
         } else if (_riskReducing(g.id)) {
             uint256 db = _poolDebt(g.b);
             uint256 da = _poolDebt(g.a);
-            _check(da <= db, string.concat(tag, ": raised the pool debt"));
-            _check(cda <= cdb + AAVE_ROUNDING, string.concat(tag, ": raised the caps' debt"));
-            _check(da * _collWei(g.b) <= db * _collWei(g.a), string.concat(tag, ": raised the LTV"));
+            if (!(da <= db)) _fail(g, ": raised the pool debt");
+            if (!(cda <= cdb + AAVE_ROUNDING)) _fail(g, ": raised the caps' debt");
+            if (!(da * _collWei(g.b) <= db * _collWei(g.a))) _fail(g, ": raised the LTV");
             _exposureNotUp(g, cdb, cda);
         }
     }
@@ -547,9 +561,9 @@ abstract contract LegCore is HandlerBase {
             return;
         }
         if (na <= 0) {
-            _check(nb <= 0, string.concat(_tag(g), ": made NAV <= 0 with USDTz held"));
+            if (!(nb <= 0)) _fail(g, ": made NAV <= 0 with USDTz held");
         } else if (nb > 0) {
-            _check(ua * uint256(nb) <= ub * (uint256(na) + AAVE_ROUNDING * 1e20), string.concat(_tag(g), ": raised the exposure"));
+            if (!(ua * uint256(nb) <= ub * (uint256(na) + AAVE_ROUNDING * 1e20))) _fail(g, ": raised the exposure");
         }
     }
 }

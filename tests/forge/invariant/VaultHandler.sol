@@ -451,11 +451,10 @@ contract VaultHandler is LegCore {
             g = _leg(REVOKE_PARAM, role, abi.encodeCall(IDealVaultExtension.revokeParam, (IDealVaultTypes.Param(p))), 0, false);
             if (g.ok && want.length == 0) _check(queuedAt[p] == 0, "revokeParam: still queued");
         }
-        if (want.length > 0) {
-            _check(!g.ok && keccak256(g.ret) == keccak256(want),
-                string.concat("param ", _name(g.id), ": expected another revert, got ", g.ok ? "success" : vm.toString(g.ret)));
-        } else {
-            _check(g.ok, string.concat("param ", _name(g.id), ": expected success, reverted ", vm.toString(g.ret)));
+        if (want.length > 0 && (g.ok || keccak256(g.ret) != keccak256(want))) {
+            _fail(g, string.concat(": expected the revert ", vm.toString(want), ", got ", g.ok ? "success" : vm.toString(g.ret)));
+        } else if (want.length == 0 && !g.ok) {
+            _fail(g, string.concat(": expected success, reverted ", vm.toString(g.ret)));
         }
     }
 

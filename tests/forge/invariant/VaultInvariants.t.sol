@@ -180,6 +180,9 @@ abstract contract VaultInvariants is Fixture {
             IDealVaultLens.Twap memory t = lens.twap(address(vault), st[i]);
             assertEq(t.observedAt, h.obsTs(i), "lens twap observedAt");
             assertEq(t.readyAt, h.obsTs(i) + h.params(9), "lens twap readyAt");
+            (uint256 spot, uint256 twap) = h.twapNow(i);
+            assertEq(t.spotX112, spot, "lens twap spot != the pair's reserves");
+            assertEq(t.twapX112, twap, "lens twap != the pair's accumulators since the observation");
         }
     }
 
