@@ -54,6 +54,15 @@ struct Kit {
     address trader;
 }
 
+/// @notice What the model of a run starts from: the vault's latest TWAP observations (cUSDT,
+///         cUSDC), split's value (6 dp USD) and the feed's price at split.
+struct Start {
+    uint256[2] obsCum;
+    uint256[2] obsTs;
+    uint256 splitValue;
+    uint256 splitPrice;
+}
+
 /// @title Fixture
 /// @notice The kit's chain installed in-process (`vm.loadAllocs` of tools/forge/state.py's dump: the
 ///         real Aave V3, Uniswap V2, WETH9 and FiatToken bytecode at the kit's addresses), the clock
@@ -172,6 +181,10 @@ abstract contract Fixture is TestBase {
         _wait(risk.twapWindow);
     }
 
+    function _start() internal view returns (Start memory) {
+        return Start(obsCum, obsTs, splitValue, splitPrice);
+    }
+
     function _wait(uint256 secs) internal {
         vm.warp(block.timestamp + secs);
         vm.roll(block.number + 1);
@@ -212,21 +225,22 @@ abstract contract Fixture is TestBase {
         vault.borrow(k.cusdt, 150_000 * USD6);
         vm.stopPrank();
         _movePair(900_000);
-        vm.recordLogs();
-        vm.prank(k.operator);
-        vault.observe();
-        _track();
-        _wait(risk.twapWindow);
+        _observeAndWait();
         vm.prank(k.operator);
         vault.buy(k.cusdt, 250_000 * USD6, 0, 2 ** 64);
         _movePair(880_000);
+        _observeAndWait();
+        vm.prank(k.owner);
+        vault.setParam(IDealVaultTypes.Param.MaxOperatorLossBps, 2);
+    }
+
+    /// @dev The operator observes (tracked), then the TWAP window passes.
+    function _observeAndWait() internal {
         vm.recordLogs();
         vm.prank(k.operator);
         vault.observe();
         _track();
         _wait(risk.twapWindow);
-        vm.prank(k.owner);
-        vault.setParam(IDealVaultTypes.Param.MaxOperatorLossBps, 2);
     }
 
     /// @dev The attacker trades the USDTz/cUSDT pair to a spot of ~targetE6 cUSDT per USDTz.

@@ -149,7 +149,7 @@ contract Scenarios is VaultInvariants {
     function test_scenario_underwater_budget() public {
         _underwater();
         // rebuild the handlers on the underwater state
-        h = new VaultHandler(vault, lens, k, obsCum, obsTs, splitValue, splitPrice);
+        h = new VaultHandler(vault, lens, k, _start());
         w = new WorldHandler(vault, lens, k, h);
         h.setWorld(address(w));
         // operator sells below cost: loss booked until the 2 bps budget refuses

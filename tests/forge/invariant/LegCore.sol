@@ -6,7 +6,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IDealVault, IDealVaultTypes} from "../../../contracts/interfaces/IDealVault.sol";
 import {IDealVaultLens} from "../../../contracts/interfaces/IDealVaultLens.sol";
 import {IAaveV3Pool} from "../../../contracts/interfaces/IAaveV3Pool.sol";
-import {Kit} from "../Fixture.sol";
+import {Kit, Start} from "../Fixture.sol";
 import {Vm} from "../utils/Vm.sol";
 import {Books, HandlerBase, State, IRouter} from "./Base.sol";
 
@@ -112,24 +112,16 @@ abstract contract LegCore is HandlerBase {
 
     error LegRefused(uint8 id, bytes reason);
 
-    constructor(
-        IDealVault v,
-        IDealVaultLens l,
-        Kit memory kit,
-        uint256[2] memory cum0,
-        uint256[2] memory ts0,
-        uint256 splitValue_,
-        uint256 splitPrice_
-    ) HandlerBase(v, l, kit) {
+    constructor(IDealVault v, IDealVaultLens l, Kit memory kit, Start memory st) HandlerBase(v, l, kit) {
         params = _params(l.params(address(v)));
         initial = _params(l.initialParams(address(v)));
-        obsCum = cum0;
-        obsTs = ts0;
+        obsCum = st.obsCum;
+        obsTs = st.obsTs;
         IDealVaultLens.RiskView memory rv = l.riskView(address(v));
         core = rv.coreEth;
         fundedCapital = rv.fundedCapital;
-        splitValue = splitValue_;
-        splitPrice = splitPrice_;
+        splitValue = st.splitValue;
+        splitPrice = st.splitPrice;
     }
 
     function _params(IDealVaultLens.Params memory p) internal pure returns (uint256[11] memory) {

@@ -5,7 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {IDealVault, IDealVaultCore, IDealVaultExtension, IDealVaultTypes} from "../../../contracts/interfaces/IDealVault.sol";
 import {IDealVaultLens} from "../../../contracts/interfaces/IDealVaultLens.sol";
-import {Kit} from "../Fixture.sol";
+import {Kit, Start} from "../Fixture.sol";
 import {Books, State, IRouter} from "./Base.sol";
 import {LegCore} from "./LegCore.sol";
 
@@ -18,15 +18,7 @@ contract VaultHandler is LegCore {
     uint256[3] internal rungs;
     uint256 internal minTranche;
 
-    constructor(
-        IDealVault v,
-        IDealVaultLens l,
-        Kit memory kit,
-        uint256[2] memory cum0,
-        uint256[2] memory ts0,
-        uint256 splitValue_,
-        uint256 splitPrice_
-    ) LegCore(v, l, kit, cum0, ts0, splitValue_, splitPrice_) {
+    constructor(IDealVault v, IDealVaultLens l, Kit memory kit, Start memory st) LegCore(v, l, kit, st) {
         IDealVaultLens.Params memory p = l.params(address(v));
         rungs = p.rungs;
         minTranche = p.minTranche;

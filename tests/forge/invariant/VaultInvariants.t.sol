@@ -43,7 +43,7 @@ abstract contract VaultInvariants is Fixture {
     function setUp() public {
         _deployVault();
         _base();
-        h = new VaultHandler(vault, lens, k, obsCum, obsTs, splitValue, splitPrice);
+        h = new VaultHandler(vault, lens, k, _start());
         w = new WorldHandler(vault, lens, k, h);
         h.setWorld(address(w));
     }
