@@ -94,19 +94,22 @@ contract WorldHandler is HandlerBase {
     function wethDrain(uint256 asset, bool refill) external {
         uint256 j = asset % 3 < 2 ? 0 : 1;
         address w = wrappers[j];
-        vm.startPrank(k.drainer);
+        // one vm.prank per call: a startPrank left active by a reverted call would outlive the revert
+        // (cheatcode state is not rolled back) and make every later vm.prank of the run revert
         if (refill) {
+            vm.prank(k.drainer);
             IAaveV3Pool(k.pool).repay(w, type(uint256).max, 2, k.drainer);
         } else {
             uint256 liq = IERC20(w).balanceOf(aTokens[j]);
             if (liq > 0) {
+                vm.prank(k.drainer);
                 IAaveV3Pool(k.pool).supply(wrappers[1 - j], 2 * liq + 1 ether, k.drainer, 0);
+                vm.prank(k.drainer);
                 IAaveV3Pool(k.pool).borrow(w, liq, 2, 0, k.drainer);
                 _checkEq(IERC20(w).balanceOf(aTokens[j]), 0, "drained WETH reserve still has liquidity");
                 drains++;
             }
         }
-        vm.stopPrank();
     }
 
     /// @dev A third party repays part or all of the vault's debt directly on the pool: the caps'
