@@ -7,7 +7,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
-	test-fork-auto test-fork-real test-fork-usdt
+	test-fork-auto test-fork-real test-fork-usdt invariant
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -46,7 +46,7 @@ lint: $(VENV)/.installed
 # file's module fixtures, e.g. its kit, are built once).
 TEST_JOBS ?= 3
 UNIT_WORKERS ?= 2
-STAGES := test-unit test-fork-auto test-fork-real test-fork-usdt test-fuzz-fast test-slither
+STAGES := test-unit test-fork-auto test-fork-real invariant test-fork-usdt test-fuzz-fast test-slither
 test: setup lint alerts-test
 	@start=$$(date +%s); $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(STAGES); rc=$$?; \
 	  echo "== make test suites: $$(( $$(date +%s) - start )) s wall (exit $$rc)"; exit $$rc
@@ -80,6 +80,12 @@ alerts-test:
 	promtool test rules ops/prometheus/alerts_test.yml
 	promtool check config ops/prometheus/prometheus.yml
 
+# The in-process forge invariant suite (tests/forge, foundry.toml): the kit's chain exported once as a
+# forge alloc (tools/forge/state.py, cached by input hash in .forge/state), the vault compiled by forge
+# from contracts/ and deployed in setUp; 1,002 runs x 32 calls over three base states.
+invariant: setup
+	$(TIMED) bash tools/forge/run.sh
+
 test-fork: setup
 	bash tools/test_fork.sh -q
 
@@ -96,9 +102,11 @@ bench: setup
 	$(BIN)/python -m bench.harness
 	$(BIN)/python -m bench.guard
 
-# The long invariant-fuzzing profile (5,000 sequences x 30 steps; 51 min here, not part of make test).
+# The long invariant-fuzzing profiles (not part of make test): Hypothesis, 5,000 sequences x 30 steps
+# (51 min here); forge, 20,001 runs x 32 calls (foundry.toml's `long` profile).
 fuzz: setup
 	DEALVAULT_FUZZ_PROFILE=long $(BIN)/pytest tests/fuzz -p no:ape_test -q
+	FOUNDRY_PROFILE=long bash tools/forge/run.sh
 
 clean:
-	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local
+	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local .forge
