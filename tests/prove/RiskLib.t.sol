@@ -2,7 +2,6 @@
 pragma solidity 0.8.28;
 
 import {RiskLib} from "../../contracts/libraries/RiskLib.sol";
-import {ProveBase} from "./ProveBase.sol";
 
 /// @title RiskLibProofs
 /// @notice halmos proofs (`make prove`) of the cap math in contracts/libraries/RiskLib.sol, for every
@@ -24,7 +23,7 @@ import {ProveBase} from "./ProveBase.sol";
 ///      each comment), so the spec cannot wrap for any value of its arguments' types. "No overflow"
 ///      is proven separately: the `check_noOverflow_*` tests run with `--panic-error-codes 0x11`,
 ///      so any input reaching Solidity's arithmetic Panic(0x11) in RiskLib is a counterexample.
-contract RiskLibProofs is ProveBase {
+contract RiskLibProofs {
     /* LTV */
 
     /// @notice ltvWithin(debt, wei, price, cap) is exactly debt / (wei * price / 1e26) <= cap / 1e4
@@ -115,22 +114,28 @@ contract RiskLibProofs is ProveBase {
     ) external pure {
         int256 before = RiskLib.navE26(ethWei, price, stable, usdtzCost, debt);
         uint256 w = which % 5;
+        // the moved book goes up by `more`, capped at its width (still >= the old value)
         if (w == 0) {
-            _assume(uint256(ethWei) + more <= type(uint104).max);
-            assert(RiskLib.navE26(ethWei + more, price, stable, usdtzCost, debt) >= before);
+            uint104 up = uint104(_up(ethWei, more, type(uint104).max));
+            assert(RiskLib.navE26(up, price, stable, usdtzCost, debt) >= before);
         } else if (w == 1) {
-            _assume(uint256(price) + more <= type(uint64).max);
-            assert(RiskLib.navE26(ethWei, uint64(price + more), stable, usdtzCost, debt) >= before);
+            uint64 up = uint64(_up(price, more, type(uint64).max));
+            assert(RiskLib.navE26(ethWei, up, stable, usdtzCost, debt) >= before);
         } else if (w == 2) {
-            _assume(uint256(stable) + more <= type(uint104).max);
-            assert(RiskLib.navE26(ethWei, price, stable + more, usdtzCost, debt) >= before);
+            uint104 up = uint104(_up(stable, more, type(uint104).max));
+            assert(RiskLib.navE26(ethWei, price, up, usdtzCost, debt) >= before);
         } else if (w == 3) {
-            _assume(uint256(usdtzCost) + more <= type(uint64).max);
-            assert(RiskLib.navE26(ethWei, price, stable, uint64(usdtzCost + more), debt) >= before);
+            uint64 up = uint64(_up(usdtzCost, more, type(uint64).max));
+            assert(RiskLib.navE26(ethWei, price, stable, up, debt) >= before);
         } else {
-            _assume(uint256(debt) + more <= type(uint104).max);
-            assert(RiskLib.navE26(ethWei, price, stable, usdtzCost, debt + more) <= before);
+            uint104 up = uint104(_up(debt, more, type(uint104).max));
+            assert(RiskLib.navE26(ethWei, price, stable, usdtzCost, up) <= before);
         }
+    }
+
+    /// @dev min(value + more, max): a book moved up within its width.
+    function _up(uint256 value, uint256 more, uint256 max) private pure returns (uint256) {
+        return value + more > max ? max : value + more;
     }
 
     /// @notice navUsd: the E26 NAV in 8 dp rounded down, 0 when not positive.
