@@ -4,7 +4,7 @@ pragma solidity 0.8.28;
 import {RiskLib} from "../../contracts/libraries/RiskLib.sol";
 
 /// @title RiskLibProofs
-/// @notice halmos proofs (`make prove`) of the cap math in contracts/libraries/RiskLib.sol, for every
+/// @notice Proofs (`make prove`) of the cap math in contracts/libraries/RiskLib.sol, for every
 ///         input of the widths below. Each argument is a fresh symbolic value of its Solidity type, so
 ///         the type IS the domain: no `assume` narrows these proofs below the width.
 ///         - ETH wei: uint104 (2.0e31; RiskLib's documented bound is 1e30, and the NAV's ETH is three
@@ -20,9 +20,10 @@ import {RiskLib} from "../../contracts/libraries/RiskLib.sol";
 ///      `debt * 1e24 <= cap * wei * price`. The spec evaluates that in unchecked 256-bit arithmetic,
 ///      which is exact here by the types alone: debt * 1e24 < 2^104 * 2^80 = 2^184 and
 ///      cap * wei * price < 2^16 * 2^104 * 2^64 = 2^184 (likewise for every spec below, bounds in
-///      each comment), so the spec cannot wrap for any value of its arguments' types. "No overflow"
-///      is proven separately: the `check_noOverflow_*` tests run with `--panic-error-codes 0x11`,
-///      so any input reaching Solidity's arithmetic Panic(0x11) in RiskLib is a counterexample.
+///      each comment), so the spec cannot wrap for any value of its arguments' types.
+///      halmos proves the `check_*` functions (on the paths that return); the `testFuzz_*` ones need
+///      a 256-bit division or product relation the solvers here do not close (README.md), so forge
+///      fuzzes them at 1,000,000 runs, and fails them on any revert: the no-overflow properties.
 contract RiskLibProofs {
     /* LTV */
 
