@@ -81,7 +81,7 @@ fuzz: setup
 
 # Proofs of the cap math (tests/prove/README.md): halmos over tests/prove (a failed or timed-out
 # proof exits 1), then forge fuzzes what the solvers do not close, 1,000,000 runs each. Its own
-# venv, pinned: halmos's solvers (z3, yices, cvc5) stay out of the project's .venv. ~10 min here.
+# venv, pinned: halmos's solvers (z3, yices, cvc5) stay out of the project's .venv. ~4 min here.
 PROVE_VENV := .venv-prove
 PROVE_SOLVER := $(CURDIR)/$(PROVE_VENV)/bin/python $(CURDIR)/tests/prove/portfolio.py
 
