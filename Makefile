@@ -7,7 +7,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
-	test-fork-auto test-fork-real test-fork-usdt invariant
+	test-fork-auto test-fork-real test-fork-usdt invariant prove
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -107,6 +107,21 @@ bench: setup
 fuzz: setup
 	DEALVAULT_FUZZ_PROFILE=long $(BIN)/pytest tests/fuzz -p no:ape_test -q
 	FOUNDRY_PROFILE=long bash tools/forge/run.sh
+
+# Proofs of the cap math (tests/prove/README.md): halmos over tests/prove (a failed or timed-out
+# proof exits 1), then forge fuzzes what the solvers do not close, 1,000,000 runs each. Its own
+# venv, pinned: halmos's solvers (z3, yices, cvc5) stay out of the project's .venv. ~4 min here.
+PROVE_VENV := .venv-prove
+PROVE_SOLVER := $(CURDIR)/$(PROVE_VENV)/bin/python $(CURDIR)/tests/prove/portfolio.py
+
+$(PROVE_VENV)/.installed: tests/prove/requirements.txt
+	@test -x $(PROVE_VENV)/bin/python || $(PYTHON) -m venv $(PROVE_VENV)
+	$(PROVE_VENV)/bin/pip install -q -r tests/prove/requirements.txt
+	@touch $@
+
+prove: $(PROVE_VENV)/.installed node_modules/.installed
+	FOUNDRY_PROFILE=prove $(PROVE_VENV)/bin/halmos --forge-build-out .forge/prove-out --solver-command "$(PROVE_SOLVER)"
+	FOUNDRY_PROFILE=prove forge test --offline
 
 clean:
 	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local .forge
