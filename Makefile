@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test
+.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test mutate
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -78,6 +78,15 @@ bench: setup
 # The long invariant-fuzzing profile (5,000 sequences x 30 steps; 51 min here, not part of make test).
 fuzz: setup
 	DEALVAULT_FUZZ_PROFILE=long $(BIN)/pytest tests/fuzz -p no:ape_test -q
+
+# Mutation testing (tools/mutate/README.md; not part of `make test`): mutants of the vault's code, each
+# compiled and run against the fast forge suite in a worker copy (2 workers); resumes an interrupted
+# campaign. ARGS=--survivors re-runs the survivors (after adding tests that kill them), ARGS=--ape adds
+# the ape vault unit tests on the forge survivors. Writes tools/mutate/report.json and SUMMARY.md, then
+# checks every survivor against tools/mutate/triage.yaml.
+mutate: setup
+	$(BIN)/python tools/mutate/run.py $(ARGS)
+	$(BIN)/python tools/mutate/run.py --check
 
 clean:
 	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local
