@@ -7,7 +7,11 @@ import {DealVault} from "../../contracts/DealVault.sol";
 import {DealVaultLens} from "../../contracts/DealVaultLens.sol";
 import {IDealVault, IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
 import {IDealVaultLens} from "../../contracts/interfaces/IDealVaultLens.sol";
-import {TestBase} from "./utils/Vm.sol";
+import {TestBase, Vm} from "./utils/Vm.sol";
+
+interface IPriceFeed {
+    function latestRoundData() external view returns (uint80, int256, uint256, uint256, uint80);
+}
 
 /// @title Kit
 /// @notice The kit's addresses (tools/forge/state.py's kit.json), read once by the fixture.
@@ -31,6 +35,8 @@ struct Kit {
     address pairWethCusdc;
     address aWeth9;
     address aWeth10;
+    address aCusdt;
+    address aCusdc;
     address debtCusdt;
     address debtCusdc;
     address aaveAdmin;
@@ -63,6 +69,11 @@ abstract contract Fixture is TestBase {
     IDealVaultTypes.RiskParams internal risk;
     uint256 internal core0;
     uint256 internal t0;
+    /// @dev split's observations (the USDTz pairs' cumulative prices) and value.
+    uint256[2] internal splitCum;
+    uint256 internal splitTs;
+    uint256 internal splitValue;
+    uint256 internal splitPrice;
 
     function _loadKit() internal {
         string memory dir = ".forge/state";
@@ -91,6 +102,8 @@ abstract contract Fixture is TestBase {
         k.pairWethCusdc = vm.parseJsonAddress(j, ".pairWethCusdc");
         k.aWeth9 = vm.parseJsonAddress(j, ".aWeth9");
         k.aWeth10 = vm.parseJsonAddress(j, ".aWeth10");
+        k.aCusdt = vm.parseJsonAddress(j, ".aCusdt");
+        k.aCusdc = vm.parseJsonAddress(j, ".aCusdc");
         k.debtCusdt = vm.parseJsonAddress(j, ".debtCusdt");
         k.debtCusdc = vm.parseJsonAddress(j, ".debtCusdc");
         k.aaveAdmin = vm.parseJsonAddress(j, ".aaveAdmin");
@@ -147,8 +160,21 @@ abstract contract Fixture is TestBase {
         vm.deal(k.owner, FUND_WEI * 2);
         vault.fund{value: FUND_WEI}();
         vm.stopPrank();
+        vm.recordLogs();
         vm.prank(k.operator);
         vault.split();
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter != address(vault)) continue;
+            if (logs[i].topics[0] == IDealVaultTypes.Observed.selector) {
+                uint256 which = address(uint160(uint256(logs[i].topics[1]))) == k.cusdt ? 0 : 1;
+                (splitCum[which], splitTs) = abi.decode(logs[i].data, (uint256, uint256));
+            } else if (logs[i].topics[0] == IDealVaultTypes.Split.selector) {
+                (,,, splitValue) = abi.decode(logs[i].data, (uint256, uint256, uint256, uint256));
+            }
+        }
+        (, int256 answer,,,) = IPriceFeed(k.ethUsdFeed).latestRoundData();
+        splitPrice = uint256(answer);
         core0 = FUND_WEI * risk.coreBps / 10_000;
         vm.warp(block.timestamp + risk.twapWindow);
         vm.roll(block.number + 1);

@@ -50,12 +50,10 @@ DEFAULT_SUMMARY = ROOT / "tools" / "mutate" / "SUMMARY.md"
 SAMPLE_RATES = {"ROR": 0.2, "AOR": 0.2, "LOR": 0.5, "CONST": 0.15, "GUARD": 0.6, "BOOK": 0.6, "CALL": 0.3}
 
 #: The compile check (forge's `mutate` profile, foundry.toml), then the fast forge suite (tests/forge,
-#: tools/forge/run.sh: 50 invariant runs x 32 calls and every unit-style forge test). Mutants are
-#: compiled without the optimizer: the same semantics (the suite runs with an unbounded gas limit),
-#: and solcjs compiles a mutant's dependents in ~9 s instead of ~30 s. The baseline (the unmutated
-#: code, same commands) must pass first.
-BUILD_CMD = "FOUNDRY_PROFILE=mutate FOUNDRY_OPTIMIZER=false forge build"
-TEST_CMD = "FOUNDRY_PROFILE=mutate FOUNDRY_OPTIMIZER=false tools/forge/run.sh"
+#: tools/forge/run.sh: 50 invariant runs x 32 calls and every unit-style forge test). With the
+#: optimizer, as the suite is built (without it the invariant handlers hit "stack too deep").
+BUILD_CMD = "FOUNDRY_PROFILE=mutate forge build"
+TEST_CMD = "FOUNDRY_PROFILE=mutate tools/forge/run.sh"
 APE_CMD = "ape test tests/unit/vault -q -x -p no:cacheprovider"
 #: Run once in the repository before the workers start: the kit's chain state the forge suite loads
 #: (tools/forge/state.py), shared by every worker copy through DV_FORGE_STATE (no vault code in it).
@@ -313,6 +311,9 @@ class Campaign:
                 self.report.setdefault("baseline", {})[stage] = {"build_s": b_secs, "test_s": t_secs}
             limit = timeout or max(60.0, 3 * t_secs + 30)
             while not self.stop.is_set():
+                if self.a.deadline and time.time() > self.a.deadline:
+                    self.log(f"worker {wid}: past the deadline, no new mutant")
+                    return
                 try:
                     m = work.get_nowait()
                 except queue.Empty:
@@ -369,6 +370,14 @@ class Campaign:
         return not self.failed
 
 
+def _deadline(text: str) -> float:
+    """UTC HH:MM today (tomorrow if already past) as a Unix time."""
+    now = dt.datetime.now(dt.UTC)
+    h, m = (int(x) for x in text.split(":"))
+    t = now.replace(hour=h, minute=m, second=0, microsecond=0)
+    return (t if t > now else t + dt.timedelta(days=1)).timestamp()
+
+
 def _first_error(out: str) -> str:
     for line in out.splitlines():
         if "Error" in line:
@@ -400,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prepare", default=os.environ.get("MUTATE_PREPARE_CMD", PREPARE_CMD),
                     help="a command run once in the repository before the workers start")
     ap.add_argument("--timeout", type=float, default=0.0, help="test timeout per mutant (default 3 x baseline + 30 s)")
+    ap.add_argument("--deadline", type=_deadline, default=0.0,
+                    help="UTC HH:MM after which no new mutant starts (the report keeps what ran; run again to resume)")
     ap.add_argument("--keep", action="store_true", help="keep the worker directories")
     ap.add_argument("--list", action="store_true", help="list the selected mutants and stop")
     ap.add_argument("--summary", action="store_true", help="print the report's summary and write SUMMARY.md")
@@ -447,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         todo = [by_id[i] for i, e in report["mutants"].items() if i in by_id and final_outcome(e) == "survived"]
     else:
         todo = [m for m in sample if m.id not in report["mutants"]]
+    # a deterministic shuffle: a campaign stopped part-way (--limit, --deadline) ran a uniform subsample
+    todo.sort(key=lambda m: hashlib.sha1(f"order:{m.id}".encode()).hexdigest())
     if a.limit is not None:
         todo = todo[:a.limit]
 

@@ -32,6 +32,7 @@ interface Vm {
     function toString(uint256 value) external pure returns (string memory);
     function toString(address value) external pure returns (string memory);
     function toString(int256 value) external pure returns (string memory);
+    function toString(bytes calldata value) external pure returns (string memory);
 
     struct Log {
         bytes32[] topics;
