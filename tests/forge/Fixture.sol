@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {DealVault} from "../../contracts/DealVault.sol";
 import {DealVaultLens} from "../../contracts/DealVaultLens.sol";
@@ -69,9 +70,10 @@ abstract contract Fixture is TestBase {
     IDealVaultTypes.RiskParams internal risk;
     uint256 internal core0;
     uint256 internal t0;
-    /// @dev split's observations (the USDTz pairs' cumulative prices) and value.
-    uint256[2] internal splitCum;
-    uint256 internal splitTs;
+    /// @dev The vault's latest TWAP observations (the USDTz pairs' cumulative prices, cUSDT then
+    ///      cUSDC), split's value and the feed's price at split.
+    uint256[2] internal obsCum;
+    uint256[2] internal obsTs;
     uint256 internal splitValue;
     uint256 internal splitPrice;
 
@@ -163,20 +165,95 @@ abstract contract Fixture is TestBase {
         vm.recordLogs();
         vm.prank(k.operator);
         vault.split();
+        _track();
+        (, int256 answer,,,) = IPriceFeed(k.ethUsdFeed).latestRoundData();
+        splitPrice = uint256(answer);
+        core0 = FUND_WEI * risk.coreBps / 10_000;
+        _wait(risk.twapWindow);
+    }
+
+    function _wait(uint256 secs) internal {
+        vm.warp(block.timestamp + secs);
+        vm.roll(block.number + 1);
+    }
+
+    /// @dev The vault's Observed and Split events since vm.recordLogs().
+    function _track() internal {
         Vm.Log[] memory logs = vm.getRecordedLogs();
         for (uint256 i; i < logs.length; ++i) {
             if (logs[i].emitter != address(vault)) continue;
             if (logs[i].topics[0] == IDealVaultTypes.Observed.selector) {
                 uint256 which = address(uint160(uint256(logs[i].topics[1]))) == k.cusdt ? 0 : 1;
-                (splitCum[which], splitTs) = abi.decode(logs[i].data, (uint256, uint256));
+                (obsCum[which], obsTs[which]) = abi.decode(logs[i].data, (uint256, uint256));
             } else if (logs[i].topics[0] == IDealVaultTypes.Split.selector) {
                 (,,, splitValue) = abi.decode(logs[i].data, (uint256, uint256, uint256, uint256));
             }
         }
-        (, int256 answer,,,) = IPriceFeed(k.ethUsdFeed).latestRoundData();
-        splitPrice = uint256(answer);
-        core0 = FUND_WEI * risk.coreBps / 10_000;
-        vm.warp(block.timestamp + risk.twapWindow);
-        vm.roll(block.number + 1);
     }
+
+    /// @dev tests/fuzz's "positioned" base: 200 ETH supplied, 150k cUSDT borrowed, 100k of it bought into USDTz.
+    function _positioned() internal {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 200 ether);
+        vault.borrow(k.cusdt, 150_000 * USD6);
+        vault.buy(k.cusdt, 100_000 * USD6, 0, 2 ** 64);
+        vm.stopPrank();
+    }
+
+    /// @dev tests/fuzz's "underwater_tight" base: 350 ETH of collateral, 300k cUSDT borrowed; the
+    ///      attacker holds USDTz/cUSDT at ~0.90 for a window, the operator buys with 250k, the
+    ///      attacker takes the price to ~0.88 for a window (the vault's USDTz is underwater: its sells
+    ///      above the 0.85 floor realize losses); the owner tightens the loss budget to 2 bps.
+    function _underwater() internal {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 200 ether);
+        vault.borrow(k.cusdt, 150_000 * USD6);
+        vault.addCollateral(k.weth9, 150 ether);
+        vault.borrow(k.cusdt, 150_000 * USD6);
+        vm.stopPrank();
+        _movePair(900_000);
+        vm.recordLogs();
+        vm.prank(k.operator);
+        vault.observe();
+        _track();
+        _wait(risk.twapWindow);
+        vm.prank(k.operator);
+        vault.buy(k.cusdt, 250_000 * USD6, 0, 2 ** 64);
+        _movePair(880_000);
+        vm.recordLogs();
+        vm.prank(k.operator);
+        vault.observe();
+        _track();
+        _wait(risk.twapWindow);
+        vm.prank(k.owner);
+        vault.setParam(IDealVaultTypes.Param.MaxOperatorLossBps, 2);
+    }
+
+    /// @dev The attacker trades the USDTz/cUSDT pair to a spot of ~targetE6 cUSDT per USDTz.
+    function _movePair(uint256 targetE6) internal {
+        address pair = k.pairUsdtzCusdt;
+        (uint112 r0, uint112 r1,) = IPairReserves(pair).getReserves();
+        bool z0 = IPairReserves(pair).token0() == k.usdtz;
+        (uint256 rz, uint256 rs) = z0 ? (uint256(r0), uint256(r1)) : (uint256(r1), uint256(r0));
+        uint256 rsNew = Math.sqrt(rz * rs * targetE6 / 1e6);
+        address[] memory path = new address[](2);
+        uint256 amountIn;
+        if (rsNew > rs) {
+            (path[0], path[1], amountIn) = (k.cusdt, k.usdtz, (rsNew - rs) * 1000 / 997);
+        } else {
+            (path[0], path[1], amountIn) = (k.usdtz, k.cusdt, (rz * rs / rsNew - rz) * 1000 / 997);
+        }
+        vm.prank(k.attacker);
+        ISwapRouter(k.router).swapExactTokensForTokens(amountIn, 0, path, k.attacker, 2 ** 64);
+    }
+}
+
+interface IPairReserves {
+    function getReserves() external view returns (uint112, uint112, uint32);
+    function token0() external view returns (address);
+}
+
+interface ISwapRouter {
+    function swapExactTokensForTokens(uint256 amountIn, uint256 amountOutMin, address[] calldata path, address to,
+        uint256 deadline) external returns (uint256[] memory amounts);
 }

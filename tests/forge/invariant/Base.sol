@@ -80,8 +80,6 @@ struct State {
     uint256[2] coll; // the lens's collateralOf
     uint256[2] liq; // WETH held by the aTokens (the reserves' liquidity)
     uint256 slot0;
-    uint256 guaColl;
-    uint256 guaDebt;
     uint256[2] rz; // USDTz pairs: the USDTz reserve
     uint256[2] rs; // the stablecoin reserve
     uint256[2] cum; // the USDTz price accumulator now (counterfactual), UQ112x112 seconds
@@ -141,14 +139,12 @@ abstract contract HandlerBase is TestBase {
     function _read() internal view returns (State memory s) {
         address v = address(vault);
         s.ts = block.timestamp;
-        s.slot0 = uint256(vm.load(v, bytes32(0)));
+        s.slot0 = _slot(0);
         s.phase = (s.slot0 >> 144) & 0xff;
         s.paused = (s.slot0 >> 160) & 0xff != 0;
         s.rv = _books(s.slot0);
-        uint256 w10 = uint256(vm.load(v, bytes32(uint256(10))));
-        uint256 w11 = uint256(vm.load(v, bytes32(uint256(11))));
-        s.coll = [w10 & M80, (w10 >> 80) & M80];
-        s.stableBooks = [w11 & M80, (w11 >> 80) & M80];
+        s.coll = _collBooks();
+        s.stableBooks = _stableBooks();
         (, s.feedAnswer,, s.feedUpdatedAt,) = IFeedAdmin(k.ethUsdFeed).latestRoundData();
         s.ethVault = v.balance;
         s.ethWrappers = k.weth9.balance + k.weth10.balance;
@@ -171,7 +167,22 @@ abstract contract HandlerBase is TestBase {
             }
         }
         s.balZ = IERC20(k.usdtz).balanceOf(v);
-        (s.guaColl, s.guaDebt,,,,) = IAaveV3Pool(k.pool).getUserAccountData(v);
+    }
+
+    function _slot(uint256 i) internal view returns (uint256) {
+        return uint256(vm.load(address(vault), bytes32(i)));
+    }
+
+    /// @dev The collateral books (slot 10: collateral9 | collateral10 << 80).
+    function _collBooks() internal view returns (uint256[2] memory) {
+        uint256 w10 = _slot(10);
+        return [w10 & M80, (w10 >> 80) & M80];
+    }
+
+    /// @dev The stablecoin books (slot 11: stableT | stableC << 80).
+    function _stableBooks() internal view returns (uint256[2] memory) {
+        uint256 w11 = _slot(11);
+        return [w11 & M80, (w11 >> 80) & M80];
     }
 
     uint256 internal constant M80 = (1 << 80) - 1;
@@ -179,12 +190,11 @@ abstract contract HandlerBase is TestBase {
 
     /// @dev Slots 0, 9-13 of DealVaultStorage.
     function _books(uint256 slot0) internal view returns (Books memory b) {
-        address v = address(vault);
-        uint256 w9 = uint256(vm.load(v, bytes32(uint256(9))));
-        uint256 w10 = uint256(vm.load(v, bytes32(uint256(10))));
-        uint256 w11 = uint256(vm.load(v, bytes32(uint256(11))));
-        uint256 w12 = uint256(vm.load(v, bytes32(uint256(12))));
-        uint256 w13 = uint256(vm.load(v, bytes32(uint256(13))));
+        uint256 w9 = _slot(9);
+        uint256 w10 = _slot(10);
+        uint256 w11 = _slot(11);
+        uint256 w12 = _slot(12);
+        uint256 w13 = _slot(13);
         b.phaseBeforeHolding = (slot0 >> 152) & 0xff;
         b.rung = (slot0 >> 168) & 0xff;
         b.coreEth = w9 & M80;
@@ -198,7 +208,7 @@ abstract contract HandlerBase is TestBase {
     }
 
     function _booksNow() internal view returns (Books memory) {
-        return _books(uint256(vm.load(address(vault), bytes32(0))));
+        return _books(_slot(0));
     }
 
     /* INDEPENDENT RISK MATH (from raw reads) */

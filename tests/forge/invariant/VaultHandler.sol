@@ -23,7 +23,7 @@ contract VaultHandler is LegCore {
         IDealVaultLens l,
         Kit memory kit,
         uint256[2] memory cum0,
-        uint256 ts0,
+        uint256[2] memory ts0,
         uint256 splitValue_,
         uint256 splitPrice_
     ) LegCore(v, l, kit, cum0, ts0, splitValue_, splitPrice_) {
@@ -91,7 +91,7 @@ contract VaultHandler is LegCore {
         _prepareTwap(i, mode % 4);
         uint256 minOut = (mode >> 2) % 8 == 6 ? 1 : (mode >> 2) % 8 == 7 ? 1e30 : 0;
         uint256 deadline = (mode >> 5) % 2 == 1 && minOut == 1 ? block.timestamp - 1 : FAR;
-        uint256 avail = i < 2 ? _read().stableBooks[i] : 0;
+        uint256 avail = i < 2 ? _stableBooks()[i] : 0;
         _doBuy(_role(roleSeed), st, i, _pick(a, avail), minOut, deadline);
     }
 
@@ -195,7 +195,7 @@ contract VaultHandler is LegCore {
 
     function repay(uint256 roleSeed, uint256 sSeed, uint256 a, bool useMax) external {
         (address st, uint256 i) = _stable(sSeed);
-        uint256 amount = useMax ? type(uint256).max : _pick(a, i < 2 ? _read().stableBooks[i] : 0);
+        uint256 amount = useMax ? type(uint256).max : _pick(a, i < 2 ? _stableBooks()[i] : 0);
         _end(_leg(REPAY, _role(roleSeed), abi.encodeCall(IDealVaultCore.repay, (st, amount)), 0, false));
     }
 
@@ -222,7 +222,7 @@ contract VaultHandler is LegCore {
 
     function withdrawCollateral(uint256 roleSeed, uint256 wSeed, uint256 a) external {
         (address w, uint256 j) = _wrapper(wSeed);
-        uint256 amount = _pick(a, j < 2 ? _read().coll[j] : 0);
+        uint256 amount = _pick(a, j < 2 ? _collBooks()[j] : 0);
         bool debt = IERC20(debtTokens[0]).balanceOf(address(vault)) + IERC20(debtTokens[1]).balanceOf(address(vault)) > 0;
         _end(_leg(WITHDRAW_COLL, _role(roleSeed), abi.encodeCall(IDealVaultCore.withdrawCollateral, (w, amount)), 0, debt));
     }
@@ -240,7 +240,7 @@ contract VaultHandler is LegCore {
         (address w, uint256 j) = _wrapper(wSeed);
         (address st, uint256 i) = _stable(sSeed);
         uint8 role = _role(roleSeed);
-        uint256 amount = _pick(a, mode % 2 == 0 ? _deleverageRoom(j, i, role) : j < 2 ? _read().coll[j] : 0);
+        uint256 amount = _pick(a, mode % 2 == 0 ? _deleverageRoom(j, i, role) : j < 2 ? _collBooks()[j] : 0);
         _doDeleverage(role, w, j, st, i, amount, (mode >> 1) % 4 == 3 ? 1e30 : 0);
     }
 
@@ -525,7 +525,7 @@ contract VaultHandler is LegCore {
 
     function _sandwiched(uint256 kd, uint8 role, uint256 i, uint256 j, uint256 a) internal {
         if (kd == 0) {
-            _doBuy(role, stables[i], i, _pick(a % 5, _read().stableBooks[i]), 0, FAR);
+            _doBuy(role, stables[i], i, _pick(a % 5, _stableBooks()[i]), 0, FAR);
         } else if (kd == 1) {
             _doSell(role, stables[i], i, _pick(a % 5, _rv().usdtzHeld), 0);
         } else {

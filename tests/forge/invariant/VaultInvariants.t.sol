@@ -28,7 +28,7 @@ import {WorldHandler} from "./WorldHandler.sol";
 ///         - the owner's exit: from the state reached, hold -> ownerRepay every debt -> withdraw all
 ///           ETH -> close -> withdraw everything left succeeds (USDTz excepted while its issuer has
 ///           frozen the vault), empties the vault and gives the owner at least the booked ETH.
-contract VaultInvariants is Fixture {
+abstract contract VaultInvariants is Fixture {
     VaultHandler internal h;
     WorldHandler internal w;
 
@@ -37,9 +37,13 @@ contract VaultInvariants is Fixture {
         bytes4[] selectors;
     }
 
+    /// @dev The state every run starts from (after fund + split + the TWAP window).
+    function _base() internal virtual;
+
     function setUp() public {
         _deployVault();
-        h = new VaultHandler(vault, lens, k, splitCum, splitTs, splitValue, splitPrice);
+        _base();
+        h = new VaultHandler(vault, lens, k, obsCum, obsTs, splitValue, splitPrice);
         w = new WorldHandler(vault, lens, k, h);
         h.setWorld(address(w));
     }
@@ -94,8 +98,8 @@ contract VaultInvariants is Fixture {
         s[1] = FuzzSelector(address(w), world);
     }
 
-    /// @dev One invariant function (every check shares one read of the state).
-    function invariant_vault() public {
+    /// @dev Every check (the concrete contracts' invariant_vault runs it, with their run counts).
+    function _checkAll() internal {
         assertTrue(bytes(h.violation()).length == 0, h.violation());
         assertTrue(bytes(w.violation()).length == 0, w.violation());
         IDealVaultLens.RiskView memory rv = lens.riskView(address(vault));
@@ -123,8 +127,9 @@ contract VaultInvariants is Fixture {
             assertGe(eth, rv.coreEth, "ETH balance below the core");
             assertGe(eth, rv.coreEth + rv.workingEth + rv.opportunisticEth, "ETH balance below the ETH books");
             assertGe(IERC20(k.usdtz).balanceOf(address(vault)), rv.usdtzHeld, "USDTz books above the balance");
-            assertGe(IERC20(k.cusdt).balanceOf(address(vault)), lens.stableOf(address(vault), k.cusdt), "cUSDT books");
-            assertGe(IERC20(k.cusdc).balanceOf(address(vault)), lens.stableOf(address(vault), k.cusdc), "cUSDC books");
+            uint256[2] memory sb = h.stableBooksNow();
+            assertGe(IERC20(k.cusdt).balanceOf(address(vault)), sb[0], "cUSDT books above the balance");
+            assertGe(IERC20(k.cusdc).balanceOf(address(vault)), sb[1], "cUSDC books above the balance");
         }
         uint256 n = h.watchCount();
         for (uint256 i; i < n; ++i) {
@@ -157,18 +162,19 @@ contract VaultInvariants is Fixture {
         assertEq(rv.repaidOnBehalf, h.rob(), "riskView repaidOnBehalf");
         assertEq(rv.ownerRepaid, h.ownerRepaid(), "riskView ownerRepaid");
         uint256 c;
-        address[2] memory wr = [k.weth9, k.weth10];
         address[2] memory at = [k.aWeth9, k.aWeth10];
         uint256 cb;
+        uint256[2] memory cbk = h.collBooksNow();
         for (uint256 j; j < 2; ++j) {
-            uint256 books_ = lens.collateralOf(address(vault), wr[j]);
+            uint256 books_ = cbk[j];
             uint256 abal = IERC20(at[j]).balanceOf(address(vault));
             cb += books_;
             if (books_ > 0) c += books_ < abal ? books_ : abal;
         }
         assertEq(rv.collateralWeth, c, "riskView collateralWeth");
         assertEq(rv.collateralBooked, cb, "riskView collateralBooked");
-        assertEq(rv.stableHeld, lens.stableOf(address(vault), k.cusdt) + lens.stableOf(address(vault), k.cusdc), "stableHeld");
+        uint256[2] memory sb = h.stableBooksNow();
+        assertEq(rv.stableHeld, sb[0] + sb[1], "riskView stableHeld != the storage books");
         // the observations
         for (uint256 i; i < 2; ++i) {
             IDealVaultLens.Twap memory t = lens.twap(address(vault), st[i]);
@@ -273,4 +279,44 @@ interface IDealVaultExtensionExit {
     function ownerRepay(address stable, uint256 amount) external;
     function withdraw(address token, uint256 amount) external;
     function close() external;
+}
+
+/// @dev The runs of a profile are shared by the three bases (they run in parallel); every run is
+///      depth 32. default (make test): 334 x 3 = 1,002 runs; long (make fuzz): 6,667 x 3 = 20,001;
+///      mutate: 17 x 3 = 51.
+contract VaultInvariantsSplit is VaultInvariants {
+    function _base() internal override {}
+
+    /// forge-config: default.invariant.runs = 334
+    /// forge-config: long.invariant.runs = 6667
+    /// forge-config: mutate.invariant.runs = 17
+    function invariant_vault() public {
+        _checkAll();
+    }
+}
+
+contract VaultInvariantsPositioned is VaultInvariants {
+    function _base() internal override {
+        _positioned();
+    }
+
+    /// forge-config: default.invariant.runs = 334
+    /// forge-config: long.invariant.runs = 6667
+    /// forge-config: mutate.invariant.runs = 17
+    function invariant_vault() public {
+        _checkAll();
+    }
+}
+
+contract VaultInvariantsUnderwater is VaultInvariants {
+    function _base() internal override {
+        _underwater();
+    }
+
+    /// forge-config: default.invariant.runs = 334
+    /// forge-config: long.invariant.runs = 6667
+    /// forge-config: mutate.invariant.runs = 17
+    function invariant_vault() public {
+        _checkAll();
+    }
 }

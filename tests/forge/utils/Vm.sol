@@ -61,6 +61,10 @@ abstract contract TestBase {
         if (a > b) revert AssertionFailed(what, a, b);
     }
 
+    function assertGt(uint256 a, uint256 b, string memory what) internal pure {
+        if (a <= b) revert AssertionFailed(what, a, b);
+    }
+
     function assertGe(uint256 a, uint256 b, string memory what) internal pure {
         if (a < b) revert AssertionFailed(what, a, b);
     }
