@@ -1,9 +1,20 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
+import {DealVault} from "../../contracts/DealVault.sol";
+import {DealVaultLens} from "../../contracts/DealVaultLens.sol";
+import {IDealVault, IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
+import {IAaveV3Pool} from "../../contracts/interfaces/IAaveV3Pool.sol";
+import {IUniswapV2Router} from "../../contracts/interfaces/IUniswapV2Router.sol";
+import {IUniswapV2Factory, IUniswapV2Pair} from "../../contracts/interfaces/IUniswapV2Pair.sol";
 import {IDealVaultLens} from "../../contracts/interfaces/IDealVaultLens.sol";
 import {Fixture} from "./Fixture.sol";
+
+/// @dev The cheatcodes these tests use beyond tests/forge/utils/Vm.sol (forge 1.7.1).
+interface VmMock {
+    function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
+    function clearMockedCalls() external;
+}
 
 /// @title MutantKillersTest
 /// @notice Tests written to kill survivors of `make mutate` (tools/mutate/triage.yaml names each
@@ -22,5 +33,204 @@ contract MutantKillersTest is Fixture {
         vm.prank(k.owner);
         vm.expectRevert(IDealVaultTypes.ZeroAmount.selector);
         vault.ownerRepay(k.cusdt, 1_000 * USD6);
+    }
+
+    /// @dev The vault takes ETH only from the wrappers' unwraps.
+    function test_receive_refuses_ETH_from_anyone_else() public {
+        vm.deal(k.stranger, 1 ether);
+        vm.prank(k.stranger);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.EthNotAccepted.selector, k.stranger));
+        (bool ok,) = address(vault).call{value: 1 ether}("");
+        ok;
+    }
+}
+
+/// @title ConfigKillersTest
+/// @notice The constructor's checks of its Config, each with its exact error, and what it stores
+///         (the Setup found from the venues, the parameters): the invariant suite only ever deploys
+///         the one valid configuration.
+contract ConfigKillersTest is Fixture {
+    VmMock internal constant vmm = VmMock(address(uint160(uint256(keccak256("hevm cheat code")))));
+
+    function setUp() public {
+        _loadKit();
+        risk = _defaultRisk();
+    }
+
+    function _cfg() internal view returns (IDealVaultTypes.Config memory) {
+        return IDealVaultTypes.Config({
+            weth9: k.weth9, weth10: k.weth10, cusdt: k.cusdt, cusdc: k.cusdc, usdtz: k.usdtz, pool: k.pool,
+            router: k.router, desk: k.desk, ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
+            guardian: k.guardian, risk: risk
+        });
+    }
+
+    function _refused(IDealVaultTypes.Config memory cfg, bytes memory err) internal {
+        vm.expectRevert(err);
+        new DealVault(cfg);
+    }
+
+    function test_config_buckets_must_sum_to_10000() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        cfg.risk.coreBps += 1;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.BucketSplitInvalid.selector, 10_001));
+        cfg.risk.coreBps -= 2;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.BucketSplitInvalid.selector, 9_999));
+    }
+
+    function test_config_rungs_and_tranche() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        cfg.risk.rungs[0] = 0;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RungsInvalid.selector, 0));
+        cfg = _cfg();
+        cfg.risk.rungs[1] = cfg.risk.rungs[0];
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RungsInvalid.selector, 1));
+        cfg = _cfg();
+        cfg.risk.rungs[2] = cfg.risk.rungs[1];
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RungsInvalid.selector, 2));
+        cfg = _cfg();
+        cfg.risk.rungs[2] = 1 << 63;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RungsInvalid.selector, 2));
+        cfg = _cfg();
+        cfg.risk.minTranche = 0;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RungsInvalid.selector, 3));
+        cfg = _cfg();
+        cfg.risk.minTranche = cfg.risk.rungs[0] + 1;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RungsInvalid.selector, 3));
+        // the boundaries are allowed: a tranche minimum equal to the first rung, the top rung just under 2**63
+        cfg = _cfg();
+        cfg.risk.minTranche = cfg.risk.rungs[0];
+        cfg.risk.rungs[2] = (1 << 63) - 1;
+        IDealVault v = IDealVault(address(new DealVault(cfg)));
+        IDealVaultTypes.Setup memory s = v.setup();
+        assertEq(s.minTranche, cfg.risk.rungs[0], "minTranche");
+        assertEq(s.rungs[2], (1 << 63) - 1, "rung 2");
+    }
+
+    function test_config_roles_distinct_and_non_zero() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        cfg.operator = cfg.owner;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RolesNotDistinct.selector, cfg.owner));
+        cfg = _cfg();
+        cfg.guardian = cfg.owner;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RolesNotDistinct.selector, cfg.owner));
+        cfg = _cfg();
+        cfg.guardian = cfg.operator;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RolesNotDistinct.selector, cfg.operator));
+        cfg = _cfg();
+        cfg.owner = address(0);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "owner"));
+        cfg = _cfg();
+        cfg.operator = address(0);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "operator"));
+        cfg = _cfg();
+        cfg.guardian = address(0);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "guardian"));
+    }
+
+    function test_config_venues_non_zero_and_distinct() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        cfg.desk = address(0);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "desk"));
+        cfg = _cfg();
+        cfg.ethUsdFeed = address(0);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "ethUsdFeed"));
+        cfg = _cfg();
+        cfg.desk = cfg.pool;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.DuplicateAddress.selector, cfg.pool));
+        cfg = _cfg();
+        cfg.weth10 = cfg.weth9;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.DuplicateAddress.selector, cfg.weth9));
+    }
+
+    function test_config_decimals_router_weth() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        vmm.mockCall(k.cusdc, abi.encodeWithSignature("decimals()"), abi.encode(uint8(18)));
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.WrongDecimals.selector, k.cusdc, 6, 18));
+        vmm.clearMockedCalls();
+        vmm.mockCall(k.ethUsdFeed, abi.encodeWithSignature("decimals()"), abi.encode(uint8(18)));
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.WrongDecimals.selector, k.ethUsdFeed, 8, 18));
+        vmm.clearMockedCalls();
+        vmm.mockCall(k.router, abi.encodeCall(IUniswapV2Router.WETH, ()), abi.encode(k.weth10));
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RouterWethMismatch.selector, k.weth10));
+    }
+
+    function _reserveWithout(address asset, bool aToken) internal {
+        IAaveV3Pool.ReserveData memory d = IAaveV3Pool(k.pool).getReserveData(asset);
+        if (aToken) d.aTokenAddress = address(0);
+        else d.variableDebtTokenAddress = address(0);
+        vmm.mockCall(k.pool, abi.encodeCall(IAaveV3Pool.getReserveData, (asset)), abi.encode(d));
+    }
+
+    function test_config_reserves_and_pairs_must_exist() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        _reserveWithout(k.weth9, true);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "weth9 reserve"));
+        vmm.clearMockedCalls();
+        _reserveWithout(k.cusdt, false);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "cusdt reserve"));
+        vmm.clearMockedCalls();
+        _reserveWithout(k.cusdc, false);
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "cusdc reserve"));
+        vmm.clearMockedCalls();
+        address factory = IUniswapV2Router(k.router).factory();
+        vmm.mockCall(factory, abi.encodeCall(IUniswapV2Factory.getPair, (k.cusdt, k.usdtz)), abi.encode(address(0)));
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.PairMissing.selector, k.cusdt));
+        vmm.clearMockedCalls();
+        vmm.mockCall(factory, abi.encodeCall(IUniswapV2Factory.getPair, (k.cusdc, k.usdtz)), abi.encode(address(0)));
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.PairMissing.selector, k.cusdc));
+    }
+
+    /// @dev What the constructor found and wrote: the Setup (venues, token order) and every parameter.
+    function test_config_setup_and_params_as_configured() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        IDealVault v = IDealVault(address(new DealVault(cfg)));
+        IDealVaultTypes.Setup memory s = v.setup();
+        assertTrue(s.usdtzIs0T == (IUniswapV2Pair(k.pairUsdtzCusdt).token0() == k.usdtz), "usdtzIs0T");
+        assertTrue(s.usdtzIs0C == (IUniswapV2Pair(k.pairUsdtzCusdc).token0() == k.usdtz), "usdtzIs0C");
+        assertEq(uint160(s.venues.aWeth9), uint160(k.aWeth9), "aWeth9");
+        assertEq(uint160(s.venues.aWeth10), uint160(k.aWeth10), "aWeth10");
+        assertEq(uint160(s.venues.debtCusdt), uint160(k.debtCusdt), "debtCusdt");
+        assertEq(uint160(s.venues.debtCusdc), uint160(k.debtCusdc), "debtCusdc");
+        assertEq(uint160(s.venues.pairCusdt), uint160(k.pairUsdtzCusdt), "pairCusdt");
+        assertEq(uint160(s.venues.pairCusdc), uint160(k.pairUsdtzCusdc), "pairCusdc");
+        assertEq(s.coreBps + s.workingBps + s.opportunisticBps, 10_000, "buckets");
+        assertEq(s.rungs[0], cfg.risk.rungs[0], "rung 0");
+        assertEq(s.rungs[1], cfg.risk.rungs[1], "rung 1");
+        IDealVaultLens l = IDealVaultLens(address(new DealVaultLens()));
+        IDealVaultLens.Params memory p = l.params(address(v));
+        IDealVaultTypes.RiskParams memory r = cfg.risk;
+        assertEq(p.maxLtvBps, r.maxLtvBps, "maxLtvBps");
+        assertEq(p.maxExposureBps, r.maxExposureBps, "maxExposureBps");
+        assertEq(p.maxDeskFeeBps, r.maxDeskFeeBps, "maxDeskFeeBps");
+        assertEq(p.oracleMaxAge, r.oracleMaxAge, "oracleMaxAge");
+        assertEq(p.minDiscountBps, r.minDiscountBps, "minDiscountBps");
+        assertEq(p.maxSlippageBps, r.maxSlippageBps, "maxSlippageBps");
+        assertEq(p.sellFloorPrice, r.sellFloorPrice, "sellFloorPrice");
+        assertEq(p.ethFloorPrice, r.ethFloorPrice, "ethFloorPrice");
+        assertEq(p.maxOperatorLossBps, r.maxOperatorLossBps, "maxOperatorLossBps");
+        assertEq(p.twapWindow, r.twapWindow, "twapWindow");
+        assertEq(p.loosenDelay, r.loosenDelay, "loosenDelay");
+        assertEq(uint160(v.owner()), uint160(k.owner), "owner");
+        assertEq(uint160(v.operator()), uint160(k.operator), "operator");
+        assertEq(uint160(v.guardian()), uint160(k.guardian), "guardian");
+    }
+
+    /// @dev Parameters outside their limits are refused at deployment as by setParam.
+    function test_config_params_within_limits() public {
+        IDealVaultTypes.Config memory cfg = _cfg();
+        cfg.risk.maxLtvBps = 3001;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.CapAboveCeiling.selector, 3001, 3000));
+        cfg = _cfg();
+        cfg.risk.oracleMaxAge = 0;
+        _refused(cfg, abi.encodeWithSelector(
+            IDealVaultTypes.ParamInvalid.selector, IDealVaultTypes.Param.OracleMaxAge, 0));
+        cfg = _cfg();
+        cfg.risk.loosenDelay = 1 hours - 1;
+        _refused(cfg, abi.encodeWithSelector(
+            IDealVaultTypes.ParamInvalid.selector, IDealVaultTypes.Param.LoosenDelay, 1 hours - 1));
+        cfg = _cfg();
+        cfg.risk.minDiscountBps = 10_000;
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.CapAboveCeiling.selector, 10_000, 9_999));
     }
 }
