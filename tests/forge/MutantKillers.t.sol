@@ -3,17 +3,45 @@ pragma solidity 0.8.28;
 
 import {DealVault} from "../../contracts/DealVault.sol";
 import {DealVaultLens} from "../../contracts/DealVaultLens.sol";
-import {IDealVault, IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
+import {IDealVault, IDealVaultExtension, IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
 import {IAaveV3Pool} from "../../contracts/interfaces/IAaveV3Pool.sol";
 import {IUniswapV2Router} from "../../contracts/interfaces/IUniswapV2Router.sol";
 import {IUniswapV2Factory, IUniswapV2Pair} from "../../contracts/interfaces/IUniswapV2Pair.sol";
 import {IDealVaultLens} from "../../contracts/interfaces/IDealVaultLens.sol";
+import {ReenteringVenue} from "../../contracts/test/ReenteringVenue.sol";
 import {Fixture} from "./Fixture.sol";
+import {Vm} from "./utils/Vm.sol";
 
 /// @dev The cheatcodes these tests use beyond tests/forge/utils/Vm.sol (forge 1.7.1).
 interface VmMock {
     function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
     function clearMockedCalls() external;
+    function etch(address target, bytes calldata newRuntimeBytecode) external;
+}
+
+/// @dev An ETH/USD feed that answers `price`, fresh, only while the vault's reentrancy flag is set
+///      (slot 0, byte 22: `entered`, after scaledDebtT, scaledDebtC, phase_, phaseBeforeHolding,
+///      paused_, rung), and 0 (Invalid) otherwise: etched over the kit's feed, it proves that a leg
+///      runs with the flag set.
+contract FlagFeed {
+    IDealVault internal immutable vault;
+    int256 internal immutable price;
+
+    constructor(IDealVault v, int256 p) {
+        vault = v;
+        price = p;
+    }
+
+    function decimals() external pure returns (uint8) {
+        return 8;
+    }
+
+    function latestRoundData() external view returns (uint80, int256, uint256, uint256, uint80) {
+        bytes32[] memory slot = new bytes32[](1);
+        uint256 word = uint256(vault.extSloads(slot)[0]);
+        bool entered = (word >> (22 * 8)) & 0xff == 1;
+        return (1, entered ? price : int256(0), block.timestamp, block.timestamp, 1);
+    }
 }
 
 /// @title MutantKillersTest
@@ -35,6 +63,27 @@ contract MutantKillersTest is Fixture {
         vault.ownerRepay(k.cusdt, 1_000 * USD6);
     }
 
+    /// @dev A leg runs with the reentrancy flag set (what makes a venue's callback revert).
+    function test_leg_runs_with_the_reentrancy_flag_set() public {
+        (, int256 answer,,,) = IPriceFeedView(k.ethUsdFeed).latestRoundData();
+        FlagFeed f = new FlagFeed(vault, answer);
+        VmMock(address(vm)).etch(k.ethUsdFeed, address(f).code);
+        vm.prank(k.operator);
+        vault.supply(k.weth9, 10 ether); // reads the feed in its cap check: InvalidPrice(0) if the flag is down
+        assertEq(lens.riskView(address(vault)).collateralBooked, 10 ether, "supplied");
+    }
+
+    /// @dev The operator's deleverage with a stale oracle is bound by the feed's last answer (not refused).
+    function test_operator_deleverage_with_a_stale_oracle_uses_the_last_answer() public {
+        _positioned();
+        _wait(risk.oracleMaxAge + 1);
+        IDealVaultLens.RiskView memory before = lens.riskView(address(vault));
+        assertEq(uint256(before.oracleStatus), uint256(IDealVaultTypes.OracleStatus.Stale), "stale");
+        vm.prank(k.operator);
+        vault.deleverage(k.weth9, k.cusdt, 1 ether, 0, 2 ** 64);
+        assertEq(lens.riskView(address(vault)).collateralBooked, before.collateralBooked - 1 ether, "sold");
+    }
+
     /// @dev The vault takes ETH only from the wrappers' unwraps.
     function test_receive_refuses_ETH_from_anyone_else() public {
         vm.deal(k.stranger, 1 ether);
@@ -42,6 +91,52 @@ contract MutantKillersTest is Fixture {
         vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.EthNotAccepted.selector, k.stranger));
         (bool ok,) = address(vault).call{value: 1 ether}("");
         ok;
+    }
+}
+
+interface IPriceFeedView {
+    function latestRoundData() external view returns (uint80, int256, uint256, uint256, uint80);
+}
+
+/// @title ReentryKillersTest
+/// @notice A venue that calls back into the vault meets the reentrancy guard first: a vault whose
+///         desk is a ReenteringVenue (contracts/test) armed to call `observe()`; the tranche fails
+///         with the guard's error as its reason (the venue bubbles the callback's revert data up).
+contract ReentryKillersTest is Fixture {
+    function setUp() public {
+        _loadKit();
+        risk = _defaultRisk();
+    }
+
+    function test_venue_callback_hits_the_reentrancy_guard() public {
+        ReenteringVenue venue = new ReenteringVenue();
+        IDealVaultTypes.Config memory cfg = IDealVaultTypes.Config({
+            weth9: k.weth9, weth10: k.weth10, cusdt: k.cusdt, cusdc: k.cusdc, usdtz: k.usdtz, pool: k.pool,
+            router: k.router, desk: address(venue), ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
+            guardian: k.guardian, risk: risk
+        });
+        vault = IDealVault(address(new DealVault(cfg)));
+        vm.deal(k.owner, FUND_WEI);
+        vm.prank(k.owner);
+        vault.fund{value: FUND_WEI}();
+        vm.prank(k.operator);
+        vault.split();
+        _wait(risk.twapWindow);
+        _positioned();
+        venue.arm(address(vault), abi.encodeCall(IDealVaultExtension.observe, ()));
+        vm.recordLogs();
+        vm.prank(k.operator);
+        bool ok = vault.redeem(k.cusdt, risk.minTranche);
+        assertTrue(!ok, "the tranche failed");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        bytes memory reason;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(vault) && logs[i].topics[0] == IDealVaultTypes.RedemptionFailed.selector) {
+                (,, reason) = abi.decode(logs[i].data, (uint8, uint256, bytes));
+            }
+        }
+        assertEq(reason.length, 4, "reason length");
+        assertTrue(bytes4(reason) == IDealVaultTypes.ReentrancyGuardReentrantCall.selector, "the guard's error");
     }
 }
 
