@@ -35,3 +35,23 @@ contract RegressionsPositioned is VaultInvariants {
         _assertClean();
     }
 }
+
+contract RegressionsUnderwater is VaultInvariants {
+    function _base() internal override {
+        _underwater();
+    }
+
+    /// @dev A sandwiched operator sell after the feed went Invalid (answer 0, negative or absurd) on
+    ///      the underwater base: the exposure (USDTz / NAV at the feed's price) is undefined, so the
+    ///      "risk-reducing legs never raise the exposure" property is checked only with a valid price.
+    function test_regression_operatorSellUnderInvalidOracle() public {
+        (bool ok,) = address(h).call(abi.encodeCall(VaultHandler.sandwich,
+            (47560131840234651440704575735905975648288502789248141, 28717901805097904342)));
+        (ok,) = address(w).call(abi.encodeCall(WorldHandler.priceMove, (185196353744)));
+        (ok,) = address(h).call(abi.encodeCall(VaultHandler.sandwich,
+            (1, 299684830760839566699350045801442375781850308450698742884747)));
+        ok;
+        assertTrue(bytes(h.violation()).length == 0, h.violation());
+        _checkAll();
+    }
+}

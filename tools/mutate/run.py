@@ -370,6 +370,14 @@ class Campaign:
         return not self.failed
 
 
+def _head(root: Path) -> str:
+    """The commit the worker copies were taken from (+ "-dirty" with uncommitted changes outside tools/mutate)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=root, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", ".", ":!tools/mutate"], check=False, cwd=root,
+                           capture_output=True, text=True).stdout.strip()
+    return head + ("-dirty" if dirty else "")
+
+
 def _deadline(text: str) -> float:
     """UTC HH:MM today (tomorrow if already past) as a Unix time."""
     now = dt.datetime.now(dt.UTC)
@@ -489,6 +497,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {msg}", flush=True)
 
     camp = Campaign(a, report, order, log)
+    # SIGTERM (and SIGINT, which a background job ignores) stop the campaign like ^C: the mutants
+    # under way finish and are recorded, no new one starts
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if todo and a.prepare:
         st, secs, out = _run(a.prepare, a.root, None, camp.state)
         log(f"prepare ({a.prepare}): {st} in {secs} s")
@@ -496,10 +508,11 @@ def main(argv: list[str] | None = None) -> int:
             print(out, file=sys.stderr)
             return 1
     started = time.monotonic()
+    started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     log(f"{len(todo)} mutants to run with {a.jobs} workers ({len(sample)} in the sample, {len(population)} generated)")
     ok = camp.run(todo, "forge")
     forge_s = round(time.monotonic() - started, 1)
-    run = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "mutants": len(todo),
+    run = {"started": started_at, "commit": _head(a.root), "mutants": len(todo),
            "jobs": a.jobs, "forge_wall_s": forge_s, "mode": "only" if a.only else "survivors" if a.survivors else "resume"}
     if ok and a.ape:
         survivors = [by_id[i] for i, e in report["mutants"].items()

@@ -532,7 +532,9 @@ abstract contract LegCore is HandlerBase {
     function _exposureNotUp(Leg memory g, uint256 cdb, uint256 cda) internal {
         uint256 ua = g.a.rv.usdtzHeld;
         uint256 ub = g.b.rv.usdtzHeld;
-        if (ua == 0 || g.id == CLOSE) return;
+        // (NAV needs a valid ETH price: with an Invalid oracle there is no exposure to compare;
+        // Regressions: operatorSellUnderInvalidOracle)
+        if (ua == 0 || g.id == CLOSE || g.status == 2) return;
         int256 nb = _navE26(g.b, g.price, cdb);
         int256 na = _navE26(g.a, g.price, cda);
         if (g.id == DELEVERAGE) {
