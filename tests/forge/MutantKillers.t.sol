@@ -84,6 +84,80 @@ contract MutantKillersTest is Fixture {
         assertEq(lens.riskView(address(vault)).collateralBooked, before.collateralBooked - 1 ether, "sold");
     }
 
+    function _setFeed(int256 answer) internal {
+        vm.prank(k.feedOwner);
+        IFeedAdmin(k.ethUsdFeed).setAnswer(answer);
+    }
+
+    /// @dev A zero answer is Invalid (not a Fresh price of 0): the lens says so and a cap check refuses.
+    function test_zero_price_is_invalid() public {
+        _setFeed(0);
+        assertEq(uint256(lens.riskView(address(vault)).oracleStatus), uint256(IDealVaultTypes.OracleStatus.Invalid), "status");
+        vm.prank(k.operator);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.InvalidPrice.selector, int256(0)));
+        vault.supply(k.weth9, 1 ether);
+    }
+
+    /// @dev The first rung's size bounds a tranche at rung 0.
+    function test_tranche_above_the_first_rung_is_refused() public {
+        _positioned();
+        uint256 held = lens.riskView(address(vault)).usdtzHeld;
+        uint256 rung0 = risk.rungs[0];
+        assertGe(held, rung0 + 1, "enough USDTz");
+        vm.prank(k.operator);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.TrancheAboveRung.selector, rung0 + 1, rung0));
+        vault.redeem(k.cusdt, rung0 + 1);
+    }
+
+    /// @dev supply, borrow, deleverage part of the collateral, repay the rest from the books, close:
+    ///      every book after close, exactly (the ETH PnL is the collateral sold).
+    function test_close_after_a_deleverage_books_exactly() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.borrow(k.cusdt, 2_000 * USD6);
+        uint256 sold = 0.5 ether;
+        vault.deleverage(k.weth9, k.cusdt, sold, 0, 2 ** 64);
+        IDealVaultLens.RiskView memory mid = lens.riskView(address(vault));
+        assertEq(mid.collateralBooked, 10 ether - sold, "collateral after deleverage");
+        vault.repay(k.cusdt, type(uint256).max);
+        IDealVaultLens.RiskView memory b = lens.riskView(address(vault));
+        assertEq(b.poolDebt, 0, "debt repaid");
+        vault.close();
+        vm.stopPrank();
+        IDealVaultLens.RiskView memory a = lens.riskView(address(vault));
+        assertEq(uint256(a.phase), uint256(IDealVaultTypes.Phase.CLOSED), "closed");
+        assertEq(a.collateralBooked, 0, "collateral credited");
+        assertEq(a.workingEth, b.workingEth + 10 ether - sold, "working += collateral");
+        assertEq(a.coreEth, b.coreEth, "core");
+        assertEq(a.opportunisticEth, b.opportunisticEth, "opportunistic");
+        assertTrue(a.realizedPnlEth == -int256(sold), "pnl eth = the collateral sold");
+        assertEq(a.usdtzCost, 0, "usdtz cost written off");
+        assertEq(address(vault).balance, FUND_WEI - sold, "eth held");
+        // the USD PnL: the ETH PnL at the price, plus the stable left over (6 dp -> 8 dp)
+        (, int256 px,,,) = IPriceFeedView(k.ethUsdFeed).latestRoundData();
+        int256 usd = -int256(sold) * px / 1e18 + int256(a.stableHeld) * 100;
+        assertTrue(a.realizedPnlUsd == usd, "pnl usd");
+    }
+
+    /// @dev After CLOSED the owner takes ETH: the books follow what is left, no more.
+    function test_closed_withdraw_debits_the_books_by_what_left() public {
+        vm.prank(k.operator);
+        vault.close();
+        uint256 books = FUND_WEI;
+        vm.prank(k.owner);
+        vault.withdraw(address(0), 1 ether);
+        IDealVaultLens.RiskView memory a = lens.riskView(address(vault));
+        assertEq(a.coreEth + a.workingEth + a.opportunisticEth, books - 1 ether, "books = what is left");
+        assertEq(a.opportunisticEth, FUND_WEI * risk.opportunisticBps / 10_000 - 1 ether, "opportunistic first");
+        // a donated stablecoin is surplus: taking part of it leaves the (zero) books alone
+        vm.prank(k.owner);
+        IERC20Min(k.cusdt).transfer(address(vault), 100 * USD6);
+        vm.prank(k.owner);
+        vault.withdraw(k.cusdt, 1 * USD6);
+        assertEq(IERC20Min(k.cusdt).balanceOf(address(vault)), 99 * USD6, "surplus left");
+        assertEq(lens.riskView(address(vault)).stableHeld, 0, "stable books");
+    }
+
     /// @dev The vault takes ETH only from the wrappers' unwraps.
     function test_receive_refuses_ETH_from_anyone_else() public {
         vm.deal(k.stranger, 1 ether);
@@ -92,6 +166,15 @@ contract MutantKillersTest is Fixture {
         (bool ok,) = address(vault).call{value: 1 ether}("");
         ok;
     }
+}
+
+interface IFeedAdmin {
+    function setAnswer(int256 answer) external;
+}
+
+interface IERC20Min {
+    function transfer(address to, uint256 amount) external returns (bool);
+    function balanceOf(address who) external view returns (uint256);
 }
 
 interface IPriceFeedView {
