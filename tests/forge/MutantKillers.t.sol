@@ -158,6 +158,144 @@ contract MutantKillersTest is Fixture {
         assertEq(lens.riskView(address(vault)).stableHeld, 0, "stable books");
     }
 
+    /// @dev A whole first rung redeemed: the ladder moves to rung 1 and every book of the tranche follows.
+    function test_full_rung_redeemed_books_exactly() public {
+        _positioned();
+        IDealVaultLens.RiskView memory b = lens.riskView(address(vault));
+        uint256 amount = risk.rungs[0];
+        uint256 cusdtBefore = IERC20Min(k.cusdt).balanceOf(address(vault));
+        vm.prank(k.operator);
+        bool ok = vault.redeem(k.cusdt, amount);
+        assertTrue(ok, "redeemed");
+        IDealVaultLens.RiskView memory a = lens.riskView(address(vault));
+        uint256 received = IERC20Min(k.cusdt).balanceOf(address(vault)) - cusdtBefore;
+        assertEq(a.rung, 1, "next rung");
+        assertEq(a.rungProgress, 0, "progress reset");
+        assertEq(a.redeemedTotal, amount, "redeemed total");
+        assertEq(a.usdtzHeld, b.usdtzHeld - amount, "usdtz held");
+        assertEq(a.feesPaid, amount - received, "fees");
+        assertEq(a.stableHeld, b.stableHeld + received, "stable books");
+        // average cost out, rounded up
+        uint256 costOut = (b.usdtzCost * amount + b.usdtzHeld - 1) / b.usdtzHeld;
+        assertEq(a.usdtzCost, b.usdtzCost - costOut, "cost basis");
+        assertEq(uint256(a.phase), uint256(IDealVaultTypes.Phase.MONETIZING), "monetizing");
+        // a second, partial tranche only adds progress
+        vm.prank(k.operator);
+        assertTrue(vault.redeem(k.cusdt, risk.minTranche), "second");
+        a = lens.riskView(address(vault));
+        assertEq(a.rung, 1, "same rung");
+        assertEq(a.rungProgress, risk.minTranche, "progress");
+        assertEq(a.redeemedTotal, amount + risk.minTranche, "redeemed total 2");
+    }
+
+    /// @dev observe() restarts each pair's TWAP window: a buy right after it is refused.
+    function test_observe_restarts_both_twap_windows() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 100 ether);
+        vault.borrow(k.cusdt, 20_000 * USD6);
+        vault.borrow(k.cusdc, 20_000 * USD6);
+        vault.observe();
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.TwapWindowShort.selector, block.timestamp, risk.twapWindow));
+        vault.buy(k.cusdt, 1_000 * USD6, 0, 2 ** 64);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.TwapWindowShort.selector, block.timestamp, risk.twapWindow));
+        vault.buy(k.cusdc, 1_000 * USD6, 0, 2 ** 64);
+        vm.stopPrank();
+        _wait(risk.twapWindow);
+        vm.prank(k.operator);
+        vault.buy(k.cusdc, 1_000 * USD6, 0, 2 ** 64);
+    }
+
+    /// @dev repay's refusals, each with its own error: the phase first, then the stable book.
+    function test_repay_refusals() public {
+        vm.prank(k.operator);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.WrongPhase.selector, IDealVaultTypes.Phase.SPLIT, 0x3c));
+        vault.repay(k.cusdt, 1);
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.borrow(k.cusdt, 1_000 * USD6);
+        vm.stopPrank();
+        // a donation is surplus, not a book the operator may repay from
+        vm.prank(k.owner);
+        IERC20Min(k.cusdt).transfer(address(vault), 500 * USD6);
+        vm.prank(k.operator);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.InsufficientBucket.selector, 4, 1_000 * USD6, 1_200 * USD6));
+        vault.repay(k.cusdt, 1_200 * USD6);
+        vm.prank(k.operator);
+        vm.expectRevert(IDealVaultTypes.ZeroAmount.selector);
+        vault.repay(k.cusdt, 0);
+    }
+
+    /// @dev A leg on an unknown stablecoin is refused as such, before any book is read.
+    function test_unknown_stable_is_refused() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.UnknownStable.selector, k.weth10));
+        vault.buy(k.weth10, 1, 0, 2 ** 64);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.UnknownStable.selector, k.weth10));
+        vault.borrow(k.weth10, 1);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.UnknownWrapper.selector, k.cusdt));
+        vault.supply(k.cusdt, 1);
+        vm.stopPrank();
+    }
+
+    /// @dev Only the owner unpauses; the guardian and the operator cannot.
+    function test_only_the_owner_unpauses() public {
+        vm.prank(k.guardian);
+        vault.pause();
+        assertTrue(vault.paused(), "paused");
+        vm.prank(k.guardian);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.NotOwner.selector, k.guardian));
+        vault.unpause();
+        vm.prank(k.operator);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.NotGuardian.selector, k.operator));
+        vault.pause();
+        vm.prank(k.operator);
+        vm.expectRevert(IDealVaultTypes.Paused.selector);
+        vault.supply(k.weth9, 1 ether);
+        vm.prank(k.owner);
+        vault.unpause();
+        assertTrue(!vault.paused(), "unpaused");
+    }
+
+    /// @dev A sale at exactly the floor price passes (the floor is inclusive).
+    function test_sell_at_exactly_the_floor_passes() public {
+        _positioned();
+        _movePair(900_000);
+        address[] memory path = new address[](2);
+        (path[0], path[1]) = (k.usdtz, k.cusdt);
+        uint256 out = IUniswapV2Router(k.router).getAmountsOut(USD6, path)[1];
+        // a floor equal to the sale's price per USDTz (1 USDTz in: the price is `out`), raised at once (tighter)
+        vm.prank(k.owner);
+        vault.setParam(IDealVaultTypes.Param.SellFloorPrice, out);
+        vm.prank(k.owner);
+        vault.sell(k.cusdt, USD6, 0, 2 ** 64);
+        vm.prank(k.owner);
+        vault.setParam(IDealVaultTypes.Param.SellFloorPrice, out + 1);
+        out = IUniswapV2Router(k.router).getAmountsOut(USD6, path)[1];
+        vm.prank(k.owner);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.PriceBelowFloor.selector, out, out + 1));
+        vault.sell(k.cusdt, USD6, 0, 2 ** 64);
+    }
+
+    /// @dev buy refuses a price above 1 - minDiscount, even with the TWAP there too.
+    function test_buy_above_the_discount_limit_is_refused() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 100 ether);
+        vault.borrow(k.cusdt, 20_000 * USD6);
+        vm.stopPrank();
+        _movePair(980_000);
+        vm.prank(k.operator);
+        vault.observe();
+        _wait(risk.twapWindow);
+        address[] memory path = new address[](2);
+        (path[0], path[1]) = (k.cusdt, k.usdtz);
+        uint256 out = IUniswapV2Router(k.router).getAmountsOut(1_000 * USD6, path)[1];
+        uint256 priceE6 = (1_000 * USD6 * 1e6 + out - 1) / out;
+        vm.prank(k.operator);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.PriceAboveLimit.selector, priceE6, 950_000));
+        vault.buy(k.cusdt, 1_000 * USD6, 0, 2 ** 64);
+    }
+
     /// @dev The vault takes ETH only from the wrappers' unwraps.
     function test_receive_refuses_ETH_from_anyone_else() public {
         vm.deal(k.stranger, 1 ether);
