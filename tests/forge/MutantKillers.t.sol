@@ -17,6 +17,7 @@ interface VmMock {
     function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
     function clearMockedCalls() external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
+    function expectPartialRevert(bytes4 revertData) external;
 }
 
 /// @dev An ETH/USD feed that answers `price`, fresh, only while the vault's reentrancy flag is set
@@ -296,6 +297,77 @@ contract MutantKillersTest is Fixture {
         vault.buy(k.cusdt, 1_000 * USD6, 0, 2 ** 64);
     }
 
+    /// @dev The pool's own LTV (its prices) is a second cap: a dearer stablecoin in Aave's oracle
+    ///      makes a borrow that is within the cap at the vault's prices exceed it at the pool's.
+    function test_pool_side_ltv_is_a_cap_too() public {
+        vm.prank(k.operator);
+        vault.supply(k.weth9, 100 ether);
+        uint256 valueUsd6 = 100 ether * splitPrice / 1e20;
+        vm.prank(k.stableFeedOwner);
+        IFeedAdmin(k.stableFeed).setAnswer(2e8);
+        vm.prank(k.operator);
+        VmMock(address(vm)).expectPartialRevert(IDealVaultTypes.LtvAboveCap.selector);
+        vault.borrow(k.cusdt, valueUsd6 * 2_000 / 10_000);
+    }
+
+    /// @dev With nothing held in USDTz the exposure is 0, even with a NAV at or below 0 (the debt's
+    ///      interest over an Invalid price).
+    function test_exposure_without_usdtz_is_zero_even_underwater() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.borrow(k.cusdt, 1_000 * USD6);
+        vm.stopPrank();
+        _setFeed(0);
+        _wait(365 days);
+        IDealVaultLens.RiskView memory v = lens.riskView(address(vault));
+        assertEq(v.nav, 0, "nav <= 0");
+        assertEq(v.exposureBps, 0, "no exposure without usdtz");
+    }
+
+    /// @dev ownerRepay first books a repayment someone else made on the vault's behalf.
+    function test_ownerRepay_books_a_repayment_on_behalf_first() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.borrow(k.cusdt, 2_000 * USD6);
+        vm.stopPrank();
+        vm.startPrank(k.benefactor);
+        IERC20Min(k.cusdt).approve(k.pool, 500 * USD6);
+        IAaveV3Pool(k.pool).repay(k.cusdt, 500 * USD6, 2, address(vault));
+        vm.stopPrank();
+        vm.prank(k.owner);
+        vault.ownerRepay(k.cusdt, 100 * USD6);
+        IDealVaultLens.RiskView memory v = lens.riskView(address(vault));
+        assertGe(v.repaidOnBehalf + 1, 500 * USD6, "booked on behalf");
+        assertLe(v.repaidOnBehalf, 500 * USD6 + 1, "booked on behalf (rounding)");
+        assertEq(v.ownerRepaid, 100 * USD6, "owner repaid");
+    }
+
+    /// @dev aTokens donated to the vault are not its collateral: close leaves them where they are.
+    function test_close_leaves_donated_atokens() public {
+        vm.deal(k.benefactor, 2 ether);
+        vm.startPrank(k.benefactor);
+        IWethMin(k.weth10).deposit{value: 2 ether}();
+        IERC20Min(k.weth10).approve(k.pool, 2 ether);
+        IAaveV3Pool(k.pool).supply(k.weth10, 2 ether, address(vault), 0);
+        vm.stopPrank();
+        uint256 donated = IERC20Min(k.aWeth10).balanceOf(address(vault));
+        assertGe(donated, 2 ether - 1, "donated");
+        vm.prank(k.operator);
+        vault.close();
+        assertGe(IERC20Min(k.aWeth10).balanceOf(address(vault)), donated, "still there");
+        assertEq(address(vault).balance, FUND_WEI, "no ETH from them");
+    }
+
+    /// @dev deleverage may not sell collateral worth more than the stable's debt (+1%): it is no way to raise cash.
+    function test_deleverage_beyond_the_debt_is_refused() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.borrow(k.cusdt, 100 * USD6);
+        VmMock(address(vm)).expectPartialRevert(IDealVaultTypes.DeleverageTooLarge.selector);
+        vault.deleverage(k.weth9, k.cusdt, 5 ether, 0, 2 ** 64);
+        vm.stopPrank();
+    }
+
     /// @dev The vault takes ETH only from the wrappers' unwraps.
     function test_receive_refuses_ETH_from_anyone_else() public {
         vm.deal(k.stranger, 1 ether);
@@ -310,7 +382,12 @@ interface IFeedAdmin {
     function setAnswer(int256 answer) external;
 }
 
+interface IWethMin {
+    function deposit() external payable;
+}
+
 interface IERC20Min {
+    function approve(address spender, uint256 amount) external returns (bool);
     function transfer(address to, uint256 amount) external returns (bool);
     function balanceOf(address who) external view returns (uint256);
 }

@@ -288,7 +288,7 @@ class Campaign:
         with self.lock:
             e = self.report["mutants"].get(m.id, {})
             e.update({"id": m.id, "file": m.file, "line": m.line, "operator": m.operator,
-                      "original": m.original, "mutated": m.mutated}, **fields)
+                      "original": m.original, "mutated": m.mutated, "run": len(self.report["runs"])}, **fields)
             self.report["mutants"][m.id] = e
             write_report(self.a.report, self.report, self.order)
             self.done += 1
@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(todo)} mutants to run with {a.jobs} workers ({len(sample)} in the sample, {len(population)} generated)")
     ok = camp.run(todo, "forge")
     forge_s = round(time.monotonic() - started, 1)
-    run = {"started": started_at, "commit": _head(a.root), "mutants": len(todo),
+    run = {"started": started_at, "commit": _head(a.root), "test_cmd": a.test_cmd, "mutants": len(todo),
            "jobs": a.jobs, "forge_wall_s": forge_s, "mode": "only" if a.only else "survivors" if a.survivors else "resume"}
     if ok and a.ape:
         survivors = [by_id[i] for i, e in report["mutants"].items()
