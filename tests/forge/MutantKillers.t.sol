@@ -368,6 +368,25 @@ contract MutantKillersTest is Fixture {
         vm.stopPrank();
     }
 
+    /// @dev A leg that checks no cap (hold) still completes: legSeq + 1 and LegCompleted(seq, Hold) with its books.
+    function test_light_leg_completes_with_its_sequence_number() public {
+        uint256 seq = lens.riskView(address(vault)).legSeq;
+        vm.recordLogs();
+        vm.prank(k.guardian);
+        vault.hold();
+        assertEq(lens.riskView(address(vault)).legSeq, seq + 1, "legSeq");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        uint256 found;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(vault) && logs[i].topics[0] == IDealVaultTypes.LegCompleted.selector) {
+                assertEq(uint256(logs[i].topics[1]), seq + 1, "event seq");
+                assertEq(uint256(logs[i].topics[2]), uint256(IDealVaultTypes.Leg.Hold), "event leg");
+                found++;
+            }
+        }
+        assertEq(found, 1, "one LegCompleted");
+    }
+
     /// @dev The vault takes ETH only from the wrappers' unwraps.
     function test_receive_refuses_ETH_from_anyone_else() public {
         vm.deal(k.stranger, 1 ether);
