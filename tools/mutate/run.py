@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import queue
+import shlex
 import shutil
 import signal
 import subprocess
@@ -213,6 +214,8 @@ def check(report: dict, triage: dict[str, dict], mutants: list[gen.Mutant], root
             f = root / path
             if not f.exists() or f"function {test}(" not in f.read_text():
                 problems.append(f"triage: {mid} killed_by {t['killed_by']}: no such test")
+            if e.get("killed_by") not in (None, t["killed_by"]):
+                problems.append(f"triage: {mid} killed_by {t['killed_by']}, but the report verified {e['killed_by']}")
             if final_outcome(e) not in ("killed", "timeout"):
                 problems.append(f"triage: {mid} killed_by {t['killed_by']}, but the report shows it {final_outcome(e)} "
                                 "(rerun `make mutate ARGS=--survivors`)")
@@ -283,6 +286,7 @@ class Campaign:
         self.done = 0
         self.total = 0
         self.state = (args.root / STATE_DIR).resolve()
+        self.killers: dict[str, str] = {}
 
     def record(self, m: gen.Mutant, fields: dict) -> None:
         with self.lock:
@@ -336,10 +340,16 @@ class Campaign:
                 self.record(m, {"outcome": "not_compiled", "build_s": b_secs, "compile_error": _first_error(out)}
                             if stage == "forge" else {"ape": "not_compiled"})
                 return
+            killer = self.killers.get(m.id)
+            if killer and stage == "forge":
+                # --verify-killers: the named test alone must fail on the mutant
+                path, _, test = killer.partition("::")
+                cmd = f"{cmd} --match-path {shlex.quote(path)} --match-test {shlex.quote('^' + test + '$')}"
             st, t_secs, _ = _run(cmd, wdir, limit, self.state)
             outcome = {"ok": "survived", "fail": "killed", "timeout": "timeout"}[st]
             if stage == "forge":
-                self.record(m, {"outcome": outcome, "build_s": b_secs, "test_s": t_secs})
+                self.record(m, {"outcome": outcome, "build_s": b_secs, "test_s": t_secs}
+                            | ({"killed_by": killer} if killer else {}))
             else:
                 self.record(m, {"ape": outcome, "ape_s": t_secs})
         finally:
@@ -408,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="every generated mutant, not the campaign's sample")
     ap.add_argument("--only", nargs="+", metavar="ID", help="these mutants (re-run even if in the report)")
     ap.add_argument("--survivors", action="store_true", help="re-run the report's survivors only")
+    ap.add_argument("--verify-killers", action="store_true",
+                    help="re-run the triage's killed_by mutants, each against its named test alone")
     ap.add_argument("--limit", type=int, help="at most this many mutants in this run")
     ap.add_argument("--fresh", action="store_true", help="discard the report first")
     ap.add_argument("--ape", action="store_true", help="then run the ape vault unit tests on the forge survivors")
@@ -462,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mutate: unknown mutant ids: {unknown}", file=sys.stderr)
             return 2
         todo = [by_id[i] for i in a.only]
+    elif a.verify_killers:
+        triage = load_triage(yaml.safe_load(a.triage.read_text()) if a.triage.exists() else None)
+        killers = {i: t["killed_by"] for i, t in triage.items() if "killed_by" in t and i in by_id}
+        todo = [by_id[i] for i in killers]
     elif a.survivors:
         todo = [by_id[i] for i, e in report["mutants"].items() if i in by_id and final_outcome(e) == "survived"]
     else:
@@ -497,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {msg}", flush=True)
 
     camp = Campaign(a, report, order, log)
+    if a.verify_killers:
+        camp.killers = killers
     # SIGTERM (and SIGINT, which a background job ignores) stop the campaign like ^C: the mutants
     # under way finish and are recorded, no new one starts
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -513,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     ok = camp.run(todo, "forge")
     forge_s = round(time.monotonic() - started, 1)
     run = {"started": started_at, "commit": _head(a.root), "test_cmd": a.test_cmd, "mutants": len(todo),
-           "jobs": a.jobs, "forge_wall_s": forge_s, "mode": "only" if a.only else "survivors" if a.survivors else "resume"}
+           "jobs": a.jobs, "forge_wall_s": forge_s, "mode": "only" if a.only else "verify-killers" if a.verify_killers else "survivors" if a.survivors else "resume"}
     if ok and a.ape:
         survivors = [by_id[i] for i, e in report["mutants"].items()
                      if e["outcome"] == "survived" and (a.survivors or a.only or "ape" not in e)]
