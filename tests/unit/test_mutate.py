@@ -198,6 +198,9 @@ def test_check_killed_by_needs_an_existing_test_and_a_kill(tmp_path):
     assert any("report shows it survived" in p for p in run.check(still, t, ms, tmp_path))
     missing = run.load_triage({"survivors": {ms[1].id: {"killed_by": "tests/K.t.sol::test_nope"}}})
     assert any("no such test" in p for p in run.check(killed, missing, ms, tmp_path))
+    # --verify-killers records the test that alone killed it: it must be the triage's
+    other = {"mutants": [_entry(ms[1], "killed", killed_by="tests/K.t.sol::test_other")]}
+    assert any("report verified tests/K.t.sol::test_other" in p for p in run.check(other, t, ms, tmp_path))
     # a survivor the ape stage killed counts as killed
     by_ape = {"mutants": [_entry(ms[1], "survived", ape="killed")]}
     assert run.check(by_ape, t, ms, tmp_path) == []
