@@ -85,6 +85,14 @@ contract MutantKillersTest is Fixture {
         assertEq(lens.riskView(address(vault)).collateralBooked, before.collateralBooked - 1 ether, "sold");
     }
 
+    /// @dev The operator supplies `eth` of WETH9 and borrows `usd6` cUSDT.
+    function _supplyBorrow(uint256 eth, uint256 usd6) internal {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, eth);
+        vault.borrow(k.cusdt, usd6);
+        vm.stopPrank();
+    }
+
     function _setFeed(int256 answer) internal {
         vm.prank(k.feedOwner);
         IFeedAdmin(k.ethUsdFeed).setAnswer(answer);
@@ -211,10 +219,7 @@ contract MutantKillersTest is Fixture {
         vm.prank(k.operator);
         vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.WrongPhase.selector, IDealVaultTypes.Phase.SPLIT, 0x3c));
         vault.repay(k.cusdt, 1);
-        vm.startPrank(k.operator);
-        vault.supply(k.weth9, 10 ether);
-        vault.borrow(k.cusdt, 1_000 * USD6);
-        vm.stopPrank();
+        _supplyBorrow(10 ether, 1_000 * USD6);
         // a donation is surplus, not a book the operator may repay from
         vm.prank(k.owner);
         IERC20Min(k.cusdt).transfer(address(vault), 500 * USD6);
@@ -280,10 +285,7 @@ contract MutantKillersTest is Fixture {
 
     /// @dev buy refuses a price above 1 - minDiscount, even with the TWAP there too.
     function test_buy_above_the_discount_limit_is_refused() public {
-        vm.startPrank(k.operator);
-        vault.supply(k.weth9, 100 ether);
-        vault.borrow(k.cusdt, 20_000 * USD6);
-        vm.stopPrank();
+        _supplyBorrow(100 ether, 20_000 * USD6);
         _movePair(980_000);
         vm.prank(k.operator);
         vault.observe();
@@ -313,10 +315,7 @@ contract MutantKillersTest is Fixture {
     /// @dev With nothing held in USDTz the exposure is 0, even with a NAV at or below 0 (the debt's
     ///      interest over an Invalid price).
     function test_exposure_without_usdtz_is_zero_even_underwater() public {
-        vm.startPrank(k.operator);
-        vault.supply(k.weth9, 10 ether);
-        vault.borrow(k.cusdt, 1_000 * USD6);
-        vm.stopPrank();
+        _supplyBorrow(10 ether, 1_000 * USD6);
         _setFeed(0);
         _wait(365 days);
         IDealVaultLens.RiskView memory v = lens.riskView(address(vault));
@@ -326,10 +325,7 @@ contract MutantKillersTest is Fixture {
 
     /// @dev ownerRepay first books a repayment someone else made on the vault's behalf.
     function test_ownerRepay_books_a_repayment_on_behalf_first() public {
-        vm.startPrank(k.operator);
-        vault.supply(k.weth9, 10 ether);
-        vault.borrow(k.cusdt, 2_000 * USD6);
-        vm.stopPrank();
+        _supplyBorrow(10 ether, 2_000 * USD6);
         vm.startPrank(k.benefactor);
         IERC20Min(k.cusdt).approve(k.pool, 500 * USD6);
         IAaveV3Pool(k.pool).repay(k.cusdt, 500 * USD6, 2, address(vault));
@@ -519,25 +515,22 @@ contract ConfigKillersTest is Fixture {
         assertEq(s.rungs[2], (1 << 63) - 1, "rung 2");
     }
 
-    function test_config_roles_distinct_and_non_zero() public {
+    function _refusedRoles(address owner_, address operator_, address guardian_, bytes memory err) internal {
         IDealVaultTypes.Config memory cfg = _cfg();
-        cfg.operator = cfg.owner;
-        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RolesNotDistinct.selector, cfg.owner));
-        cfg = _cfg();
-        cfg.guardian = cfg.owner;
-        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RolesNotDistinct.selector, cfg.owner));
-        cfg = _cfg();
-        cfg.guardian = cfg.operator;
-        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RolesNotDistinct.selector, cfg.operator));
-        cfg = _cfg();
-        cfg.owner = address(0);
-        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "owner"));
-        cfg = _cfg();
-        cfg.operator = address(0);
-        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "operator"));
-        cfg = _cfg();
-        cfg.guardian = address(0);
-        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.ZeroAddress.selector, "guardian"));
+        (cfg.owner, cfg.operator, cfg.guardian) = (owner_, operator_, guardian_);
+        _refused(cfg, err);
+    }
+
+    function test_config_roles_distinct_and_non_zero() public {
+        (address o, address op, address g) = (k.owner, k.operator, k.guardian);
+        bytes4 notDistinct = IDealVaultTypes.RolesNotDistinct.selector;
+        bytes4 zero = IDealVaultTypes.ZeroAddress.selector;
+        _refusedRoles(o, o, g, abi.encodeWithSelector(notDistinct, o));
+        _refusedRoles(o, op, o, abi.encodeWithSelector(notDistinct, o));
+        _refusedRoles(o, op, op, abi.encodeWithSelector(notDistinct, op));
+        _refusedRoles(address(0), op, g, abi.encodeWithSelector(zero, "owner"));
+        _refusedRoles(o, address(0), g, abi.encodeWithSelector(zero, "operator"));
+        _refusedRoles(o, op, address(0), abi.encodeWithSelector(zero, "guardian"));
     }
 
     function test_config_venues_non_zero_and_distinct() public {
