@@ -528,10 +528,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     log(f"{len(todo)} mutants to run with {a.jobs} workers ({len(sample)} in the sample, {len(population)} generated)")
-    ok = camp.run(todo, "forge")
+    interrupted = False
+    try:
+        ok = camp.run(todo, "forge")
+    except KeyboardInterrupt:
+        ok, interrupted = False, True
     forge_s = round(time.monotonic() - started, 1)
     run = {"started": started_at, "commit": _head(a.root), "test_cmd": a.test_cmd, "mutants": len(todo),
            "jobs": a.jobs, "forge_wall_s": forge_s, "mode": "only" if a.only else "verify-killers" if a.verify_killers else "survivors" if a.survivors else "resume"}
+    if interrupted:
+        run["interrupted"] = True
+        run["mutants_done"] = camp.done
     if ok and a.ape:
         survivors = [by_id[i] for i, e in report["mutants"].items()
                      if e["outcome"] == "survived" and (a.survivors or a.only or "ape" not in e)]
