@@ -343,9 +343,13 @@ class Campaign:
             killer = self.killers.get(m.id)
             if killer and stage == "forge":
                 # --verify-killers: the named test alone must fail on the mutant
-                path, _, test = killer.partition("::")
-                cmd = f"{cmd} --match-path {shlex.quote(path)} --match-test {shlex.quote('^' + test + '$')}"
-            st, t_secs, _ = _run(cmd, wdir, limit, self.state)
+                test_file, _, test = killer.partition("::")
+                cmd = f"{cmd} --match-path {shlex.quote(test_file)} --match-test {shlex.quote('^' + test + '$')}"
+            st, t_secs, out = _run(cmd, wdir, limit, self.state)
+            if killer and stage == "forge" and f"{test}()" not in out:
+                self.log(f"{m.id}: the test {killer} did not run:\n{out[-1500:]}")
+                self.failed = True
+                return
             outcome = {"ok": "survived", "fail": "killed", "timeout": "timeout"}[st]
             if stage == "forge":
                 self.record(m, {"outcome": outcome, "build_s": b_secs, "test_s": t_secs}
