@@ -7,7 +7,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
-	test-fork-auto test-fork-real test-fork-usdt invariant prove
+	test-fork-auto test-fork-real test-fork-usdt invariant prove mutate
 
 setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
@@ -122,6 +122,15 @@ $(PROVE_VENV)/.installed: tests/prove/requirements.txt
 prove: $(PROVE_VENV)/.installed node_modules/.installed
 	FOUNDRY_PROFILE=prove $(PROVE_VENV)/bin/halmos --forge-build-out .forge/prove-out --solver-command "$(PROVE_SOLVER)"
 	FOUNDRY_PROFILE=prove forge test --offline
+
+# Mutation testing (tools/mutate/README.md; not part of `make test`): mutants of the vault's code, each
+# compiled and run against the fast forge suite in a worker copy (2 workers); resumes an interrupted
+# campaign. ARGS=--survivors re-runs the survivors (after adding tests that kill them), ARGS=--ape adds
+# the ape vault unit tests on the forge survivors. Writes tools/mutate/report.json and SUMMARY.md, then
+# checks every survivor against tools/mutate/triage.yaml.
+mutate: setup
+	$(BIN)/python tools/mutate/run.py $(ARGS)
+	$(BIN)/python tools/mutate/run.py --check
 
 clean:
 	rm -rf .build contracts/.cache .pytest_cache .dealvault deployments/local .forge
