@@ -4,8 +4,6 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
-import {DealVault} from "../../contracts/DealVault.sol";
-import {DealVaultLens} from "../../contracts/DealVaultLens.sol";
 import {IDealVault, IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
 import {IDealVaultLens} from "../../contracts/interfaces/IDealVaultLens.sol";
 import {TestBase, Vm} from "./utils/Vm.sol";
@@ -70,6 +68,36 @@ struct Start {
 ///         contracts/ (so a mutant of the vault is what runs), funded and split, the TWAP window passed.
 ///         The state directory is `$DV_FORGE_STATE` (tools/forge/run.sh copies it under .forge/state).
 abstract contract Fixture is TestBase {
+    /// @dev The vault and the lens come from forge's own artifacts of contracts/ (vm.getCode), not from
+    ///      an import: a test file never carries their bytecode, so a change to the vault (a mutant,
+    ///      `make mutate`) recompiles the vault's files only, not every test.
+    string internal constant VAULT_ARTIFACT = "DealVault.sol:DealVault";
+    string internal constant LENS_ARTIFACT = "DealVaultLens.sol:DealVaultLens";
+
+    /// @dev The vault's creation code with its constructor's `cfg` (fetch it before a prank or an
+    ///      expectRevert: both apply to the next call, and this is a call to the cheatcode address).
+    function vaultInitCode(IDealVaultTypes.Config memory cfg) internal view returns (bytes memory) {
+        return abi.encodePacked(vm.getCode(VAULT_ARTIFACT), abi.encode(cfg));
+    }
+
+    /// @dev CREATE of `init` from this contract, as `new` does; a refused constructor's revert data is
+    ///      bubbled up (its custom error), as `new` does.
+    function create(bytes memory init) internal returns (address a) {
+        assembly ("memory-safe") {
+            a := create(0, add(init, 32), mload(init))
+            if iszero(a) {
+                returndatacopy(0, 0, returndatasize())
+                revert(0, returndatasize())
+            }
+        }
+    }
+
+    /// @dev `create` as an external call, for `vm.expectRevert` on a refused constructor: forge checks
+    ///      the expected revert data on a call, not on a CREATE made in assembly (which it lets pass).
+    function createExternal(bytes memory init) external returns (address) {
+        return create(init);
+    }
+
     uint256 internal constant FUND_WEI = 1_000 ether;
     uint256 internal constant USD6 = 1e6;
 
@@ -161,9 +189,10 @@ abstract contract Fixture is TestBase {
             router: k.router, desk: k.desk, ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
             guardian: k.guardian, risk: risk
         });
+        bytes memory init = vaultInitCode(cfg);
         vm.prank(k.deployer);
-        vault = IDealVault(address(new DealVault(cfg)));
-        lens = IDealVaultLens(address(new DealVaultLens()));
+        vault = IDealVault(create(init));
+        lens = IDealVaultLens(create(vm.getCode(LENS_ARTIFACT)));
         vm.label(address(vault), "vault");
         vm.startPrank(k.owner);
         IERC20(k.cusdt).approve(address(vault), type(uint256).max);

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {DealVault} from "../../contracts/DealVault.sol";
-import {DealVaultLens} from "../../contracts/DealVaultLens.sol";
 import {IDealVault, IDealVaultExtension, IDealVaultTypes} from "../../contracts/interfaces/IDealVault.sol";
 import {IAaveV3Pool} from "../../contracts/interfaces/IAaveV3Pool.sol";
 import {IUniswapV2Router} from "../../contracts/interfaces/IUniswapV2Router.sol";
@@ -443,7 +441,7 @@ contract ReentryKillersTest is Fixture {
             router: k.router, desk: address(venue), ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
             guardian: k.guardian, risk: risk
         });
-        vault = IDealVault(address(new DealVault(cfg)));
+        vault = IDealVault(create(vaultInitCode(cfg)));
         vm.deal(k.owner, FUND_WEI);
         vm.prank(k.owner);
         vault.fund{value: FUND_WEI}();
@@ -489,8 +487,9 @@ contract ConfigKillersTest is Fixture {
     }
 
     function _refused(IDealVaultTypes.Config memory cfg, bytes memory err) internal {
+        bytes memory init = vaultInitCode(cfg);
         vm.expectRevert(err);
-        new DealVault(cfg);
+        this.createExternal(init);
     }
 
     function test_config_buckets_must_sum_to_10000() public {
@@ -524,7 +523,7 @@ contract ConfigKillersTest is Fixture {
         cfg = _cfg();
         cfg.risk.minTranche = cfg.risk.rungs[0];
         cfg.risk.rungs[2] = (1 << 63) - 1;
-        IDealVault v = IDealVault(address(new DealVault(cfg)));
+        IDealVault v = IDealVault(create(vaultInitCode(cfg)));
         IDealVaultTypes.Setup memory s = v.setup();
         assertEq(s.minTranche, cfg.risk.rungs[0], "minTranche");
         assertEq(s.rungs[2], (1 << 63) - 1, "rung 2");
@@ -604,7 +603,7 @@ contract ConfigKillersTest is Fixture {
     /// @dev What the constructor found and wrote: the Setup (venues, token order) and every parameter.
     function test_config_setup_and_params_as_configured() public {
         IDealVaultTypes.Config memory cfg = _cfg();
-        IDealVault v = IDealVault(address(new DealVault(cfg)));
+        IDealVault v = IDealVault(create(vaultInitCode(cfg)));
         IDealVaultTypes.Setup memory s = v.setup();
         assertTrue(s.usdtzIs0T == (IUniswapV2Pair(k.pairUsdtzCusdt).token0() == k.usdtz), "usdtzIs0T");
         assertTrue(s.usdtzIs0C == (IUniswapV2Pair(k.pairUsdtzCusdc).token0() == k.usdtz), "usdtzIs0C");
@@ -617,7 +616,7 @@ contract ConfigKillersTest is Fixture {
         assertEq(s.coreBps + s.workingBps + s.opportunisticBps, 10_000, "buckets");
         assertEq(s.rungs[0], cfg.risk.rungs[0], "rung 0");
         assertEq(s.rungs[1], cfg.risk.rungs[1], "rung 1");
-        IDealVaultLens l = IDealVaultLens(address(new DealVaultLens()));
+        IDealVaultLens l = IDealVaultLens(create(vm.getCode(LENS_ARTIFACT)));
         IDealVaultLens.Params memory p = l.params(address(v));
         IDealVaultTypes.RiskParams memory r = cfg.risk;
         assertEq(p.maxLtvBps, r.maxLtvBps, "maxLtvBps");

@@ -156,3 +156,15 @@ def test_network_not_configured_or_down_is_a_message_not_a_traceback(script):
                          capture_output=True, text=True, timeout=300)
     err = " ".join(out.stderr.split())
     assert out.returncode == 5 and "the node could not be reached" in err and "Traceback" not in out.stderr, out.stderr
+
+
+def test_every_make_target_the_readme_names_is_a_target():
+    """Each ``make <target>`` the README names in a code span or block is a target of the Makefile
+    (``make -n``: printed, not run; the long ones, fuzz / prove / mutate, run outside make test)."""
+    text = (ROOT / "README.md").read_text()
+    spans = re.findall(r"`([^`\n]+)`", text) + re.findall(r"```bash\n(.*?)```", text, re.S)
+    targets = sorted({t for s in spans for t in re.findall(r"(?:^|\s)make ([a-z][a-z-]*)", s)})
+    assert {"demo", "test", "invariant", "fuzz", "prove", "mutate"} <= set(targets), targets
+    for t in targets:
+        p = subprocess.run(["make", "-n", t], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, (t, p.stderr[-500:])

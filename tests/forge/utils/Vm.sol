@@ -5,6 +5,7 @@ pragma solidity 0.8.28;
 /// @notice The forge cheatcodes the suite uses (forge 1.7.1), declared here: npm's forge-std is too old.
 interface Vm {
     function loadAllocs(string calldata pathToAllocsJson) external;
+    function getCode(string calldata artifactPath) external view returns (bytes memory creationBytecode);
     function warp(uint256 newTimestamp) external;
     function roll(uint256 newHeight) external;
     function chainId(uint256 newChainId) external;
