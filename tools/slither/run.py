@@ -488,6 +488,7 @@ def run_slither(root: Path, sources: dict[str, str], workdir: Path) -> dict:
         sys.executable, "-m", "slither", str(inp),
         "--compile-force-framework", "solc-json",
         "--solc", str(SOLC_BRIDGE),
+        "--solc-working-dir", str(root),
         "--json", str(out),
         "--show-ignored-findings",
         "--fail-none",
@@ -495,14 +496,35 @@ def run_slither(root: Path, sources: dict[str, str], workdir: Path) -> dict:
     ]
     env = dict(os.environ)
     env.pop("SOLC_VERSION", None)
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)  # slither exits non-zero on findings
+    # slither runs from the work directory and solc from the repository (--solc-working-dir):
+    # crytic-compile walks up from its own working directory looking for a framework, and the
+    # repository's foundry.toml (the forge suites) would take over the solc-json input
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, check=False)  # slither exits non-zero on findings
     if not out.exists():
         sys.stderr.write(proc.stdout + proc.stderr)
         raise RuntimeError(f"slither wrote no JSON (exit {proc.returncode}; is slither-analyzer installed in this venv?)")
     data = json.loads(out.read_text())
     if not data.get("success"):
         sys.stderr.write(proc.stderr[-4000:])
+    _rebase(data, root)
     return data
+
+
+def _rebase(node: object, root: Path) -> None:
+    """Every source mapping's ``filename_relative`` made relative to the repository (slither makes
+    it relative to its own working directory, the work directory here)."""
+    if isinstance(node, dict):
+        sm = node.get("source_mapping")
+        if isinstance(sm, dict) and sm.get("filename_absolute"):
+            try:
+                sm["filename_relative"] = Path(sm["filename_absolute"]).resolve().relative_to(root.resolve()).as_posix()
+            except ValueError:
+                pass  # outside the repository: kept as slither wrote it
+        for v in node.values():
+            _rebase(v, root)
+    elif isinstance(node, list):
+        for v in node:
+            _rebase(v, root)
 
 
 def main(argv: list[str] | None = None) -> int:
