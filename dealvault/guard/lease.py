@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import BigInteger, String
 
@@ -224,10 +224,16 @@ _FORGET = text("DELETE FROM guard_leases WHERE deal_id = ANY(:ids) AND backend_p
     bindparam("ids", type_=_IDS))
 _UNLOCK = text("SELECT pg_advisory_unlock(k) FROM unnest(:keys) AS t(k)").bindparams(bindparam("keys", type_=_KEYS))
 
-# rows whose backend no longer holds the lease: their guard died or lost its connection
+# rows whose backend no longer holds the lease: their guard died or lost its connection. Run in
+# a REPEATABLE READ transaction (:meth:`_PgLeases.sweep`): a row another guard takes over while
+# the sweep runs (its lock granted, its row updated after the sweep's snapshot) fails the sweep
+# with a serialization error instead of being deleted. Under READ COMMITTED the sweep deleted
+# such rows (pg_locks read once into a hash anti-join, or a stale row version rechecked), so a
+# guard held a lease with no row naming it: status and metrics showed the deal unheld.
 _SWEEP = text(
     "DELETE FROM guard_leases g WHERE NOT EXISTS (SELECT 1 FROM pg_locks l "
     f"WHERE {_ADVISORY} AND l.pid = g.backend_pid AND {_LOCK_KEY} = g.lock_key)")
+_SERIALIZATION_FAILURE = "40001"
 
 # every lease held now, with the row naming it (the row of an old holder while a takeover commits)
 _HOLDERS = text(
@@ -281,8 +287,26 @@ class _PgLeases:
             got = set(conn.execute(_TAKE, {"ids": todo, "keys": keys, "g": self.guard_id, "room": room}).scalars())
             self.held.update((d, k) for d, k in zip(todo, keys, strict=True) if d in got)
         if time.monotonic() - self._swept_at >= STALE_SWEEP_SECONDS:
-            conn.execute(_SWEEP)
+            self.sweep()
             self._swept_at = time.monotonic()
+
+    def sweep(self) -> int | None:
+        """Delete the rows whose guard no longer holds their lease; returns how many, or None if
+        a takeover ran at the same time (nothing deleted; the next sweep tries again). Raises
+        :class:`~sqlalchemy.exc.SQLAlchemyError` if the connection is lost."""
+        conn = self._connection()
+        conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        try:
+            n = conn.execute(_SWEEP).rowcount
+            conn.exec_driver_sql("COMMIT")
+            return n
+        except DBAPIError as exc:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.exec_driver_sql("ROLLBACK")
+            if getattr(exc.orig, "sqlstate", None) != _SERIALIZATION_FAILURE:
+                raise
+            log.info("guard %s: stale-row sweep skipped (a takeover ran beside it)", self.guard_id)
+            return None
 
     def _release(self, conn: Connection, deals: list[str]) -> None:
         conn.execute(_FORGET, {"ids": deals})
