@@ -9,7 +9,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 .PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
 	test-fork-auto test-fork-real test-fork-usdt invariant prove mutate
 
-setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
+setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm .forge/out/.built
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ node_modules/.installed: package.json package-lock.json
 	$(BIN)/python -c "from dealvault.deploy import build_contract; build_contract()"
 	@mkdir -p $(@D) && touch $@
 
+# forge's build of contracts/ and tests/forge (foundry.toml's default profile, through the solc bridge),
+# which `make invariant` and `make fuzz` then find in forge's cache: compiling is setup, not a test.
+.forge/out/.built: node_modules/.installed foundry.toml $(shell find contracts tests/forge -name '*.sol' -not -path '*/.cache/*' 2>/dev/null)
+	forge build --offline
+	@touch $@
+
 compile: setup
 
 # ruff over everything Python; mypy --strict over the library (config in pyproject.toml).
@@ -48,11 +54,10 @@ TEST_JOBS ?= 3
 UNIT_WORKERS ?= 2
 STAGES := test-unit test-fork-auto test-fork-real invariant test-fork-usdt test-fuzz-fast test-slither
 test: setup lint alerts-test
-	@start=$$(date +%s); $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(STAGES); rc=$$?; \
-	  echo "== make test suites: $$(( $$(date +%s) - start )) s wall (exit $$rc)"; exit $$rc
+	@tools/timed.sh "make test suites" $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(STAGES)
 
-# Prints "== <stage>: N s" when the stage ends, passed or not (its exit status is kept).
-TIMED = @s=$$(date +%s); trap 'echo "== $@: $$(( $$(date +%s) - s )) s"' EXIT;
+# Prints "== <stage>: N s wall, C s CPU" when the stage ends, passed or not (its exit status is kept).
+TIMED = @tools/timed.sh $@
 
 test-unit: setup
 	$(TIMED) $(BIN)/ape test tests/unit -q -n $(UNIT_WORKERS) --dist loadfile
