@@ -118,7 +118,9 @@ def _repay(run: DealRun) -> None:
 
 def deleverage_amount(rv: RiskView, max_slippage_bps: int, collateral: int) -> int:
     """The collateral (wei) whose sale the vault bounds at debt x (1 + DELEVERAGE_TARGET_BPS): its
-    value at the oracle price x (1 - slippage cap) = that; at most ``collateral``. 0 if no price."""
+    value at the oracle price x (1 - slippage cap) = that; at most ``collateral``. 0 if no price.
+    Rounded down, like the vault's bound (never above it); the target's 50 bps over the debt
+    absorbs the wei so lost (before the bound was shared, this rounded up by at most 2 wei)."""
     return min(deleverage_bound_wei(rv.debt, rv.ethPrice, max_slippage_bps, DELEVERAGE_TARGET_BPS), collateral)
 
 
