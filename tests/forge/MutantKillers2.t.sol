@@ -17,7 +17,7 @@ import {Vm} from "./utils/Vm.sol";
 ///         refusals (error and arguments), the books after a leg, the roles' two-step transfers, the
 ///         pool-side and deleverage boundaries. Unit-style: no invariant runs.
 contract MutantKillers2Test is Fixture {
-    bytes4 internal constant APPROVAL = bytes4(keccak256("Approval(address,address,uint256)"));
+    bytes32 internal constant APPROVAL = keccak256("Approval(address,address,uint256)");
 
     function setUp() public {
         _deployVault();
@@ -428,6 +428,233 @@ contract MutantKillers2Test is Fixture {
         vault.supply(k.weth9, 10 ether);
         assertEq(_view().collateralValue, 10 ether * _price() / 1e18, "collateral value");
     }
+
+    /* redeem's USDTz approval */
+
+    /// @dev The vault approves the desk itself first (an allowance the desk may use), then every USDTz
+    ///      approve answers `ret` (vm.mockCall): what the vault makes of a token's approve return value.
+    function _redeemWithApproveAnswering(bytes memory ret) internal returns (bool ok, bytes memory reason) {
+        _positioned();
+        vm.prank(address(vault));
+        IERC20Min(k.usdtz).approve(k.desk, risk.minTranche);
+        VmMock(address(vm)).mockCall(k.usdtz, abi.encodeWithSelector(IERC20Min.approve.selector), ret);
+        vm.recordLogs();
+        vm.prank(k.operator);
+        ok = vault.redeem(k.cusdt, risk.minTranche);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == address(vault) && logs[i].topics[0] == IDealVaultTypes.RedemptionFailed.selector) {
+                (,, reason) = abi.decode(logs[i].data, (uint8, uint256, bytes));
+            }
+        }
+    }
+
+    /// @dev A token whose approve returns nothing (no bool) is fine: the tranche goes through.
+    function test_approve_without_return_value_is_accepted() public {
+        (bool ok,) = _redeemWithApproveAnswering("");
+        assertTrue(ok, "redeemed");
+        assertEq(_view().rungProgress, risk.minTranche, "progress");
+    }
+
+    /// @dev An approve that returns false fails the tranche with ApproveFailed(usdtz), desk not called.
+    function test_approve_returning_false_fails_the_tranche() public {
+        (bool ok, bytes memory reason) = _redeemWithApproveAnswering(abi.encode(false));
+        assertTrue(!ok, "failed");
+        assertTrue(keccak256(reason) == keccak256(abi.encodeWithSelector(IDealVaultTypes.ApproveFailed.selector, k.usdtz)), "reason");
+        assertEq(uint256(_view().phase), uint256(IDealVaultTypes.Phase.HOLDING), "holding");
+    }
+
+    /// @dev A desk that took the whole tranche used the allowance up: no approve(0) after it (one
+    ///      USDTz Approval in the leg, the exact one).
+    function test_full_tranche_leaves_no_allowance_reset() public {
+        _positioned();
+        vm.recordLogs();
+        vm.prank(k.operator);
+        assertTrue(vault.redeem(k.cusdt, risk.minTranche), "redeemed");
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        uint256 approvals;
+        for (uint256 i; i < logs.length; ++i) {
+            if (logs[i].emitter == k.usdtz && logs[i].topics[0] == APPROVAL
+                    && address(uint160(uint256(logs[i].topics[1]))) == address(vault)) {
+                approvals++;
+                assertEq(abi.decode(logs[i].data, (uint256)), risk.minTranche, "the exact approval");
+            }
+        }
+        assertEq(approvals, 1, "one approval");
+        assertEq(IERC20Allowance(k.usdtz).allowance(address(vault), k.desk), 0, "allowance used up");
+    }
+
+    /* deleverage may not raise the LTV */
+
+    /// @dev After a crash (ETH at a fifth of the split price: the vault's LTV ~125%, the pool's LTV low
+    ///      because its stablecoin price fell too), a sale at the market (~1.03 x the oracle, within the
+    ///      slippage bound) repays less debt per ETH than the position carries: LtvIncreased.
+    function test_deleverage_that_raises_the_ltv_is_refused() public {
+        uint256 p0 = _price();
+        // 25% LTV at the split price
+        _supplyBorrow(10 ether, 10 ether * p0 / 1e20 / 4);
+        _setStableFeed(2e7); // the pool values the debt at 0.2
+        uint256 p1 = p0 / 5;
+        _setFeed(int256(p1));
+        _moveWethPairDown(p1 * 103 / 100 / 100);
+        vm.prank(k.operator);
+        VmMock(address(vm)).expectPartialRevert(IDealVaultTypes.LtvIncreased.selector);
+        vault.deleverage(k.weth9, k.cusdt, 0.1 ether, 0, 2 ** 64);
+    }
+
+    /* the pool-side LTV cap is inclusive */
+
+    /// @dev A borrow that puts the pool's own LTV at exactly the cap (debtBase x 10,000 == 3,000 x
+    ///      collateralBase) passes: the cap is inclusive on both sides.
+    function test_pool_side_ltv_at_exactly_the_cap_passes() public {
+        _setFeed(2_000e8);
+        _setStableFeed(1e8);
+        vm.prank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        (uint256 cb,,,,,) = IAaveV3Pool(k.pool).getUserAccountData(address(vault));
+        assertEq(cb % 1_000, 0, "collateral base");
+        // debtBase = debt x 1e8 / 1e6 = debt x 100
+        uint256 debt = cb * 3 / 1_000;
+        vm.prank(k.operator);
+        vault.borrow(k.cusdt, debt);
+        (uint256 cb2, uint256 db,,,,) = IAaveV3Pool(k.pool).getUserAccountData(address(vault));
+        assertEq(db * 10_000, 3_000 * cb2, "exactly at the cap");
+    }
+
+    /* exposure with a NAV at or below zero */
+
+    /// @dev The NAV falls below zero (losses realized, the debt repaid by someone else and booked, ETH
+    ///      at a cent): with USDTz held a risk-adding leg is refused (ExposureAboveCap); once none is
+    ///      held the same leg passes (no USDTz, no exposure).
+    function test_exposure_with_the_nav_below_zero() public {
+        _supplyBorrow(10 ether, 1_000 * USD6);
+        _movePair(940_000);
+        _observeAndWait();
+        vm.prank(k.operator);
+        vault.buy(k.cusdt, 1_000 * USD6, 0, 2 ** 64);
+        _movePair(860_000);
+        uint256 held = _view().usdtzHeld;
+        vm.prank(k.owner);
+        vault.sell(k.cusdt, held / 2, 0, 2 ** 64); // at a loss (the owner's: not the operator's budget)
+        // the whole debt repaid on the vault's behalf, booked at the next debt action
+        uint256 owed = IERC20Min(k.debtCusdt).balanceOf(address(vault));
+        _repayOnBehalf(k.cusdt, owed);
+        vm.prank(k.operator);
+        vault.withdrawCollateral(k.weth9, 1 ether);
+        assertGe(_view().repaidOnBehalf + 1, owed, "booked on behalf");
+        _setFeed(1);
+        IDealVaultLens.RiskView memory v = _view();
+        assertEq(v.nav, 0, "nav <= 0");
+        vm.prank(k.operator);
+        VmMock(address(vm)).expectPartialRevert(IDealVaultTypes.ExposureAboveCap.selector);
+        vault.supply(k.weth9, 1 ether);
+        vm.prank(k.owner);
+        vault.sell(k.cusdt, held - held / 2, 0, 2 ** 64);
+        assertEq(_view().usdtzHeld, 0, "none held");
+        vm.prank(k.operator);
+        vault.supply(k.weth9, 1 ether);
+    }
+
+    /* closed: collateral left behind, then withdrawn as aTokens */
+
+    /// @dev The drainer borrows the whole liquidity of the `w` reserve (against the other wrapper).
+    function _drain(address w, address aToken, address other) internal {
+        uint256 liq = IERC20Min(w).balanceOf(aToken);
+        vm.startPrank(k.drainer);
+        IAaveV3Pool(k.pool).supply(other, 2 * liq + 1 ether, k.drainer, 0);
+        IAaveV3Pool(k.pool).borrow(w, liq, 2, 0, k.drainer);
+        vm.stopPrank();
+    }
+
+    /// @dev One WETH reserve drained at close (the other wrapper is the drainer's collateral): that
+    ///      wrapper's collateral stays booked; after CLOSED the owner withdraws its aTokens and the
+    ///      book follows what is left.
+    function _closedAtokenWithdrawal(address w, address aToken, address other) internal {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.supply(k.weth10, 5 ether);
+        vm.stopPrank();
+        _drain(w, aToken, other);
+        vm.prank(k.operator);
+        vault.close();
+        uint256 booked = w == k.weth9 ? 10 ether : 5 ether;
+        assertEq(_view().collateralBooked, booked, "left booked");
+        vm.prank(k.owner);
+        vault.withdraw(aToken, 1 ether);
+        uint256 left = IERC20Min(aToken).balanceOf(address(vault));
+        assertLe(left, booked - 1 ether + 1, "aTokens left");
+        assertEq(_view().collateralBooked, left, "books = what is left");
+    }
+
+    function test_closed_aweth9_withdrawal_debits_the_book() public {
+        _closedAtokenWithdrawal(k.weth9, k.aWeth9, k.weth10);
+    }
+
+    function test_closed_aweth10_withdrawal_debits_the_book() public {
+        _closedAtokenWithdrawal(k.weth10, k.aWeth10, k.weth9);
+    }
+
+    /* a liquidation is not a repayment on behalf */
+
+    /// @dev The pool liquidates the WETH9 collateral only (WETH10 untouched): at the vault's next debt
+    ///      action the fall of the debt is booked as a seizure (WETH9 written down), not as a repayment
+    ///      on the vault's behalf.
+    function test_liquidation_of_one_wrapper_is_a_seizure() public {
+        uint256 p0 = _price();
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.supply(k.weth10, 10 ether);
+        vault.borrow(k.cusdt, 20 ether * p0 / 1e20 / 4);
+        vm.stopPrank();
+        _setFeed(int256(p0 / 5));
+        uint256 owed = IERC20Min(k.debtCusdt).balanceOf(address(vault));
+        vm.startPrank(k.attacker);
+        IERC20Min(k.cusdt).approve(k.pool, owed);
+        IAaveV3PoolLiq(k.pool).liquidationCall(k.weth9, k.cusdt, address(vault), owed / 4, false);
+        vm.stopPrank();
+        uint256 a9 = IERC20Min(k.aWeth9).balanceOf(address(vault));
+        assertTrue(a9 < 10 ether, "seized");
+        vm.prank(k.owner);
+        vault.ownerRepay(k.cusdt, 100 * USD6);
+        IDealVaultLens.RiskView memory v = _view();
+        assertEq(v.repaidOnBehalf, 0, "not a repayment on behalf");
+        assertEq(v.collateralBooked, a9 + 10 ether, "WETH9 written down, WETH10 kept");
+    }
+
+    /* a collateral book over no aTokens (a seizure, or Aave's 1-wei rounding, left nothing) */
+
+    /// @dev close writes a book whose aTokens are gone (balance 0: vm.mockCall) off without a pool call:
+    ///      nothing credited, the book 0.
+    function test_close_writes_off_a_book_without_atokens() public {
+        vm.prank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        uint256 working = _view().workingEth;
+        VmMock(address(vm)).mockCall(k.aWeth9, abi.encodeCall(IERC20Min.balanceOf, (address(vault))), abi.encode(uint256(0)));
+        vm.prank(k.operator);
+        vault.close();
+        VmMock(address(vm)).clearMockedCalls();
+        IDealVaultLens.RiskView memory v = _view();
+        assertEq(v.collateralBooked, 0, "written off");
+        assertEq(v.workingEth, working, "nothing credited");
+        assertEq(address(vault).balance, FUND_WEI - 10 ether, "no ETH came back");
+    }
+
+    /// @dev A 1-wei WETH10 book over no aTokens is a seizure too: at the next debt action the fall of the
+    ///      debt (a repayment by someone else here) is not booked as a repayment on the vault's behalf.
+    function test_one_wei_book_without_atokens_is_a_seizure() public {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, 10 ether);
+        vault.supply(k.weth10, 1);
+        vault.borrow(k.cusdt, 1_000 * USD6);
+        vm.stopPrank();
+        _repayOnBehalf(k.cusdt, 100 * USD6);
+        VmMock(address(vm)).mockCall(k.aWeth10, abi.encodeCall(IERC20Min.balanceOf, (address(vault))), abi.encode(uint256(0)));
+        vm.prank(k.owner);
+        vault.ownerRepay(k.cusdt, 100 * USD6);
+        IDealVaultLens.RiskView memory v = _view();
+        assertEq(v.repaidOnBehalf, 0, "a seizure, not a repayment on behalf");
+        assertEq(v.collateralBooked, 10 ether, "the 1-wei book written down");
+    }
 }
 
 /// @title FundKillersTest
@@ -463,4 +690,13 @@ contract FundKillersTest is Fixture {
 
 interface IUniswapV2FactoryMin {
     function getPair(address a, address b) external view returns (address);
+}
+
+interface IERC20Allowance {
+    function allowance(address owner, address spender) external view returns (uint256);
+}
+
+interface IAaveV3PoolLiq {
+    function liquidationCall(address collateralAsset, address debtAsset, address user, uint256 debtToCover,
+        bool receiveAToken) external;
 }
