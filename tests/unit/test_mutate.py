@@ -234,6 +234,21 @@ def test_summary_counts_kill_rate_over_compiled_mutants():
     assert s["kill_rate"] == 0.75 and s["killed_by_ape"] == 1 and s["survivors"] == [ms[2].id]
 
 
+def test_second_rate_excludes_only_survivors_triaged_equivalent():
+    ms = _mutants()
+    entries = [_entry(ms[0], "killed"), _entry(ms[1], "survived"), _entry(ms[2], "survived"),
+               _entry(ms[3], "not_compiled"), _entry(ms[4], "timeout")]
+    triage = run.load_triage({"survivors": {ms[1].id: {"equivalent": "the same value is written"},
+                                            ms[2].id: {"killed_by": "tests/K.t.sol::test_kills_it"}}})
+    # headline: (1 killed + 1 timeout) / 4 compiled; excluding the one equivalent survivor: 2 / 3
+    assert run.summarize(entries)["kill_rate"] == 0.5
+    assert run.rate_excluding_equivalents(entries, triage) == (1, round(2 / 3, 4))
+    md = run.summary_markdown({"mutants": entries}, triage)
+    assert "kill rate (killed + timeout) / compiled: **50.0%**" in md
+    assert "survivors triaged equivalent: 1; kill rate excluding them: 66.7%" in md
+    assert "excluding" not in run.summary_markdown({"mutants": entries})
+
+
 def test_committed_report_and_triage_agree_with_the_code():
     report_path = ROOT / "tools" / "mutate" / "report.json"
     report = json.loads(report_path.read_text())
