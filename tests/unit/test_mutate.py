@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -247,6 +248,16 @@ def test_second_rate_excludes_only_survivors_triaged_equivalent():
     assert "kill rate (killed + timeout) / compiled: **50.0%**" in md
     assert "survivors triaged equivalent: 1; kill rate excluding them: 66.7%" in md
     assert "excluding" not in run.summary_markdown({"mutants": entries})
+
+
+def test_killer_command_matches_the_test_signature():
+    cmd = run.killer_test_cmd("FOUNDRY_PROFILE=mutate tools/forge/run.sh",
+                              "tests/forge/MutantKillers2.t.sol::test_oracle_edge_answers")
+    assert cmd == ("FOUNDRY_PROFILE=mutate tools/forge/run.sh --match-path tests/forge/MutantKillers2.t.sol "
+                   "--match-test '^test_oracle_edge_answers\\('")
+    # forge matches the pattern against `name()`: this one matches the test, not a longer name
+    pattern = "^test_oracle_edge_answers\\("
+    assert re.search(pattern, "test_oracle_edge_answers()") and not re.search(pattern, "test_oracle_edge_answers2()")
 
 
 def test_committed_report_and_triage_agree_with_the_code():

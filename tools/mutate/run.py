@@ -291,6 +291,15 @@ def copy_repo(root: Path, dest: Path) -> None:
             (dest / link).symlink_to((root / link).resolve())
 
 
+def killer_test_cmd(cmd: str, killer: str) -> str:
+    """`cmd` (the forge suite) narrowed to the one test `killer` ("<file>::<test function>"). forge
+    matches --match-test against the test's signature (`name()`), so the pattern is `^name\\(`: an
+    anchored `^name$` matches nothing and forge exits 0 ("No tests found")."""
+    test_file, _, test = killer.partition("::")
+    pattern = "^" + test + r"\("
+    return f"{cmd} --match-path {shlex.quote(test_file)} --match-test {shlex.quote(pattern)}"
+
+
 class Campaign:
     def __init__(self, args: argparse.Namespace, report: dict, order: dict[str, int], log):
         self.a = args
@@ -358,8 +367,8 @@ class Campaign:
             killer = self.killers.get(m.id)
             if killer and stage == "forge":
                 # --verify-killers: the named test alone must fail on the mutant
-                test_file, _, test = killer.partition("::")
-                cmd = f"{cmd} --match-path {shlex.quote(test_file)} --match-test {shlex.quote('^' + test + '$')}"
+                test = killer.partition("::")[2]
+                cmd = killer_test_cmd(cmd, killer)
             st, t_secs, out = _run(cmd, wdir, limit, self.state)
             if killer and stage == "forge" and f"{test}()" not in out:
                 self.log(f"{m.id}: the test {killer} did not run:\n{out[-1500:]}")
