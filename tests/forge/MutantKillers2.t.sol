@@ -390,13 +390,16 @@ contract MutantKillers2Test is Fixture {
     /// @dev Before CLOSED a donated stablecoin is surplus the owner may take; collateral aTokens never are;
     ///      in HOLDING the owner's ETH exit is bounded by the three buckets.
     function test_owner_withdrawals_before_close() public {
-        vm.prank(k.operator);
-        vault.supply(k.weth9, 10 ether);
+        _supplyBorrow(10 ether, 1_000 * USD6);
         vm.prank(k.owner);
         IERC20Min(k.cusdt).transfer(address(vault), 100 * USD6);
+        // the surplus is the balance above the stable's book (1,000 borrowed), not above another book
+        vm.prank(k.owner);
+        vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.InsufficientBucket.selector, 6, 100 * USD6, 101 * USD6));
+        vault.withdraw(k.cusdt, 101 * USD6);
         vm.prank(k.owner);
         vault.withdraw(k.cusdt, 100 * USD6);
-        assertEq(IERC20Min(k.cusdt).balanceOf(address(vault)), 0, "surplus taken");
+        assertEq(IERC20Min(k.cusdt).balanceOf(address(vault)), 1_000 * USD6, "surplus taken, the book left");
         vm.prank(k.owner);
         vm.expectRevert(abi.encodeWithSelector(IDealVaultTypes.InsufficientBucket.selector, 6, 0, 1));
         vault.withdraw(k.aWeth9, 1);
