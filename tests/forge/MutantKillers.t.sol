@@ -572,6 +572,9 @@ contract ConfigKillersTest is Fixture {
         vmm.clearMockedCalls();
         vmm.mockCall(k.router, abi.encodeCall(IUniswapV2Router.WETH, ()), abi.encode(k.weth10));
         _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.RouterWethMismatch.selector, k.weth10));
+        vmm.clearMockedCalls();
+        vmm.mockCall(k.usdtz, abi.encodeWithSignature("decimals()"), abi.encode(uint8(18)));
+        _refused(cfg, abi.encodeWithSelector(IDealVaultTypes.WrongDecimals.selector, k.usdtz, 6, 18));
     }
 
     function _reserveWithout(address asset, bool aToken) internal {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -232,6 +233,31 @@ def test_summary_counts_kill_rate_over_compiled_mutants():
     s = run.summarize(entries)
     assert (s["compiled"], s["killed"], s["timeout"], s["survived"], s["not_compiled"]) == (4, 2, 1, 1, 1)
     assert s["kill_rate"] == 0.75 and s["killed_by_ape"] == 1 and s["survivors"] == [ms[2].id]
+
+
+def test_second_rate_excludes_only_survivors_triaged_equivalent():
+    ms = _mutants()
+    entries = [_entry(ms[0], "killed"), _entry(ms[1], "survived"), _entry(ms[2], "survived"),
+               _entry(ms[3], "not_compiled"), _entry(ms[4], "timeout")]
+    triage = run.load_triage({"survivors": {ms[1].id: {"equivalent": "the same value is written"},
+                                            ms[2].id: {"killed_by": "tests/K.t.sol::test_kills_it"}}})
+    # headline: (1 killed + 1 timeout) / 4 compiled; excluding the one equivalent survivor: 2 / 3
+    assert run.summarize(entries)["kill_rate"] == 0.5
+    assert run.rate_excluding_equivalents(entries, triage) == (1, round(2 / 3, 4))
+    md = run.summary_markdown({"mutants": entries}, triage)
+    assert "kill rate (killed + timeout) / compiled: **50.0%**" in md
+    assert "survivors triaged equivalent: 1; kill rate excluding them: 66.7%" in md
+    assert "excluding" not in run.summary_markdown({"mutants": entries})
+
+
+def test_killer_command_matches_the_test_signature():
+    cmd = run.killer_test_cmd("FOUNDRY_PROFILE=mutate tools/forge/run.sh",
+                              "tests/forge/MutantKillers2.t.sol::test_oracle_edge_answers")
+    assert cmd == ("FOUNDRY_PROFILE=mutate tools/forge/run.sh --match-path tests/forge/MutantKillers2.t.sol "
+                   "--match-test '^test_oracle_edge_answers\\('")
+    # forge matches the pattern against `name()`: this one matches the test, not a longer name
+    pattern = "^test_oracle_edge_answers\\("
+    assert re.search(pattern, "test_oracle_edge_answers()") and not re.search(pattern, "test_oracle_edge_answers2()")
 
 
 def test_committed_report_and_triage_agree_with_the_code():

@@ -131,7 +131,16 @@ def write_report(path: Path, report: dict, order: dict[str, int]) -> None:
     tmp.replace(path)
 
 
-def summary_markdown(report: dict) -> str:
+def rate_excluding_equivalents(entries: list[dict], triage: dict[str, dict]) -> tuple[int, float | None]:
+    """(survivors triaged equivalent, (killed + timeout) / (compiled - those)): a second rate beside
+    the headline one, which stays (killed + timeout) / compiled."""
+    s = summarize(entries)
+    equivalent = sum(1 for mid in s["survivors"] if "equivalent" in triage.get(mid, {}))
+    den = s["compiled"] - equivalent
+    return equivalent, (round((s["killed"] + s["timeout"]) / den, 4) if den else None)
+
+
+def summary_markdown(report: dict, triage: dict[str, dict] | None = None) -> str:
     entries = report["mutants"] if isinstance(report["mutants"], list) else list(report["mutants"].values())
     s = summarize(entries)
     rate = f"{100 * s['kill_rate']:.1f}%" if s["kill_rate"] is not None else "n/a"
@@ -143,6 +152,12 @@ def summary_markdown(report: dict) -> str:
         f"- killed: {s['killed']} (of which by the ape unit tests: {s['killed_by_ape']}), "
         f"timeout: {s['timeout']}, survived: {s['survived']}",
         f"- kill rate (killed + timeout) / compiled: **{rate}**",
+    ]
+    if triage is not None:
+        n_eq, r_eq = rate_excluding_equivalents(entries, triage)
+        lines.append(f"- survivors triaged equivalent: {n_eq}; kill rate excluding them: "
+                     + (f"{100 * r_eq:.1f}%" if r_eq is not None else "n/a"))
+    lines += [
         f"- mean cost per mutant (compile + tests): {s['mean_mutant_s']} s",
         "",
         "| operator | mutants | killed | timeout | survived | not compiled |",
@@ -276,6 +291,15 @@ def copy_repo(root: Path, dest: Path) -> None:
             (dest / link).symlink_to((root / link).resolve())
 
 
+def killer_test_cmd(cmd: str, killer: str) -> str:
+    """`cmd` (the forge suite) narrowed to the one test `killer` ("<file>::<test function>"). forge
+    matches --match-test against the test's signature (`name()`), so the pattern is `^name\\(`: an
+    anchored `^name$` matches nothing and forge exits 0 ("No tests found")."""
+    test_file, _, test = killer.partition("::")
+    pattern = "^" + test + r"\("
+    return f"{cmd} --match-path {shlex.quote(test_file)} --match-test {shlex.quote(pattern)}"
+
+
 class Campaign:
     def __init__(self, args: argparse.Namespace, report: dict, order: dict[str, int], log):
         self.a = args
@@ -343,8 +367,8 @@ class Campaign:
             killer = self.killers.get(m.id)
             if killer and stage == "forge":
                 # --verify-killers: the named test alone must fail on the mutant
-                test_file, _, test = killer.partition("::")
-                cmd = f"{cmd} --match-path {shlex.quote(test_file)} --match-test {shlex.quote('^' + test + '$')}"
+                test = killer.partition("::")[2]
+                cmd = killer_test_cmd(cmd, killer)
             st, t_secs, out = _run(cmd, wdir, limit, self.state)
             if killer and stage == "forge" and f"{test}()" not in out:
                 self.log(f"{m.id}: the test {killer} did not run:\n{out[-1500:]}")
@@ -465,8 +489,14 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['kill_rate']}, {len(s['survivors'])} survivors, {len(triage)} triage entries")
         return 1 if problems else 0
 
+    def _triage_or_none() -> dict[str, dict] | None:
+        try:
+            return load_triage(yaml.safe_load(a.triage.read_text())) if a.triage.exists() else None
+        except (TriageError, yaml.YAMLError):
+            return None
+
     if a.summary:
-        text = summary_markdown(report)
+        text = summary_markdown(report, _triage_or_none())
         a.summary_file.write_text(text)
         print(text)
         return 0
@@ -552,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         run["ape_mutants"], run["ape_wall_s"] = len(survivors), round(time.monotonic() - t1, 1)
     report["runs"].append(run)
     write_report(a.report, report, order)
-    text = summary_markdown(load_report(a.report) | {})
+    text = summary_markdown(load_report(a.report) | {}, _triage_or_none())
     a.summary_file.write_text(text)
     print(text)
     return 0 if ok else 1
