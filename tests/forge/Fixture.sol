@@ -179,17 +179,21 @@ abstract contract Fixture is TestBase {
         r.minTranche = 1_000 * USD6;
     }
 
+    /// @dev The vault's constructor Config on the kit: its venues, its roles and `risk`.
+    function _kitConfig() internal view returns (IDealVaultTypes.Config memory) {
+        return IDealVaultTypes.Config({
+            weth9: k.weth9, weth10: k.weth10, cusdt: k.cusdt, cusdc: k.cusdc, usdtz: k.usdtz, pool: k.pool,
+            router: k.router, desk: k.desk, ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
+            guardian: k.guardian, risk: risk
+        });
+    }
+
     /// @dev The kit, then the vault (deployed by the deployer), the lens, the owner's approvals,
     ///      fund + split, and the TWAP window passed.
     function _deployVault() internal {
         _loadKit();
         risk = _defaultRisk();
-        IDealVaultTypes.Config memory cfg = IDealVaultTypes.Config({
-            weth9: k.weth9, weth10: k.weth10, cusdt: k.cusdt, cusdc: k.cusdc, usdtz: k.usdtz, pool: k.pool,
-            router: k.router, desk: k.desk, ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
-            guardian: k.guardian, risk: risk
-        });
-        bytes memory init = vaultInitCode(cfg);
+        bytes memory init = vaultInitCode(_kitConfig());
         vm.prank(k.deployer);
         vault = IDealVault(create(init));
         lens = IDealVaultLens(create(vm.getCode(LENS_ARTIFACT)));

@@ -43,12 +43,36 @@ contract FlagFeed {
     }
 }
 
+/// @title KillerBase
+/// @notice The helpers the mutant-killer tests share.
+abstract contract KillerBase is Fixture {
+    /// @dev The operator supplies `eth` of WETH9 and borrows `usd6` cUSDT.
+    function _supplyBorrow(uint256 eth, uint256 usd6) internal {
+        vm.startPrank(k.operator);
+        vault.supply(k.weth9, eth);
+        vault.borrow(k.cusdt, usd6);
+        vm.stopPrank();
+    }
+
+    /// @dev The ETH/USD feed answers `answer` from now on.
+    function _setFeed(int256 answer) internal {
+        vm.prank(k.feedOwner);
+        IFeedAdmin(k.ethUsdFeed).setAnswer(answer);
+    }
+
+    /// @dev The stable's feed answers `answer` from now on.
+    function _setStableFeed(int256 answer) internal {
+        vm.prank(k.stableFeedOwner);
+        IFeedAdmin(k.stableFeed).setAnswer(answer);
+    }
+}
+
 /// @title MutantKillersTest
 /// @notice Tests written to kill survivors of `make mutate` (tools/mutate/triage.yaml names each
 ///         mutant and the test here that kills it): the exact refusal (custom error and its
 ///         arguments) and the exact books after a leg, where the invariant suite checks only that
 ///         something refused or that a bound holds.
-contract MutantKillersTest is Fixture {
+contract MutantKillersTest is KillerBase {
     function setUp() public {
         _deployVault();
     }
@@ -81,19 +105,6 @@ contract MutantKillersTest is Fixture {
         vm.prank(k.operator);
         vault.deleverage(k.weth9, k.cusdt, 1 ether, 0, 2 ** 64);
         assertEq(lens.riskView(address(vault)).collateralBooked, before.collateralBooked - 1 ether, "sold");
-    }
-
-    /// @dev The operator supplies `eth` of WETH9 and borrows `usd6` cUSDT.
-    function _supplyBorrow(uint256 eth, uint256 usd6) internal {
-        vm.startPrank(k.operator);
-        vault.supply(k.weth9, eth);
-        vault.borrow(k.cusdt, usd6);
-        vm.stopPrank();
-    }
-
-    function _setFeed(int256 answer) internal {
-        vm.prank(k.feedOwner);
-        IFeedAdmin(k.ethUsdFeed).setAnswer(answer);
     }
 
     /// @dev A zero answer is Invalid (not a Fresh price of 0): the lens says so and a cap check refuses.

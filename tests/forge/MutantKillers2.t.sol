@@ -8,7 +8,7 @@ import {IAaveV3Pool} from "../../contracts/interfaces/IAaveV3Pool.sol";
 import {IUniswapV2Router} from "../../contracts/interfaces/IUniswapV2Router.sol";
 import {IDealVaultLens} from "../../contracts/interfaces/IDealVaultLens.sol";
 import {Fixture, IPairReserves, ISwapRouter} from "./Fixture.sol";
-import {IERC20Min, IFeedAdmin, IPriceFeedView, VmMock} from "./MutantKillers.t.sol";
+import {IERC20Min, IFeedAdmin, IPriceFeedView, KillerBase, VmMock} from "./MutantKillers.t.sol";
 import {Vm} from "./utils/Vm.sol";
 
 /// @title MutantKillers2Test
@@ -16,31 +16,14 @@ import {Vm} from "./utils/Vm.sol";
 ///         campaign of 30 Nov 2026; tools/mutate/triage.yaml names each mutant and its test): exact
 ///         refusals (error and arguments), the books after a leg, the roles' two-step transfers, the
 ///         pool-side and deleverage boundaries. Unit-style: no invariant runs.
-contract MutantKillers2Test is Fixture {
+contract MutantKillers2Test is KillerBase {
     bytes32 internal constant APPROVAL = keccak256("Approval(address,address,uint256)");
 
     function setUp() public {
         _deployVault();
     }
 
-    /* helpers */
-
-    function _supplyBorrow(uint256 eth, uint256 usd6) internal {
-        vm.startPrank(k.operator);
-        vault.supply(k.weth9, eth);
-        vault.borrow(k.cusdt, usd6);
-        vm.stopPrank();
-    }
-
-    function _setFeed(int256 answer) internal {
-        vm.prank(k.feedOwner);
-        IFeedAdmin(k.ethUsdFeed).setAnswer(answer);
-    }
-
-    function _setStableFeed(int256 answer) internal {
-        vm.prank(k.stableFeedOwner);
-        IFeedAdmin(k.stableFeed).setAnswer(answer);
-    }
+    /* helpers (and KillerBase's) */
 
     function _price() internal view returns (uint256) {
         (, int256 answer,,,) = IPriceFeedView(k.ethUsdFeed).latestRoundData();
@@ -666,13 +649,7 @@ contract FundKillersTest is Fixture {
     function setUp() public {
         _loadKit();
         risk = _defaultRisk();
-        IDealVaultTypes.Config memory cfg = IDealVaultTypes.Config({
-            weth9: k.weth9, weth10: k.weth10, cusdt: k.cusdt, cusdc: k.cusdc, usdtz: k.usdtz, pool: k.pool,
-            router: k.router, desk: k.desk, ethUsdFeed: k.ethUsdFeed, owner: k.owner, operator: k.operator,
-            guardian: k.guardian, risk: risk
-        });
-        bytes memory init = vaultInitCode(cfg);
-        vault = IDealVault(create(init));
+        vault = IDealVault(create(vaultInitCode(_kitConfig())));
         lens = IDealVaultLens(create(vm.getCode(LENS_ARTIFACT)));
         vm.deal(k.owner, FUND_WEI);
     }
