@@ -4,7 +4,7 @@ under xdist). CPU is this process's user + system time over the test's setup, ca
 plus its children's: those reaped during the test (``RUSAGE_CHILDREN``) and the live descendants'
 growth (``/proc``: the session's anvil, a kit's node, a guard the test started). Linux only.
 
-    DEALVAULT_CPU_REPORT=/tmp/cpu.tsv ape test tests/unit -n 2 --dist loadfile -p tests.cpu_report
+    PYTHONPATH=. DEALVAULT_CPU_REPORT=/tmp/cpu.tsv ape test tests/unit -n 2 --dist loadfile -p tests.cpu_report
     python -m tests.cpu_report /tmp/cpu.tsv*     # seconds per test file, the largest first
 """
 
