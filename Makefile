@@ -68,7 +68,7 @@ test-slither: setup
 test-fork-auto: setup
 	$(TIMED) bash tools/test_fork.sh -q
 test-fork-real: setup
-	$(TIMED) bash tools/test_fork.sh --real-upstream -q
+	$(TIMED) bash tools/test_fork.sh --real-upstream -q -k "$(REAL_UPSTREAM_TESTS)"
 test-fork-usdt: setup
 	$(TIMED) bash tools/test_fork.sh --usdt-style -q -k "$(USDT_STYLE_TESTS)"
 
@@ -76,6 +76,13 @@ test-fork-usdt: setup
 # the token's own features (blacklist, pause), those that move cUSDT through the kit's helpers (funding,
 # approvals, drain_desk, swap_on_pair, the USDTz freeze) and the check that the run got that token.
 USDT_STYLE_TESTS := full_loop or blacklist or stable_pause or desk or price_moved or usdtz_freeze or cusdt_is_the_kind
+
+# What the --real-upstream fork run (the upstream started apart, found as on the real chain) runs: the
+# mode changes only who starts the upstream, not what the fixtures do with it (tests/fork/conftest.py
+# finds and checks it the same way in both modes), so it runs the whole loop, both deals, on it; the
+# auto run (test-fork-auto) runs every fork test. `make test-fork` and CHAIN138_RPC_URL runs are not
+# filtered.
+REAL_UPSTREAM_TESTS := full_loop
 
 # The fork suite alone. Against the real chain: CHAIN138_RPC_URL=https://... make test-fork
 # The Prometheus alert rules (ops/prometheus): syntax, then promtool's unit tests of every rule.
