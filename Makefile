@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: setup lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
+.PHONY: setup setup-core lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
 	test-fork-auto test-fork-real test-fork-usdt invariant prove mutate
 
-setup: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm .forge/out/.built
+setup: setup-core .forge/out/.built
+# what a deal needs (make demo, make mirror, make bench): no forge build
+setup-core: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -101,15 +103,15 @@ invariant: setup
 test-fork: setup
 	bash tools/test_fork.sh -q
 
-demo: setup
+demo: setup-core
 	$(BIN)/ape run demo
 
-mirror: setup
+mirror: setup-core
 	$(BIN)/ape run mirror --overlay
 
 # Gas (vault vs direct EOA loop, tranche scaling), harness speed and the guard's poll over
 # 1..1,000 vaults; not part of `make test`. Writes bench/results.json.
-bench: setup
+bench: setup-core
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.harness
 	$(BIN)/python -m bench.guard
