@@ -49,7 +49,8 @@ __all__ = ["GUARD_STEP", "Watched", "Keys", "Guard", "PollReport"]
 
 #: The record's step number of the guard's legs (the deal's own steps are 0..4).
 GUARD_STEP = 5
-#: The most legs one LTV action sends (add collateral, repay, deleverage).
+#: The most legs one LTV action plans (add collateral, repay, deleverage); it sends at most one more
+#: when the interest accrued between its legs leaves the LTV a hair above the restore point.
 MAX_LEGS_PER_ACTION = 3
 
 
@@ -269,18 +270,21 @@ class Guard:
 
     def _restore_ltv(self, run: Any, w: Watched, d: Decision, signer: Any, report: PollReport) -> None:
         spec = w.spec
-        for _ in range(MAX_LEGS_PER_ACTION + 1):
+        for sent in range(MAX_LEGS_PER_ACTION + 2):  # up to MAX + 1 legs, then one last reading
             rv = run.risk()
             params = run.reading().params
             goal = restore_point(spec, params.maxLtvBps)
             steps = plan_ltv(rv, spec, goal_bps=goal, max_slippage_bps=params.maxSlippageBps,
                              wrapper=w.venues.wrapper(spec), stable=w.target.stable, stable_books=rv.stableHeld)
-            if not steps:
-                if rv.ltvBps <= goal:  # restored: the condition cleared (a new fall is a new condition)
-                    self.rules.reset(spec.deal_id, Rule.LTV)
-                    self.say(f"guard: {spec.deal_id} ltv: restored to {rv.ltvBps} bps (cleared)")
-                return
+            if not steps or sent == MAX_LEGS_PER_ACTION + 1:
+                break
             self._send(run, w, d, steps[0], signer, rv, report)
+        # restored: the condition cleared (a new fall is a new condition). Read after the last leg too:
+        # an action whose last allowed leg restored the LTV must clear, or the rule, still active, would
+        # never act on the next fall (the CI failure of 2026-11-30: four legs, the fourth restoring)
+        if rv.ltvBps <= goal:
+            self.rules.reset(spec.deal_id, Rule.LTV)
+            self.say(f"guard: {spec.deal_id} ltv: restored to {rv.ltvBps} bps (cleared)")
 
     def _hold(self, run: Any, w: Watched, d: Decision, signer: Any, report: PollReport) -> None:
         rv = run.risk()

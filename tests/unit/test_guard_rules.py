@@ -156,3 +156,31 @@ def test_alerts_interest_loss_budget_health():
     quiet = RuleBook().evaluate(reading(dataclasses.replace(rv, operatorLoss=499 * E6, healthFactor=2 * E18)), SPEC, 0.0,
                                 wrapper=WRAPPER, stable_books=0, interest=(60_000 * E6, 1_305_000 * E6))
     assert not [d for d in quiet if d.rule in (Rule.INTEREST, Rule.LOSS_BUDGET, Rule.HEALTH)]
+
+
+def test_an_ltv_action_whose_last_leg_restores_clears_the_rule(monkeypatch):
+    """The guard's LTV action re-plans after every leg. When the interest accrued between legs makes
+    it send its last allowed leg (MAX_LEGS_PER_ACTION + 1) and that leg restores the LTV, the rule
+    must clear: an LTV rule left active never acts again on the next fall (hysteresis), which is how
+    the guard test failed in CI (four legs, the fourth restoring, then silence at 2975 bps)."""
+    from types import SimpleNamespace
+
+    from dealvault.guard import loop
+    from dealvault.guard.rules import RuleBook
+
+    ltvs = iter([2975, 2960, 2940, 2915, 2899, 2899])  # what the vault reads before each leg, then after the last
+    monkeypatch.setattr(loop, "restore_point", lambda spec, cap: 2900)
+    monkeypatch.setattr(loop, "plan_ltv", lambda rv, spec, **kw: ["step"] if rv.ltvBps > 2900 else [])
+    guard = loop.Guard.__new__(loop.Guard)
+    guard.rules, said, sent = RuleBook(), [], []
+    guard.say = said.append
+    guard._send = lambda run, w, d, step, signer, rv, report: sent.append(rv.ltvBps)
+    guard.rules._state("d", Rule.LTV).active = True  # the rule fired: this is its action
+    run = SimpleNamespace(risk=lambda: SimpleNamespace(ltvBps=next(ltvs), stableHeld=0),
+                          reading=lambda: SimpleNamespace(params=SimpleNamespace(maxLtvBps=3000, maxSlippageBps=100)))
+    w = SimpleNamespace(spec=SimpleNamespace(deal_id="d"), venues=SimpleNamespace(wrapper=lambda spec: "0xW"),
+                        target=SimpleNamespace(stable="0xS"))
+    guard._restore_ltv(run, w, None, None, None)
+    assert sent == [2975, 2960, 2940, 2915] and len(sent) == loop.MAX_LEGS_PER_ACTION + 1
+    assert guard.rules._state("d", Rule.LTV).active is False
+    assert said == ["guard: d ltv: restored to 2899 bps (cleared)"]
