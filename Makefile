@@ -9,6 +9,9 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 .PHONY: setup setup-core lint test test-fork demo mirror clean compile bench fuzz alerts-test test-unit test-fuzz-fast test-slither \
 	test-fork-auto test-fork-real test-fork-usdt invariant prove mutate
 
+# the vault's Solidity (ape copies its npm dependencies under contracts/.cache: not ours)
+CONTRACT_SOURCES := $(shell find contracts -name '*.sol' -not -path '*/.cache/*' 2>/dev/null)
+
 setup: setup-core .forge/out/.built
 # what a deal needs (make demo, make mirror, make bench): no forge build
 setup-core: $(VENV)/.installed node_modules/.installed .build/__local__.json .dealvault/solc-cache/.warm
@@ -24,7 +27,7 @@ node_modules/.installed: package.json package-lock.json
 	@touch $@
 
 # The solc bridge (tools/solcx/solc-v0.8.28) answers for a native solc; compile once here.
-.build/__local__.json: $(VENV)/.installed node_modules/.installed $(shell find contracts -name '*.sol' -not -path '*/.cache/*' 2>/dev/null) ape-config.yaml
+.build/__local__.json: $(VENV)/.installed node_modules/.installed $(CONTRACT_SOURCES) ape-config.yaml
 	$(BIN)/ape compile --force
 	@touch $@
 
@@ -36,7 +39,7 @@ node_modules/.installed: package.json package-lock.json
 
 # forge's build of contracts/ and tests/forge (foundry.toml's default profile, through the solc bridge),
 # which `make invariant` and `make fuzz` then find in forge's cache: compiling is setup, not a test.
-.forge/out/.built: node_modules/.installed foundry.toml $(shell find contracts tests/forge -name '*.sol' -not -path '*/.cache/*' 2>/dev/null)
+.forge/out/.built: node_modules/.installed foundry.toml $(CONTRACT_SOURCES) $(shell find tests/forge -name '*.sol' 2>/dev/null)
 	forge build --offline
 	@touch $@
 
@@ -49,7 +52,8 @@ lint: $(VENV)/.installed
 
 # make test: setup, lint and the alert rules, then the suites. Each suite starts its own chains on
 # free ports and writes only its own temporary files, so they run side by side (TEST_JOBS at once,
-# the longest first); each prints its output when it ends, then its wall time ("== stage: N s").
+# the longest first); each prints its output when it ends, then its wall and CPU time
+# ("== stage: N s wall, C s CPU", tools/timed.sh).
 # The unit suite itself runs on UNIT_WORKERS pytest-xdist workers, a test file per worker (a
 # file's module fixtures, e.g. its kit, are built once).
 TEST_JOBS ?= 3

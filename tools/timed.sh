@@ -7,8 +7,9 @@ start=$(date +%s)
 "$@"
 rc=$?
 # `times`: this shell's user/system time, then its waited-for children's (the command's tree)
-tmp=$(mktemp); times > "$tmp"; read -r _ _ cu cs < <(tr '\n' ' ' < "$tmp"); rm -f "$tmp"
-secs() { [[ $1 =~ ^([0-9]+)m([0-9.]+)s$ ]] && echo "${BASH_REMATCH[1]} * 60 + ${BASH_REMATCH[2]}"; }
-cpu=$(echo "$(secs "$cu") + $(secs "$cs")" | bc)
-printf "== %s: %d s wall, %.0f s CPU\n" "$name" $(( $(date +%s) - start )) "$cpu"
+# (line 2, "XmY.YYYs XmY.YYYs": user, system), written to a file: in a pipe it would be a subshell's
+tmp=$(mktemp); times > "$tmp"
+cpu=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$tmp")
+rm -f "$tmp"
+echo "== $name: $(( $(date +%s) - start )) s wall, $cpu s CPU"
 exit $rc
