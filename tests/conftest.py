@@ -48,6 +48,48 @@ def _quiet_expected_reverts() -> None:
 _quiet_expected_reverts()
 
 
+def _cheaper_local_rpc() -> None:
+    """The test session's client costs, measured (tests/unit/vault/test_vault_caps.py under cProfile,
+    7,875 requests for 282 transactions): ape-foundry rebuilds its pydantic settings on every read
+    (2,425 reads, 13% of the CPU), requests scans the environment for proxies on every request (6%),
+    web3's validation middleware asks eth_chainId twice per call and transaction (22% of the
+    requests) and ape re-derives the test mnemonic's seed on every account lookup (1,174 PBKDF2s).
+    The session talks only to its own local anvils, whose chain id is set once (the ``w3``
+    fixture), so these are read once: no behaviour under test changes, only the client's repeats.
+    """
+    import functools
+
+    import requests
+    from ape_foundry.provider import FoundryProvider
+    from eth_account.hdaccount.mnemonic import Mnemonic
+
+    settings = FoundryProvider.settings.fget
+
+    def cached_settings(self):
+        # one provider per session, its config fixed by ape-config.yaml for the whole run
+        cache = self.__dict__.setdefault("_dealvault_settings", {})
+        key = repr(sorted(self.provider_settings.items()))
+        if key not in cache:
+            cache[key] = settings(self)
+        return cache[key]
+
+    FoundryProvider.settings = property(cached_settings)  # type: ignore[method-assign,assignment]
+
+    session_init = requests.Session.__init__
+
+    def local_session(self, *args, **kwargs):
+        session_init(self, *args, **kwargs)
+        self.trust_env = False  # no proxy, netrc or CA lookup in the environment: local anvils only
+
+    requests.Session.__init__ = local_session  # type: ignore[method-assign]
+
+    to_seed = Mnemonic.to_seed.__func__  # type: ignore[attr-defined]
+    Mnemonic.to_seed = classmethod(functools.lru_cache(maxsize=8)(to_seed))  # type: ignore[method-assign,assignment]
+
+
+_cheaper_local_rpc()
+
+
 @pytest.fixture(scope="session")
 def w3():
     provider = ape.chain.provider
@@ -59,6 +101,11 @@ def w3():
     # anvil's built-in signer keeps the chain id it started with; let eth_sendTransaction from
     # any address go unsigned so web3-level helpers can act as dev accounts and kit roles.
     web3.provider.make_request("anvil_autoImpersonateAccount", [True])
+    # the chain id is fixed from here on: web3 answers its validation middleware's asks from its cache,
+    # as the deal run does (dealvault.run.chain.cache_chain_id)
+    from dealvault.run.chain import cache_chain_id
+
+    cache_chain_id(web3)
     return web3
 
 
