@@ -50,16 +50,16 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check dealvault scripts tests bench tools
 	$(BIN)/mypy
 
-# make test: setup, lint and the alert rules, then the suites. Each suite starts its own chains on
-# free ports and writes only its own temporary files, so they run side by side (TEST_JOBS at once,
-# the longest first); each prints its output when it ends, then its wall and CPU time
+# make test: setup, then lint, the alert rules and the suites side by side. Each suite starts its own
+# chains on free ports and writes only its own temporary files, so they run side by side (TEST_JOBS at
+# once, the longest first); each prints its output when it ends, then its wall and CPU time
 # ("== stage: N s wall, C s CPU", tools/timed.sh).
 # The unit suite itself runs on UNIT_WORKERS pytest-xdist workers, a test file per worker (a
 # file's module fixtures, e.g. its kit, are built once).
 TEST_JOBS ?= 3
 UNIT_WORKERS ?= 2
-STAGES := test-unit test-fork-auto test-fork-real invariant test-fork-usdt test-fuzz-fast test-slither
-test: setup lint alerts-test
+STAGES := test-unit test-fork-auto test-fork-real invariant test-fork-usdt test-fuzz-fast test-slither lint alerts-test
+test: setup
 	@tools/timed.sh "make test suites" $(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target $(STAGES)
 
 # Prints "== <stage>: N s wall, C s CPU" when the stage ends, passed or not (its exit status is kept).

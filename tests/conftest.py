@@ -62,6 +62,7 @@ def _cheaper_local_rpc() -> None:
     import requests
     from ape_foundry.provider import FoundryProvider
     from eth_account.hdaccount.mnemonic import Mnemonic
+    from web3.eth import Eth
 
     settings = FoundryProvider.settings.fget
 
@@ -82,6 +83,15 @@ def _cheaper_local_rpc() -> None:
         self.trust_env = False  # no proxy, netrc or CA lookup in the environment: local anvils only
 
     requests.Session.__init__ = local_session  # type: ignore[method-assign]
+
+    # anvil mines on arrival, yet a receipt asked for at once is often not there yet (64 of 342 in
+    # that file): poll every 10 ms, not web3's 100 ms (wall time only, no behaviour)
+    wait = Eth.wait_for_transaction_receipt
+
+    def wait_for_receipt(self, transaction_hash, timeout=120, poll_latency=0.01):
+        return wait(self, transaction_hash, timeout=timeout, poll_latency=min(poll_latency, 0.01))
+
+    Eth.wait_for_transaction_receipt = wait_for_receipt  # type: ignore[method-assign]
 
     to_seed = Mnemonic.to_seed.__func__  # type: ignore[attr-defined]
     Mnemonic.to_seed = classmethod(functools.lru_cache(maxsize=8)(to_seed))  # type: ignore[method-assign,assignment]

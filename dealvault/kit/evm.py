@@ -115,7 +115,8 @@ def act_as(w3: Web3, who: str, fn: ContractFunction, value: int = 0) -> TxReceip
 
 
 def _wait(w3: Web3, tx_hash: HexBytes, what: str) -> TxReceipt:
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    # the kit's anvil mines on arrival: poll every 10 ms, not web3's 100 ms
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.01)
     if receipt["status"] != 1:
         raise TxFailed(f"{what} reverted (tx {tx_hash.hex()})")
     return receipt
