@@ -66,7 +66,7 @@ test: setup
 TIMED = @tools/timed.sh $@
 
 test-unit: setup
-	$(TIMED) $(BIN)/ape test tests/unit -q -n $(UNIT_WORKERS) --dist loadfile
+	$(TIMED) $(BIN)/ape test tests/unit -q -n $(UNIT_WORKERS) --dist loadfile --no-loadscope-reorder
 test-fuzz-fast: setup
 	$(TIMED) $(BIN)/pytest tests/fuzz -p no:ape_test -q
 test-slither: setup

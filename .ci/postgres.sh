@@ -53,13 +53,14 @@ for _ in $(seq 1 50); do
 done
 pg_isready -h 127.0.0.1 -p "$PORT" >&2 || { log "server on port $PORT is not ready"; exit 1; }
 
-# 3. role and database, idempotently
+# 3. role and database, idempotently (CREATEDB: the unit suite gives each pytest-xdist worker its own
+#    database, tests/unit/helpers_db.py)
 psql_pg() { as_postgres psql -p "$PORT" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 if [ "$(psql_pg -c "SELECT 1 FROM pg_roles WHERE rolname = '$DB_USER'")" != 1 ]; then
     log "creating role $DB_USER"
-    psql_pg -c "CREATE ROLE \"$DB_USER\" LOGIN PASSWORD '$DB_PASS'" >&2
+    psql_pg -c "CREATE ROLE \"$DB_USER\" LOGIN CREATEDB PASSWORD '$DB_PASS'" >&2
 else
-    psql_pg -c "ALTER ROLE \"$DB_USER\" LOGIN PASSWORD '$DB_PASS'" >&2
+    psql_pg -c "ALTER ROLE \"$DB_USER\" LOGIN CREATEDB PASSWORD '$DB_PASS'" >&2
 fi
 if [ "$(psql_pg -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'")" != 1 ]; then
     log "creating database $DB_NAME"

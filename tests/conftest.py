@@ -251,3 +251,33 @@ def lens(project, deployer, w3):
     contract = project.DealVaultLens.deploy(sender=deployer)
     LENS["address"] = contract.address
     return contract
+
+
+# The unit suite's files, longest first (wall seconds alone, session 8: tests/cpu_report.py), so that
+# `make test-unit`'s xdist workers (--dist loadfile --no-loadscope-reorder: a file per worker, in this
+# order) do not end on a long file started last. xdist's own order is by test count, which put the
+# files of few long tests (the README run, the RPC failures, the guard) at the end. Other files keep
+# pytest's order after these; a stale list only costs time, never a test.
+LONGEST_FIRST = (
+    "tests/unit/test_orchestrator.py",            # 107 s
+    "tests/unit/test_orchestrator_rpc.py",        # 51 s
+    "tests/unit/vault/test_vault_caps.py",        # 44 s
+    "tests/unit/vault/test_vault_v2_findings.py", # 43 s
+    "tests/unit/test_readme_commands.py",         # 37 s
+    "tests/unit/vault/test_vault_crisis.py",      # 36 s
+    "tests/unit/test_deploy.py",                  # 35 s
+    "tests/unit/vault/test_vault_params.py",      # 35 s
+    "tests/unit/test_guard.py",                   # 34 s
+    "tests/unit/test_observe_prometheus.py",      # 20 s
+    "tests/unit/vault/test_vault_adversarial.py", # 17 s
+    "tests/unit/test_record.py",                  # 17 s
+    "tests/unit/test_guard_lease.py",             # 15 s
+    "tests/unit/vault/test_vault_roles.py",       # 14 s
+    "tests/unit/test_observe_api.py",             # 13 s
+    "tests/unit/test_status.py",                  # 13 s
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable: a file's tests keep their order

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from eth_utils import keccak
+from helpers_cli import ape_run
 from helpers_db import BACKENDS, db_factory
 from helpers_deal import deploy_demo, kit, reached_hook, resolver, reverted  # noqa: F401 (kit: the fixture)
 from web3 import Web3
@@ -466,12 +467,15 @@ def test_an_account_that_cannot_pay_for_its_leg_is_named_before_signing(chain, d
 
 
 def _cli(kit, deployed, db_url, *extra, env=None, wait=True, rpc=None):
-    args = [str(APE), "run", "execute_deal", "--rpc", rpc or kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
+    """``ape run execute_deal`` for the demo deal: run to its end in this process (tests/unit/helpers_cli),
+    or, with ``wait=False``, started as a real process (one the test kills or stops at a hook)."""
+    args = ["--rpc", rpc or kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
             "--deal", str(EXAMPLE), "--deployment", str(deployed.record_file), "--db", db_url, *extra]
-    e = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx"), **(env or {})}
     if wait:
-        return subprocess.run(args, cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
-    return subprocess.Popen(args, cwd=ROOT, env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return ape_run("execute_deal", *args, env=env)
+    e = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx"), **(env or {})}
+    return subprocess.Popen([str(APE), "run", "execute_deal", *args], cwd=ROOT, env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.parametrize("hook,leg_no", [("after-broadcast", 3), ("before-broadcast", 5)])
@@ -624,18 +628,19 @@ def test_keystore_operator_signs_unattended(chain, kit, deployed, tmp_path, keys
                        deal_params(load_spec(spec_file), resolve), deployments_dir=tmp_path / "dep", confirmations=1, poll=0.02)
     w3.provider.make_request("anvil_setBalance", [keystore.address, hex(10**19)])
 
-    def run(env):
-        args = [str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", keystore.alias, "--owner-account", "TEST::0",
-                "--deal", str(spec_file), "--deployment", str(res.record_path), "--db", f"sqlite:///{tmp_path}/k.db",
-                "--until", "position"]
+    args = ["--rpc", kit.node.url, "--account", keystore.alias, "--owner-account", "TEST::0", "--deal", str(spec_file),
+            "--deployment", str(res.record_path), "--db", f"sqlite:///{tmp_path}/k.db", "--until", "position"]
+
+    def run(env):  # a real process with no terminal: nothing can prompt
         e = {k: v for k, v in os.environ.items() if k != passphrase_variable(keystore.alias)}
-        return subprocess.run(args, cwd=ROOT, env={**e, **env}, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        return subprocess.run([str(APE), "run", "execute_deal", *args], cwd=ROOT, env={**e, **env}, capture_output=True,
+                              text=True, timeout=300, stdin=subprocess.DEVNULL)
 
     block = w3.eth.block_number
-    out = run({})
+    out = ape_run("execute_deal", *args, env={passphrase_variable(keystore.alias): None})
     err = " ".join(out.stderr.split())
     assert out.returncode == 2 and f"set {passphrase_variable(keystore.alias)} in the environment" in err, out.stderr
-    out = run({passphrase_variable(keystore.alias): "not-the-passphrase"})
+    out = ape_run("execute_deal", *args, env={passphrase_variable(keystore.alias): "not-the-passphrase"})
     err = " ".join(out.stderr.split())
     assert out.returncode == 2 and "does not unlock its keystore" in err, out.stderr
     assert w3.eth.block_number == block  # nothing sent
@@ -655,9 +660,8 @@ def test_a_deployment_drives_only_the_chain_it_was_made_on(chain, kit, deployed,
     other = tmp_path / "elsewhere.json"
     other.write_text(json.dumps(rec))
     block = w3.eth.block_number
-    args = [str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
-            "--deal", str(EXAMPLE), "--deployment", str(other), "--db", f"sqlite:///{tmp_path}/g.db"]
-    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = ape_run("execute_deal", "--rpc", kit.node.url, "--account", "TEST::1", "--owner-account", "TEST::0",
+                  "--deal", str(EXAMPLE), "--deployment", str(other), "--db", f"sqlite:///{tmp_path}/g.db")
     err = " ".join(out.stderr.split())
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"the vault was deployed on the chain with genesis 0x{'11' * 32} (its deployment record)" in err, err
@@ -688,9 +692,8 @@ def test_cli_exit_codes_bad_input(chain, kit, deployed, tmp_path):
     bad.write_text(EXAMPLE.read_text().replace("target_ltv_bps: 2900", "target_ltv_bps: 3500"))
     out = _cli(kit, deployed, f"sqlite:///{tmp_path}/d.db", "--deal", str(bad))
     assert out.returncode == 2 and "target_ltv_bps" in out.stderr and "1..3000" in out.stderr
-    out = subprocess.run([str(APE), "run", "execute_deal", "--rpc", kit.node.url, "--account", "no-such-alias", "--deal", str(EXAMPLE),
-                          "--deployment", str(deployed.record_file), "--db", f"sqlite:///{tmp_path}/e.db"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    out = ape_run("execute_deal", "--rpc", kit.node.url, "--account", "no-such-alias", "--deal", str(EXAMPLE),
+                  "--deployment", str(deployed.record_file), "--db", f"sqlite:///{tmp_path}/e.db")
     assert out.returncode == 2 and "no-such-alias" in out.stderr
     # issue 13: a bad deal-record URL, or one whose database is down: exit 2 naming it (password hidden)
     for url, why in (("foo://bar", "Can't load plugin"), ("postgresql://nobody:sekret@127.0.0.1:1/x", "Connection refused")):
@@ -972,6 +975,7 @@ def _risk(w3, v):
 
     return VaultClient(w3, v.vault, v.lens).risk_view()
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the unwind is the subject; the unwind batches below run on both
 def test_unwind_a_deal_stuck_with_debt_after_the_pair_moved(chain, kit, deployed, tmp_path, fresh_db, monkeypatch):
     """Issue 13: the deal positioned (collateral supplied, cUSDT borrowed), then the pair is pumped
     so no buy is possible, a month of interest accrues and the guardian holds the vault: no step

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import re
-import subprocess
 
 import pytest
 import test_orchestrator as orch
 from eth_abi import decode
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
+from helpers_cli import ape_run
 from web3 import Web3
 
 from dealvault.errors import ExitCode, InputError
@@ -154,14 +153,11 @@ def test_owner_tx_bad_input(tmp_path, action, args, vault, match):
 
 def test_owner_tx_cli_exit_2_negative_amount(tmp_path):
     out = tmp_path / "never.json"
-    env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")}
-    p = subprocess.run([str(orch.APE), "run", "owner_tx", "fund", "-5", "--vault", VAULT, "--out", str(out)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=180, check=False)
+    p = ape_run("owner_tx", "fund", "-5", "--vault", VAULT, "--out", str(out))
     assert p.returncode == 2, p.stdout + p.stderr
     assert "negative" in p.stderr and "nothing written" in p.stderr
     assert not out.exists()
-    p = subprocess.run([str(orch.APE), "run", "owner_tx", "resume", "--vault", VAULT, "--out", str(out)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=180, check=False)
+    p = ape_run("owner_tx", "resume", "--vault", VAULT, "--out", str(out))
     assert p.returncode == 0, p.stderr
     (t,) = json.loads(out.read_text())["transactions"]
     assert t["to"] == VAULT and t["data"] == "0x" + function_signature_to_4byte_selector("resume()").hex()
@@ -490,10 +486,8 @@ def test_simulation_falls_back_to_an_anvil_fork(funded, deployed):
 
 def test_owner_tx_cli_exit_6_for_a_batch_that_would_revert(chain, deployed, tmp_path):
     out = tmp_path / "never.json"
-    env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")}
-    p = subprocess.run([str(orch.APE), "run", "owner_tx", "resume", "--vault", deployed.venues.vault, "--rpc", _rpc(chain),
-                        "--deployment", str(deployed.record_file), "--out", str(out)], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=180, check=False)
+    p = ape_run("owner_tx", "resume", "--vault", deployed.venues.vault, "--rpc", _rpc(chain),
+                "--deployment", str(deployed.record_file), "--out", str(out))
     assert p.returncode == 6, p.stdout + p.stderr
     assert "transaction 1 of 1 (resume) would revert" in p.stderr and "WrongPhase(current=FUNDED(0)" in p.stderr
     assert "nothing written" in p.stderr and "Traceback" not in p.stderr

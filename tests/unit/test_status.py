@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import subprocess
 from decimal import Decimal
 
 import pytest
 import test_orchestrator as orch
 from eth_utils import to_checksum_address
+from helpers_cli import ape_run
 
 from dealvault.kit.overlay import halt_desk
-from dealvault.paths import ROOT
 from dealvault.record import open_record
 from dealvault.run import run_deal
 from dealvault.run.status import DEFAULT_MARGIN_BPS, Flag, Spread, rebuild_record, status_flags
@@ -249,22 +247,19 @@ def test_flags_on_the_live_vault(chain, deployed, rec, kit):
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # the record is incidental here
 def test_deal_status_cli_rebuild_and_once(chain, deployed, rec, kit, tmp_path):
-    """Real processes: --rebuild then --once on a HOLDING deal exits 1 with the holding flag."""
+    """`ape run deal_status` (tests/unit/helpers_cli): --rebuild then --once on a HOLDING deal exits 1 with the holding flag."""
     w3, v = chain, deployed.venues
     op, owner = signers(w3)
     run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, until="buy")
     halt_desk(w3, kit.overlay)
     run_deal(deployed.spec, w3=w3, operator=op, owner=owner, record=rec, venues=v, resume=True)
     db = f"sqlite:///{tmp_path}/cli.db"
-    env = {**os.environ, "SOLCX_BINARY_PATH": str(ROOT / "tools" / "solcx")}
-    base = [str(APE), "run", "deal_status", "--rpc", kit.node.url, "--db", db]
+    base = ["--rpc", kit.node.url, "--db", db]
     # no lens anywhere (no record yet, no --lens/--deployment, Chain 138's config names none): exit 2, nothing read
-    out = subprocess.run([*base, "--vault", v.vault, "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-                         check=False)
+    out = ape_run("deal_status", *base, "--vault", v.vault, "--json")
     assert out.returncode == 2 and "no DealVaultLens known" in " ".join(out.stderr.split()), out.stdout + out.stderr
-    out = subprocess.run([*base, "--rebuild", "demo-001", "--vault", v.vault, "--from-block", str(v.deploy_block), "--json",
-                          "--deployment", str(deployed.record_file)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False)
+    out = ape_run("deal_status", *base, "--rebuild", "demo-001", "--vault", v.vault, "--from-block", str(v.deploy_block),
+                  "--json", "--deployment", str(deployed.record_file))
     assert out.returncode == 0, out.stderr
     j = json.loads(out.stdout)
     assert [leg["tx_hash"] for leg in j["legs"]] == [leg.tx_hash for leg in rec.legs("demo-001")]
@@ -278,8 +273,7 @@ def test_deal_status_cli_rebuild_and_once(chain, deployed, rec, kit, tmp_path):
     assert j["risk"]["lossBudget"] == budget and j["risk"]["operatorLoss"] == 0
     assert j["loss_budget"] == f"operator loss 0 of budget {Decimal(budget).scaleb(-6).normalize():,f} USD (0.00%)"
     # the deal record now names the lens: DEAL_ID alone is enough
-    out = subprocess.run([*base, "demo-001", "--once"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
-                         check=False)
+    out = ape_run("deal_status", *base, "demo-001", "--once")
     assert out.returncode == 1, out.stdout + out.stderr
     assert "FLAG holding" in out.stdout and "operator loss 0 of budget" in " ".join(out.stdout.split())
 
