@@ -19,6 +19,32 @@ from dealvault.chain138 import CHAIN_ID
 from dealvault.kit import vault_config as kit_vault_config
 from tests.model import DEFAULT_RISK
 
+
+def _own_anvil_port() -> None:
+    """ape-foundry's ``host: auto`` picks its anvil's port at random in 49152-60999 without asking
+    whether it is free; a port another suite's node or a live connection holds makes that anvil exit
+    and the worker die at start ("Timed out waiting for successful RPC connection to the 'anvil'
+    process", seen once with the suites side by side). The OS picks a free one instead
+    (``APE_FOUNDRY_HOST``, read by ape-foundry's connect); it is dropped once ape is connected, so
+    the processes the tests start do not inherit it."""
+    ours = os.environ.get("DEALVAULT_OWN_ANVIL_PORT")
+    if "APE_FOUNDRY_HOST" not in os.environ or (ours and ours != str(os.getpid())):  # unset, or an xdist parent's
+        from dealvault.kit.anvil import free_port
+
+        os.environ["APE_FOUNDRY_HOST"] = f"http://127.0.0.1:{free_port()}"
+        os.environ["DEALVAULT_OWN_ANVIL_PORT"] = str(os.getpid())
+
+
+_own_anvil_port()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    if os.environ.get("DEALVAULT_OWN_ANVIL_PORT") == str(os.getpid()):
+        os.environ.pop("DEALVAULT_OWN_ANVIL_PORT")
+        os.environ.pop("APE_FOUNDRY_HOST", None)
+
+
 # The host-wide vault locks (dealvault.record.host_vault_lock) of this test session, apart from any
 # other session or deal on this machine (the kits' vaults have the same addresses every run).
 os.environ["DEALVAULT_LOCK_DIR"] = tempfile.mkdtemp(prefix="dealvault-locks-")
