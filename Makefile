@@ -64,19 +64,24 @@ test: setup
 
 # Prints "== <stage>: N s wall, C s CPU" when the stage ends, passed or not (its exit status is kept).
 TIMED = @tools/timed.sh $@
+# The unit suite is make test's critical path; the stages beside it run at a lower priority
+# (nice TEST_NICE) and take the CPU its workers leave while they wait on anvil, PostgreSQL and the
+# processes they start (alone, its 2 workers keep 1.6 of the 2 cores busy).
+TEST_NICE ?= 5
+BESIDE = @tools/timed.sh $@ nice -n $(TEST_NICE)
 
 test-unit: setup
 	$(TIMED) $(BIN)/ape test tests/unit -q -n $(UNIT_WORKERS) --dist loadfile --no-loadscope-reorder
 test-fuzz-fast: setup
-	$(TIMED) $(BIN)/pytest tests/fuzz -p no:ape_test -q
+	$(BESIDE) $(BIN)/pytest tests/fuzz -p no:ape_test -q
 test-slither: setup
-	$(TIMED) $(BIN)/python tools/slither/run.py
+	$(BESIDE) $(BIN)/python tools/slither/run.py
 test-fork-auto: setup
-	$(TIMED) bash tools/test_fork.sh -q
+	$(BESIDE) bash tools/test_fork.sh -q
 test-fork-real: setup
-	$(TIMED) bash tools/test_fork.sh --real-upstream -q -k "$(REAL_UPSTREAM_TESTS)"
+	$(BESIDE) bash tools/test_fork.sh --real-upstream -q -k "$(REAL_UPSTREAM_TESTS)"
 test-fork-usdt: setup
-	$(TIMED) bash tools/test_fork.sh --usdt-style -q -k "$(USDT_STYLE_TESTS)"
+	$(BESIDE) bash tools/test_fork.sh --usdt-style -q -k "$(USDT_STYLE_TESTS)"
 
 # What the --usdt-style fork run (a Tether-style token at cUSDT) runs: the whole loop, the scenarios of
 # the token's own features (blacklist, pause), those that move cUSDT through the kit's helpers (funding,
@@ -102,7 +107,7 @@ alerts-test:
 # forge alloc (tools/forge/state.py, cached by input hash in .forge/state), the vault compiled by forge
 # from contracts/ and deployed in setUp; 1,002 runs x 32 calls over three base states.
 invariant: setup
-	$(TIMED) bash tools/forge/run.sh
+	$(BESIDE) bash tools/forge/run.sh
 
 test-fork: setup
 	bash tools/test_fork.sh -q
