@@ -93,7 +93,7 @@ _COMMON = dict(deadline=None, print_blob=True,
 # `make test`'s profile: the forge suite (tests/forge, 1,002 x 32 in `make test`) carries the vault's
 # properties at depth; here 30 random sequences run the harness's own checks (raw reads recomputed in
 # Python, the lens against them, the owner's exit dry run) and test_scenarios.py runs every actor's
-# fixed sequence. 100 sequences took 63 s of the stage's 69 (session 8); `make fuzz` runs 5,000 x 30.
+# fixed sequence. 100 sequences took 63 s of the stage's 69 (session 8); `make fuzz-harness` runs 5,000 x 30.
 settings.register_profile("fast", max_examples=30, stateful_step_count=20, **_COMMON)
 settings.register_profile("long", max_examples=5_000, stateful_step_count=30, **_COMMON)
 settings.register_profile("long_sample", max_examples=100, stateful_step_count=30, **_COMMON)  # to time `long`
