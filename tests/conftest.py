@@ -80,8 +80,8 @@ def _cheaper_local_rpc() -> None:
     (2,425 reads, 13% of the CPU), requests scans the environment for proxies on every request (6%),
     web3's validation middleware asks eth_chainId twice per call and transaction (22% of the
     requests) and ape re-derives the test mnemonic's seed on every account lookup (1,174 PBKDF2s).
-    The session talks only to its own local anvils, whose chain id is set once (the ``w3``
-    fixture), so these are read once: no behaviour under test changes, only the client's repeats.
+    The session's chain id is set once (the ``w3`` fixture; a fork's is its upstream's), so these
+    are read once: no behaviour under test changes, only the client's repeats.
     """
     import functools
 
@@ -102,13 +102,16 @@ def _cheaper_local_rpc() -> None:
 
     FoundryProvider.settings = property(cached_settings)  # type: ignore[method-assign,assignment]
 
-    session_init = requests.Session.__init__
+    # with no proxy or CA bundle configured, nothing in the environment changes how a request goes (a
+    # fork run against a real CHAIN138_RPC_URL behind a proxy keeps requests' lookups)
+    if not any(k.lower().endswith("_proxy") or k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") for k in os.environ):
+        session_init = requests.Session.__init__
 
-    def local_session(self, *args, **kwargs):
-        session_init(self, *args, **kwargs)
-        self.trust_env = False  # no proxy, netrc or CA lookup in the environment: local anvils only
+        def local_session(self, *args, **kwargs):
+            session_init(self, *args, **kwargs)
+            self.trust_env = False  # no per-request scan of the environment for proxies
 
-    requests.Session.__init__ = local_session  # type: ignore[method-assign]
+        requests.Session.__init__ = local_session  # type: ignore[method-assign]
 
     # anvil mines on arrival, yet a receipt asked for at once is often not there yet (64 of 342 in
     # that file): poll every 10 ms, not web3's 100 ms (wall time only, no behaviour)
